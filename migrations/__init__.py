@@ -1,0 +1,1 @@
+"""Alembic migrations (the package lets the server find them when installed)."""

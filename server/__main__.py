@@ -1,0 +1,39 @@
+"""`python -m server`: run the app under uvicorn (host, port and workers from options or settings)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import uvicorn
+
+from server.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = Settings()
+    parser = argparse.ArgumentParser(prog="python -m server", description="Run the Todo chatbot backend.")
+    parser.add_argument("--host", default=settings.host)
+    parser.add_argument("--port", type=int, default=settings.port)
+    parser.add_argument("--workers", type=int, default=settings.workers)
+    args = parser.parse_args(argv)
+    if args.workers > 1 and settings.redis_url is None:
+        # The in-process broker cannot reach the other workers: their sockets would miss events.
+        sys.exit("More than one worker needs REDIS_URL (the in-process broker serves one worker).")
+    uvicorn.run(
+        "server.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=settings.log_level,
+        ws_max_size=settings.ws_max_message_bytes,
+        ws_ping_interval=settings.ws_ping_interval,
+        ws_ping_timeout=settings.ws_ping_timeout,
+        timeout_graceful_shutdown=int(settings.shutdown_grace) + 5,
+        proxy_headers=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

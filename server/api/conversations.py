@@ -1,0 +1,52 @@
+"""The user's conversations and their message history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from server.api.deps import OwnerId, RuntimeDep, SessionDep
+from server.api.openapi import error_responses
+from server.db import conversations
+from server.errors import InvalidInputError
+from server.schemas import ConversationPublic, ConversationsPublic, MessagePublic, MessagesPublic
+
+router = APIRouter(prefix="/api/{user_id}/conversations", tags=["conversations"], responses=error_responses(401, 403))
+
+
+@router.get("", response_model=ConversationsPublic)
+async def list_conversations(
+    user_id: OwnerId,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ConversationsPublic:
+    """Most recently active first."""
+    rows, count = await conversations.list_for_user(session, user_id, limit=limit, offset=offset)
+    return ConversationsPublic(data=[ConversationPublic.model_validate(row) for row in rows], count=count)
+
+
+@router.get("/{conversation_id}/messages", response_model=MessagesPublic, responses=error_responses(404))
+async def list_messages(
+    user_id: OwnerId,
+    conversation_id: int,
+    session: SessionDep,
+    before: Annotated[int | None, Query(ge=1, description="Page backwards: messages with a smaller id.")] = None,
+    after: Annotated[int | None, Query(ge=0, description="Page forwards: messages with a larger id.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> MessagesPublic:
+    """A page of messages, oldest first. Without `before` or `after`: the newest page."""
+    if before is not None and after is not None:
+        raise InvalidInputError("Give `before` or `after`, not both")
+    rows, has_more = await conversations.list_messages(
+        session, user_id, conversation_id, before=before, after=after, limit=limit
+    )
+    return MessagesPublic(data=[MessagePublic.model_validate(row) for row in rows], has_more=has_more)
+
+
+@router.delete("/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
+async def delete_conversation(user_id: OwnerId, conversation_id: int, runtime: RuntimeDep) -> Response:
+    async with runtime.transaction() as outbox:
+        await conversations.delete(outbox, user_id, conversation_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

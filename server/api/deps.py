@@ -1,0 +1,53 @@
+"""FastAPI dependencies as `Annotated` aliases that chain: runtime -> session -> current user -> owner."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.auth.tokens import TokenClaims
+from server.errors import AuthError, ForbiddenError
+from server.runtime import Runtime
+
+bearer_scheme = HTTPBearer(auto_error=False, description="The `token` from signup or login.")
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+    async with runtime.db() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def get_claims(
+    runtime: RuntimeDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+) -> TokenClaims:
+    if credentials is None:
+        raise AuthError("Not authenticated")
+    return runtime.tokens.decode(credentials.credentials)
+
+
+CurrentUser = Annotated[TokenClaims, Depends(get_claims)]
+
+
+def get_owner_id(claims: CurrentUser, user_id: Annotated[int, Path(description="Must be the token's subject.")]) -> int:
+    """The path's `user_id`, which must be the caller: another user's URL is a 403."""
+    if user_id != claims.user_id:
+        raise ForbiddenError("You can only access your own resources")
+    return user_id
+
+
+OwnerId = Annotated[int, Depends(get_owner_id)]

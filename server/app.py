@@ -1,0 +1,78 @@
+"""The application factory: `create_app(settings)` wires routes, middleware and a lifespan that owns every resource."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from server.api import auth, conversations, health, tasks
+from server.api.errors import RequestIdMiddleware, install_error_handlers
+from server.auth.passwords import PasswordHasher
+from server.auth.tokens import TokenCodec
+from server.db import migrate
+from server.db.engine import create_engine, create_sessionmaker
+from server.logs import configure_logging
+from server.realtime.hub import Hub
+from server.runtime import Runtime, create_broker
+from server.settings import Settings
+
+API_DESCRIPTION = """\
+REST surface of the Todo chatbot backend. Authenticate with `POST /api/auth/signup` or
+`POST /api/auth/login` and send the returned token as `Authorization: Bearer <token>`.
+Streaming chat runs over the WebSocket at `/api/ws` (see docs/protocol.md).
+Every error is JSON: `{"detail": ..., "code": ...}`.
+"""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    async with AsyncExitStack() as stack:
+        engine = create_engine(settings)
+        stack.push_async_callback(engine.dispose)  # last out: everything else may still write
+        if settings.should_migrate:
+            await migrate.upgrade(engine)
+
+        broker = create_broker(settings)
+        hub = Hub(broker, prefix=settings.redis_prefix)
+        await broker.start(hub)
+        stack.push_async_callback(broker.stop)
+
+        app.state.runtime = Runtime(
+            settings=settings,
+            engine=engine,
+            db=create_sessionmaker(engine),
+            broker=broker,
+            hub=hub,
+            passwords=PasswordHasher(rounds=settings.bcrypt_rounds),
+            tokens=TokenCodec(secret=settings.resolve_jwt_secret(), expire_minutes=settings.jwt_expire_minutes),
+        )
+        yield
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    app = FastAPI(
+        title="Todo chatbot backend",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        )
+    app.add_middleware(RequestIdMiddleware)
+    for router in (health.router, auth.router, tasks.router, conversations.router):
+        app.include_router(router)
+    return app

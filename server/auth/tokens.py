@@ -1,0 +1,56 @@
+"""JWT access tokens: HS256 with `sub`, `iat`, `exp` and `jti`; decoding pins the algorithm."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from jose import JWTError, jwt
+
+from server.errors import AuthError
+
+ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    user_id: int
+    issued_at: datetime
+    expires_at: datetime
+    token_id: str
+    """`jti`: lets a later revocation list name one token."""
+
+
+class TokenCodec:
+    def __init__(self, *, secret: str, expire_minutes: int) -> None:
+        self._secret = secret
+        self.lifetime = timedelta(minutes=expire_minutes)
+
+    def issue(self, user_id: int, *, now: datetime | None = None) -> str:
+        issued = (now or datetime.now(UTC)).replace(microsecond=0)
+        claims = {
+            "sub": str(user_id),
+            "iat": int(issued.timestamp()),
+            "exp": int((issued + self.lifetime).timestamp()),
+            "jti": secrets.token_urlsafe(12),
+        }
+        return str(jwt.encode(claims, self._secret, algorithm=ALGORITHM))
+
+    def decode(self, token: str) -> TokenClaims:
+        """Verify signature, algorithm and expiry; raise `AuthError` for anything else."""
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],  # never trust the token's own `alg` header
+                options={"require_exp": True, "require_sub": True, "require_iat": True},
+            )
+            return TokenClaims(
+                user_id=int(claims["sub"]),
+                issued_at=datetime.fromtimestamp(int(claims["iat"]), UTC),
+                expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+                token_id=str(claims.get("jti", "")),
+            )
+        except (JWTError, KeyError, TypeError, ValueError) as exc:
+            raise AuthError("Could not validate credentials") from exc

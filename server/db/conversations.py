@@ -1,0 +1,87 @@
+"""Queries on conversations and their messages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.db.models import Conversation, Message
+from server.errors import NotFoundError
+from server.realtime.outbox import Outbox
+
+TITLE_CHARS = 80
+
+
+def title_from(text: str) -> str:
+    """A conversation's title: its first message, on one line, shortened."""
+    line = " ".join(text.split())
+    return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"
+
+
+async def list_for_user(
+    session: AsyncSession, user_id: int, *, limit: int = 50, offset: int = 0
+) -> tuple[Sequence[Conversation], int]:
+    """Newest activity first."""
+    rows = await session.exec(
+        select(Conversation)
+        .where(Conversation.user_id == user_id)
+        .order_by(col(Conversation.updated_at).desc(), col(Conversation.id).desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    total = await session.scalar(select(func.count()).where(Conversation.user_id == user_id))
+    return rows.all(), int(total or 0)
+
+
+async def get(session: AsyncSession, user_id: int, conversation_id: int) -> Conversation:
+    conversation = await session.get(Conversation, conversation_id)
+    if conversation is None or conversation.user_id != user_id:
+        raise NotFoundError("Conversation not found")
+    return conversation
+
+
+async def create(session: AsyncSession, user_id: int, *, title: str) -> Conversation:
+    conversation = Conversation(user_id=user_id, title=title_from(title))
+    session.add(conversation)
+    await session.flush()
+    return conversation
+
+
+async def delete(outbox: Outbox, user_id: int, conversation_id: int) -> None:
+    conversation = await get(outbox.session, user_id, conversation_id)
+    await outbox.session.delete(conversation)  # messages go with it (ON DELETE CASCADE)
+    await outbox.session.flush()
+    await outbox.emit(user_id, {"type": "conversation.deleted", "conversation_id": conversation_id})
+
+
+async def list_messages(
+    session: AsyncSession,
+    user_id: int,
+    conversation_id: int,
+    *,
+    before: int | None = None,
+    after: int | None = None,
+    limit: int = 50,
+) -> tuple[Sequence[Message], bool]:
+    """A page of messages, oldest first, and whether more lie beyond it.
+
+    `after` pages forward from a message id; otherwise the page ends before `before` (or at
+    the newest message), which is how a chat view scrolls back through history.
+    """
+    await get(session, user_id, conversation_id)
+    query = select(Message).where(Message.conversation_id == conversation_id)
+    if after is not None:
+        query = query.where(col(Message.id) > after).order_by(col(Message.id))
+    else:
+        if before is not None:
+            query = query.where(col(Message.id) < before)
+        query = query.order_by(col(Message.id).desc())
+    rows = list((await session.exec(query.limit(limit + 1))).all())
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if after is None:
+        rows.reverse()
+    return rows, has_more

@@ -1,0 +1,57 @@
+"""The async engine and session factory, with the SQLite settings that make the embedded default safe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.settings import Settings
+
+Sessionmaker = async_sessionmaker[AsyncSession]
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    """An engine for `settings.database_url`, its pool sized by settings."""
+    if settings.is_sqlite:
+        engine = create_async_engine(settings.database_url, pool_size=settings.db_pool_size, max_overflow=0)
+        _configure_sqlite(engine)
+        return engine
+    return create_async_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        pool_pre_ping=True,  # a PostgreSQL restart leaves dead connections in the pool
+        pool_recycle=1800,
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> Sessionmaker:
+    # expire_on_commit=False: objects stay readable after commit, when responses are built.
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """WAL, foreign keys, a busy timeout, and BEGIN IMMEDIATE.
+
+    A deferred SQLite transaction that reads and then writes cannot wait for a lock held by
+    another writer: it fails at once with "database is locked". Taking the write lock at BEGIN
+    lets busy_timeout queue writers instead (SQLAlchemy's documented pysqlite recipe).
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=10000", "synchronous=NORMAL"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

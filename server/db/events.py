@@ -1,0 +1,55 @@
+"""The per-user event log: gap-free seq allocation in the writer's transaction, and reads for replay."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.db.models import Event, User
+from server.errors import NotFoundError
+
+
+async def reserve_seqs(session: AsyncSession, user_id: int, count: int = 1) -> int:
+    """Take `count` consecutive seqs for `user_id` and return the first.
+
+    The UPDATE locks the user's row until the transaction ends, so concurrent writers for one
+    user commit in seq order, and a rolled-back transaction gives its seqs back: no gaps.
+    """
+    result = await session.exec(
+        update(User).where(col(User.id) == user_id).values(last_seq=col(User.last_seq) + count).returning(col(User.last_seq))
+    )
+    last = result.scalar_one_or_none()
+    if last is None:
+        raise NotFoundError("User not found")
+    return int(last) - count + 1
+
+
+async def last_seq(session: AsyncSession, user_id: int) -> int:
+    value = await session.scalar(select(col(User.last_seq)).where(col(User.id) == user_id))
+    return int(value or 0)
+
+
+async def read_after(session: AsyncSession, user_id: int, after_seq: int, *, limit: int) -> Sequence[tuple[int, str]]:
+    """Up to `limit` events with seq > after_seq, oldest first, as (seq, frame JSON)."""
+    rows = await session.exec(
+        select(col(Event.seq), col(Event.frame))
+        .where(col(Event.user_id) == user_id, col(Event.seq) > after_seq)
+        .order_by(col(Event.seq))
+        .limit(limit)
+    )
+    return [(int(seq), frame) for seq, frame in rows.all()]
+
+
+async def oldest_seq(session: AsyncSession, user_id: int) -> int | None:
+    value = await session.scalar(select(func.min(col(Event.seq))).where(col(Event.user_id) == user_id))
+    return None if value is None else int(value)
+
+
+async def prune(session: AsyncSession, *, before: datetime) -> int:
+    """Delete events older than `before`; a resume that needed them gets `resync_required`."""
+    result = await session.exec(delete(Event).where(col(Event.created_at) < before))
+    return int(result.rowcount or 0)

@@ -1,0 +1,136 @@
+"""The tables. Alembic's initial migration creates exactly these (checked by a test)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+# Named constraints, so migrations can refer to them on every backend (Alembic's recommendation).
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, also on SQLite, which stores no offset."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def _timestamp() -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+def _owner_fk(table: str) -> Any:
+    return Field(sa_column=Column(Integer, ForeignKey(f"{table}.id", ondelete="CASCADE"), nullable=False))
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True, nullable=False)
+    """Stored lower-cased, so uniqueness is case-insensitive."""
+    password_hash: str = Field(max_length=255, nullable=False)
+    created_at: datetime = _timestamp()
+    last_seq: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    """The user's event sequence: bumped in the transaction that writes each event, so it is gap-free."""
+
+
+class Task(SQLModel, table=True):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        Index("ix_tasks_user_completed", "user_id", "completed"),
+        Index("ix_tasks_user_created", "user_id", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = _owner_fk("users")
+    title: str = Field(max_length=200, nullable=False)
+    description: str | None = Field(default=None, max_length=1000)
+    completed: bool = Field(default=False, nullable=False)
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+
+
+class Conversation(SQLModel, table=True):
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_user_updated", "user_id", "updated_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = _owner_fk("users")
+    title: str = Field(default="", max_length=200, nullable=False)
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+    """Last activity: the conversation list is ordered by it."""
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_conversation_created", "conversation_id", "created_at"),
+        Index("ix_messages_conversation_id", "conversation_id", "id"),
+        # Idempotency: a retried `chat` frame carries the same client_msg_id (NULLs never collide).
+        UniqueConstraint("user_id", "client_msg_id", name="uq_messages_user_client_msg"),
+    )
+
+    ROLES: ClassVar[tuple[str, ...]] = ("user", "assistant", "tool")
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = _owner_fk("conversations")
+    user_id: int = _owner_fk("users")
+    role: str = Field(max_length=16, nullable=False)
+    content: str = Field(sa_column=Column(Text, nullable=False))
+    """User input is limited to 10,000 characters at the edge; replies and tool results may be longer."""
+    status: str | None = Field(default=None, max_length=16)
+    """For assistant replies: done, cancelled or failed (a partial reply is kept)."""
+    client_msg_id: str | None = Field(default=None, max_length=64)
+    turn_id: str | None = Field(default=None, max_length=32)
+    """The turn a user message started, or the turn an assistant or tool message belongs to."""
+    tool_call: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    """For role=tool: {"id", "name", "arguments", "result"}."""
+    seq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    """The seq of this message's `message` event, so a retried chat frame gets the same ack."""
+    created_at: datetime = _timestamp()
+
+
+class Event(SQLModel, table=True):
+    """The per-user event log that `resume` replays: one row per persisted WebSocket event."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_created", "created_at"),)
+
+    user_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, autoincrement=False)
+    )
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    type: str = Field(sa_column=Column(String(32), nullable=False))
+    frame: str = Field(sa_column=Column(Text, nullable=False))
+    """The event's JSON frame exactly as sent live, seq included, so replay sends it verbatim."""
+    created_at: datetime = _timestamp()

@@ -1,0 +1,74 @@
+"""Queries on tasks. Every change emits its `task.*` event through the transaction's outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.db.models import Task, utcnow
+from server.errors import NotFoundError
+from server.realtime.outbox import Outbox
+from server.schemas import TaskPublic
+
+Status = Literal["all", "pending", "completed"]
+
+
+def _filtered(user_id: int, status: Status) -> Any:
+    query = select(Task).where(Task.user_id == user_id)
+    if status != "all":
+        query = query.where(Task.completed == (status == "completed"))
+    return query
+
+
+async def list_for_user(
+    session: AsyncSession, user_id: int, *, status: Status = "all", limit: int = 100, offset: int = 0
+) -> tuple[Sequence[Task], int]:
+    """A page of tasks in creation order (id breaks ties), and the total matching `status`."""
+    query = _filtered(user_id, status)
+    rows = await session.exec(query.order_by(col(Task.created_at), col(Task.id)).limit(limit).offset(offset))
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    return rows.all(), int(total or 0)
+
+
+async def get(session: AsyncSession, user_id: int, task_id: int) -> Task:
+    """The user's task; another user's task is indistinguishable from a missing one."""
+    task = await session.get(Task, task_id)
+    if task is None or task.user_id != user_id:
+        raise NotFoundError("Task not found")
+    return task
+
+
+async def create(outbox: Outbox, user_id: int, *, title: str, description: str | None = None) -> Task:
+    task = Task(user_id=user_id, title=title, description=description)
+    outbox.session.add(task)
+    await outbox.session.flush()
+    await outbox.emit(user_id, {"type": "task.created", "task": TaskPublic.frame(task)})
+    return task
+
+
+async def update(outbox: Outbox, user_id: int, task_id: int, changes: dict[str, Any]) -> Task:
+    """Apply `changes` (title, description, completed); emits `task.updated` if anything changed."""
+    task = await get(outbox.session, user_id, task_id)
+    changed = False
+    for field in ("title", "description", "completed"):
+        if field in changes and getattr(task, field) != changes[field]:
+            setattr(task, field, changes[field])
+            changed = True
+    if changed:
+        task.updated_at = utcnow()
+        await outbox.session.flush()
+        await outbox.emit(user_id, {"type": "task.updated", "task": TaskPublic.frame(task)})
+    return task
+
+
+async def delete(outbox: Outbox, user_id: int, task_id: int) -> Task:
+    task = await get(outbox.session, user_id, task_id)
+    frame = TaskPublic.frame(task)
+    await outbox.session.delete(task)
+    await outbox.session.flush()
+    await outbox.emit(user_id, {"type": "task.deleted", "task": frame})
+    return task

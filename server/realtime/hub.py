@@ -1,0 +1,124 @@
+"""This process's sockets by user, and the bridge between them and the broker.
+
+One broker subscription per user channel, reference-counted across the sockets and running
+turns of that user in this process. Delivery to a socket never blocks: each subscriber owns a
+bounded queue and its own overflow policy (see `realtime/session.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+import orjson
+
+from server.realtime.broker.base import Broker, BrokerError
+from server.realtime.envelope import Envelope
+
+logger = logging.getLogger(__name__)
+
+ControlHandler = Callable[[int, dict[str, Any]], None]
+
+
+class Subscriber(Protocol):
+    def deliver(self, envelope: Envelope) -> None:
+        """Take one event for the socket without blocking."""
+
+    def catch_up(self) -> None:
+        """The broker reconnected: fetch from the database whatever may have been missed."""
+
+
+class Hub:
+    def __init__(self, broker: Broker, *, prefix: str) -> None:
+        self._broker = broker
+        self._prefix = f"{prefix}:user:"
+        self._subscribers: dict[int, set[Subscriber]] = {}
+        self._interest: dict[int, int] = {}
+        self._ready: dict[int, asyncio.Event] = {}
+        self._control: list[ControlHandler] = []
+        self.publish_failures = 0
+
+    def channel(self, user_id: int) -> str:
+        return f"{self._prefix}{user_id}"
+
+    def on_control(self, handler: ControlHandler) -> None:
+        """Register a handler for worker-to-worker control messages (e.g. `cancel`)."""
+        self._control.append(handler)
+
+    @property
+    def socket_count(self) -> int:
+        return sum(len(subs) for subs in self._subscribers.values())
+
+    @asynccontextmanager
+    async def interest(self, user_id: int, subscriber: Subscriber | None = None) -> AsyncIterator[None]:
+        """Receive `user_id`'s channel while inside; with a subscriber, its events are delivered to it.
+
+        On entry the subscription is active in the broker, so anything published afterwards
+        arrives; the caller reads the database after entering to close the window before it.
+        """
+        if subscriber is not None:
+            self._subscribers.setdefault(user_id, set()).add(subscriber)
+        count = self._interest.get(user_id, 0)
+        self._interest[user_id] = count + 1
+        try:
+            if count == 0:
+                ready = self._ready[user_id] = asyncio.Event()
+                await self._broker.subscribe(self.channel(user_id))
+                ready.set()
+            else:
+                await self._ready[user_id].wait()
+            yield
+        finally:
+            if subscriber is not None:
+                subs = self._subscribers.get(user_id)
+                if subs is not None:
+                    subs.discard(subscriber)
+                    if not subs:
+                        del self._subscribers[user_id]
+            self._interest[user_id] -= 1
+            if self._interest[user_id] == 0:
+                del self._interest[user_id]
+                self._ready.pop(user_id, None)
+                await self._broker.unsubscribe(self.channel(user_id))
+
+    async def publish(self, user_id: int, envelopes: Sequence[Envelope]) -> bool:
+        """Publish to every worker; False when the broker is away (the events stay in the log)."""
+        if not envelopes:
+            return True
+        try:
+            await self._broker.publish(self.channel(user_id), [envelope.encode() for envelope in envelopes])
+        except BrokerError as exc:
+            self.publish_failures += 1
+            logger.warning("Could not publish %d event(s) for user %s: %s", len(envelopes), user_id, exc)
+            return False
+        return True
+
+    async def send_control(self, user_id: int, message: dict[str, Any]) -> bool:
+        return await self.publish(user_id, [Envelope.command(message)])
+
+    # BrokerListener
+
+    def on_message(self, channel: str, data: bytes) -> None:
+        if not channel.startswith(self._prefix):
+            return
+        try:
+            user_id = int(channel[len(self._prefix) :])
+            envelope = Envelope.decode(data)
+        except ValueError:
+            logger.warning("Ignoring a malformed broker message on %s", channel)
+            return
+        if envelope.control:
+            message = orjson.loads(envelope.text)
+            for handler in self._control:
+                handler(user_id, message)
+            return
+        for subscriber in tuple(self._subscribers.get(user_id, ())):
+            subscriber.deliver(envelope)
+
+    def on_reconnected(self) -> None:
+        for subs in self._subscribers.values():
+            for subscriber in tuple(subs):
+                subscriber.catch_up()

@@ -1,0 +1,51 @@
+"""Events written in the same transaction as the change they describe, published after commit."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.db import events
+from server.db.engine import Sessionmaker
+from server.db.models import Event
+from server.realtime.envelope import Envelope
+from server.realtime.hub import Hub
+
+
+class Outbox:
+    """Collects a transaction's events: each gets its user's next seq and a row in the event log."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.pending: dict[int, list[Envelope]] = {}
+
+    async def reserve(self, user_id: int, count: int = 1) -> int:
+        """The first of `count` seqs; for rows that must know their seq before insert."""
+        return await events.reserve_seqs(self.session, user_id, count)
+
+    def record(self, user_id: int, frame: dict[str, Any]) -> Envelope:
+        """Log `frame`, whose `seq` came from `reserve`, and queue it for publishing."""
+        envelope = Envelope.event(frame)
+        assert envelope.seq is not None, "record() needs a frame with a reserved seq"
+        self.session.add(Event(user_id=user_id, seq=envelope.seq, type=frame["type"], frame=envelope.text))
+        self.pending.setdefault(user_id, []).append(envelope)
+        return envelope
+
+    async def emit(self, user_id: int, frame: dict[str, Any]) -> int:
+        """Give `frame` the next seq, log it and queue it; returns the seq."""
+        frame["seq"] = await self.reserve(user_id)
+        self.record(user_id, frame)
+        return int(frame["seq"])
+
+
+@asynccontextmanager
+async def transaction(db: Sessionmaker, hub: Hub) -> AsyncIterator[Outbox]:
+    """One database transaction; its events are published only once it has committed."""
+    async with db() as session, session.begin():
+        outbox = Outbox(session)
+        yield outbox
+    for user_id, envelopes in outbox.pending.items():
+        await hub.publish(user_id, envelopes)

@@ -1,0 +1,152 @@
+"""Public request and response models, shared by the REST routes and the WebSocket frames."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints
+
+from server.db.models import Conversation, Message, Task
+
+MAX_MESSAGE_CHARS = 10_000
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
+# 8..128: long enough to be worth hashing, short enough that nobody can make bcrypt chew megabytes.
+Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
+ChatText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_MESSAGE_CHARS)]
+TaskStatus = Literal["all", "pending", "completed"]
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+    code: str
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorResponse(BaseModel):
+    detail: list[FieldError]
+    code: Literal["invalid"] = "invalid"
+
+
+# --- auth ---------------------------------------------------------------------------------
+
+
+class Credentials(BaseModel):
+    email: EmailStr
+    password: Password
+
+
+class LoginRequest(BaseModel):
+    email: EmailStr
+    password: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class AuthResponse(BaseModel):
+    id: int
+    email: str
+    token: str
+
+
+class UserPublic(BaseModel):
+    id: int
+    email: str
+    created_at: datetime
+
+
+# --- tasks --------------------------------------------------------------------------------
+
+
+class TaskCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title
+    description: Description | None = None
+
+
+class TaskUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title | None = None
+    description: Description | None = None
+    completed: bool | None = None
+
+
+class TaskPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    description: str | None
+    completed: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def frame(cls, task: Task) -> dict[str, Any]:
+        """The JSON-ready form used inside WebSocket events."""
+        return cls.model_validate(task).model_dump(mode="json")
+
+
+class TasksPublic(BaseModel):
+    data: list[TaskPublic]
+    count: int
+    """All the user's tasks matching the filter, not just this page."""
+
+
+# --- conversations ------------------------------------------------------------------------
+
+
+class ConversationPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConversationsPublic(BaseModel):
+    data: list[ConversationPublic]
+    count: int
+
+
+class ToolCallPublic(BaseModel):
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    result: Any = None
+
+
+class MessagePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    conversation_id: int
+    role: Literal["user", "assistant", "tool"]
+    content: str
+    status: str | None = None
+    turn_id: str | None = None
+    tool_call: ToolCallPublic | None = None
+    created_at: datetime
+
+    @classmethod
+    def frame(cls, message: Message) -> dict[str, Any]:
+        return cls.model_validate(message).model_dump(mode="json", exclude_none=True)
+
+
+class MessagesPublic(BaseModel):
+    data: list[MessagePublic]
+    """Oldest first."""
+    has_more: bool
+    """More messages exist beyond this page in the direction asked for."""
+
+
+def conversation_frame(conversation: Conversation) -> dict[str, Any]:
+    return ConversationPublic.model_validate(conversation).model_dump(mode="json")

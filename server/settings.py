@@ -1,0 +1,137 @@
+"""Configuration read from the environment (and an optional `.env`); never instantiated at import time."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./todo_chat.db"
+DEV_SECRET_FILE = ".jwt_secret"  # noqa: S105  a file name, not a secret
+MIN_SECRET_LENGTH = 32
+#: Secrets that appear in tutorials and .env examples; refusing them is cheap insurance.
+WEAK_SECRETS = frozenset({"secret", "changeme", "change-me", "your-secret-key", "jwt_secret", "development"})
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Field names map to upper-case environment variables."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    """Unset means the in-process broker and locks: one worker only."""
+    redis_prefix: str = "todochat"
+    """Namespace of every Redis key and channel, so deployments can share a Redis."""
+
+    jwt_secret: SecretStr | None = None
+    jwt_expire_minutes: int = Field(30, ge=1, le=7 * 24 * 60)
+    bcrypt_rounds: int = Field(12, ge=4, le=31)
+    """Cost 12 or more in production; tests lower it to stay fast."""
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Comma-separated origins allowed for CORS and for browser WebSocket connections."""
+
+    db_pool_size: int = Field(10, ge=1)
+    db_max_overflow: int = Field(10, ge=0)
+    db_pool_timeout: float = Field(10.0, gt=0)
+    auto_migrate: bool | None = None
+    """Apply migrations at start-up. Unset: yes on SQLite (embedded default), no elsewhere (release step)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # WebSocket limits; see docs/protocol.md.
+    ws_auth_timeout: float = Field(5.0, gt=0)
+    ws_idle_timeout: float = Field(300.0, gt=0)
+    ws_ping_interval: float = Field(20.0, gt=0)
+    ws_ping_timeout: float = Field(20.0, gt=0)
+    ws_max_frame_bytes: int = Field(128 * 1024, ge=1024)
+    """Larger text frames get an `error` frame; the connection stays open."""
+    ws_max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    """Hard protocol limit enforced by uvicorn: larger frames close the socket with 1009."""
+    ws_send_queue: int = Field(1024, ge=8)
+    """Events buffered per socket before it counts as a slow consumer and is closed."""
+    ws_rate_per_second: float = Field(20.0, gt=0)
+    ws_rate_burst: int = Field(40, ge=1)
+    resume_max_events: int = Field(5000, ge=1)
+    """A resume that would replay more than this gets `resync_required` instead."""
+    event_retention_hours: float = Field(72.0, gt=0)
+
+    turn_lock_seconds: float = Field(60.0, gt=1)
+    """Time-to-live of a conversation's turn lock; renewed while the turn runs."""
+    turn_timeout: float = Field(300.0, gt=0)
+    shutdown_grace: float = Field(10.0, ge=0)
+    """Seconds running turns get to finish on shutdown before they are cancelled and persisted."""
+
+    # The assistant's model server (OpenAI-compatible). Unset: the offline rules agent.
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_model: str | None = None
+    llm_timeout: float = Field(60.0, gt=0)
+    history_messages: int = Field(30, ge=1)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_wildcard(cls, value: list[str]) -> list[str]:
+        # Credentialed CORS with "*" would let any site act as the user (Fetch spec forbids it too).
+        if "*" in value:
+            raise ValueError("CORS_ORIGINS may not contain '*': list the allowed origins")
+        return value
+
+    @model_validator(mode="after")
+    def _production_rules(self) -> Settings:
+        if self.environment != "production":
+            return self
+        secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
+        if len(secret) < MIN_SECRET_LENGTH or secret.lower() in WEAK_SECRETS:
+            raise ValueError(f"JWT_SECRET must be set to at least {MIN_SECRET_LENGTH} random characters in production")
+        if self.bcrypt_rounds < 12:
+            raise ValueError("BCRYPT_ROUNDS must be at least 12 in production")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def should_migrate(self) -> bool:
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    def resolve_jwt_secret(self) -> str:
+        """The signing secret; in development one is generated once and kept in a local file."""
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        path = Path(DEV_SECRET_FILE)
+        if path.exists():
+            return path.read_text().strip()
+        # Write a private temporary file, then link it into place: link() fails if another worker
+        # won the race, and then everyone reads the winner's secret. Never a half-written file.
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        try:
+            os.link(tmp, path)
+            logger.warning("JWT_SECRET is not set: generated a development secret in %s", path.resolve())
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+        return path.read_text().strip()

@@ -1,0 +1,125 @@
+"""Shared fixtures: the two stacks every API and protocol test runs on, users, clients."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from server.app import create_app
+from server.settings import Settings
+from tests.support import services
+from tests.support.live import LiveServer, serve_in_process
+
+JWT_SECRET = "test-secret-" + "x" * 40
+STACKS = ["embedded", "production"]
+"""embedded: SQLite file + in-process broker. production: PostgreSQL + Redis."""
+
+
+def make_settings(**overrides: object) -> Settings:
+    """Settings for tests: fast bcrypt, a fixed secret, nothing read from the environment's .env."""
+    values: dict[str, object] = {
+        "jwt_secret": JWT_SECRET,
+        "bcrypt_rounds": 4,
+        "environment": "development",
+        "log_level": "warning",
+        "auto_migrate": True,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+async def postgres_url() -> AsyncIterator[str]:
+    database = await services.create_postgres_database("main")
+    try:
+        yield database.url
+    finally:
+        await database.drop()
+
+
+@pytest.fixture(scope="session")
+async def redis_url() -> str:
+    await services.check_redis()
+    return services.REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def redis_prefix() -> str:
+    """Every Redis key and channel of this run lives under its own prefix."""
+    return f"todochat-test-{services.RUN_ID}"
+
+
+@pytest.fixture(scope="session", params=STACKS)
+def stack_settings(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, redis_prefix: str
+) -> Settings:
+    if request.param == "embedded":
+        path = tmp_path_factory.mktemp("sqlite") / "embedded.db"
+        return make_settings(database_url=f"sqlite+aiosqlite:///{path}")
+    return make_settings(
+        # Looked up only for this stack, so an embedded-only run never needs the services.
+        database_url=request.getfixturevalue("postgres_url"),
+        redis_url=request.getfixturevalue("redis_url"),
+        redis_prefix=redis_prefix,
+    )
+
+
+@pytest.fixture(scope="session")
+async def server(stack_settings: Settings) -> AsyncIterator[LiveServer]:
+    """The app under a real uvicorn on a free port, one per stack for the whole run."""
+    async with serve_in_process(create_app(stack_settings)) as live:
+        yield live
+
+
+@pytest.fixture
+async def client(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
+        yield http
+
+
+@dataclass
+class AppUser:
+    id: int
+    email: str
+    password: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def url(self, path: str) -> str:
+        return f"/api/{self.id}{path}"
+
+
+MakeUser = Callable[[], Awaitable[AppUser]]
+
+
+@pytest.fixture
+def make_user(client: httpx.AsyncClient) -> MakeUser:
+    """Sign up a fresh user with a unique email."""
+
+    async def make() -> AppUser:
+        email = f"user-{secrets.token_hex(6)}@example.com"
+        password = "correct horse battery"
+        response = await client.post("/api/auth/signup", json={"email": email, "password": password})
+        assert response.status_code == 201, response.text
+        body = response.json()
+        return AppUser(id=body["id"], email=email, password=password, token=body["token"])
+
+    return make
+
+
+@pytest.fixture
+async def user(make_user: MakeUser) -> AppUser:
+    return await make_user()
+
+
+@pytest.fixture
+def project_root() -> Path:
+    return Path(__file__).resolve().parents[1]
