@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from server.api import auth, conversations, health, tasks
 from server.api.errors import RequestIdMiddleware, install_error_handlers
-from server.auth.passwords import PasswordHasher
-from server.auth.tokens import TokenCodec
-from server.db import migrate
-from server.db.engine import create_engine, create_sessionmaker
 from server.logs import configure_logging
-from server.realtime.hub import Hub
-from server.runtime import Runtime, create_broker
+from server.realtime import endpoint
+from server.runtime import open_runtime
 from server.settings import Settings
 
 API_DESCRIPTION = """\
@@ -29,27 +25,8 @@ Every error is JSON: `{"detail": ..., "code": ...}`.
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
-    async with AsyncExitStack() as stack:
-        engine = create_engine(settings)
-        stack.push_async_callback(engine.dispose)  # last out: everything else may still write
-        if settings.should_migrate:
-            await migrate.upgrade(engine)
-
-        broker = create_broker(settings)
-        hub = Hub(broker, prefix=settings.redis_prefix)
-        await broker.start(hub)
-        stack.push_async_callback(broker.stop)
-
-        app.state.runtime = Runtime(
-            settings=settings,
-            engine=engine,
-            db=create_sessionmaker(engine),
-            broker=broker,
-            hub=hub,
-            passwords=PasswordHasher(rounds=settings.bcrypt_rounds),
-            tokens=TokenCodec(secret=settings.resolve_jwt_secret(), expire_minutes=settings.jwt_expire_minutes),
-        )
+    async with open_runtime(app.state.settings) as runtime:
+        app.state.runtime = runtime
         yield
 
 
@@ -73,6 +50,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
         )
     app.add_middleware(RequestIdMiddleware)
-    for router in (health.router, auth.router, tasks.router, conversations.router):
+    for router in (health.router, auth.router, tasks.router, conversations.router, endpoint.router):
         app.include_router(router)
     return app

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from server.assistant.factory import create_agent
+from server.assistant.tools import run_tool
 from server.auth.passwords import PasswordHasher
 from server.auth.tokens import TokenCodec
-from server.db.engine import Sessionmaker
+from server.chat.service import ChatService
+from server.chat.turns import TurnRegistry
+from server.db import migrate
+from server.db.engine import Sessionmaker, create_engine, create_sessionmaker
 from server.realtime.broker.base import Broker
 from server.realtime.broker.memory import MemoryBroker
 from server.realtime.broker.redis import RedisBroker
 from server.realtime.hub import Hub
+from server.realtime.locks import MemoryLocks, RedisLocks, TurnLocks
 from server.realtime.outbox import Outbox, transaction
 from server.settings import Settings
 
@@ -26,6 +32,9 @@ class Runtime:
     db: Sessionmaker
     broker: Broker
     hub: Hub
+    locks: TurnLocks
+    turns: TurnRegistry
+    chat: ChatService
     passwords: PasswordHasher
     tokens: TokenCodec
 
@@ -51,3 +60,56 @@ def create_broker(settings: Settings) -> Broker:
     except KeyError:
         raise ValueError(f"REDIS_URL scheme {scheme!r} is not one of {sorted(BROKERS)}") from None
     return factory(settings.redis_url)
+
+
+def create_locks(settings: Settings, broker: Broker) -> TurnLocks:
+    if isinstance(broker, RedisBroker):
+        return RedisLocks(broker.client, prefix=settings.redis_prefix)
+    return MemoryLocks()
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    """Open every resource in dependency order; close them in reverse, even on errors.
+
+    Shutdown follows uvicorn's own: by the time this unwinds, uvicorn has stopped accepting
+    and closed the sockets (1012). Running turns then get `shutdown_grace` to finish before
+    they are cancelled (their partial replies persist); then the broker and database close.
+    """
+    async with AsyncExitStack() as stack:
+        engine = create_engine(settings)
+        stack.push_async_callback(engine.dispose)
+        if settings.should_migrate:
+            await migrate.upgrade(engine)
+        db = create_sessionmaker(engine)
+
+        broker = create_broker(settings)
+        hub = Hub(broker, prefix=settings.redis_prefix)
+        await broker.start(hub)
+        stack.push_async_callback(broker.stop)
+
+        locks = create_locks(settings, broker)
+        turns = TurnRegistry(
+            db=db,
+            hub=hub,
+            locks=locks,
+            agent=create_agent(settings),
+            run_tool=run_tool,
+            lock_ttl=settings.turn_lock_seconds,
+            turn_timeout=settings.turn_timeout,
+            history_messages=settings.history_messages,
+        )
+        stack.push_async_callback(turns.shutdown, settings.shutdown_grace)
+
+        yield Runtime(
+            settings=settings,
+            engine=engine,
+            db=db,
+            broker=broker,
+            hub=hub,
+            locks=locks,
+            turns=turns,
+            chat=ChatService(db=db, hub=hub, locks=locks, turns=turns, lock_ttl=settings.turn_lock_seconds),
+            passwords=PasswordHasher(rounds=settings.bcrypt_rounds),
+            tokens=TokenCodec(secret=settings.resolve_jwt_secret(), expire_minutes=settings.jwt_expire_minutes),
+        )

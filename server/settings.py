@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     """Larger text frames get an `error` frame; the connection stays open."""
     ws_max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     """Hard protocol limit enforced by uvicorn: larger frames close the socket with 1009."""
+    ws_max_per_user: int = Field(32, ge=1)
+    """Sockets one user may hold on one worker; more are closed with 4429."""
     ws_send_queue: int = Field(1024, ge=8)
     """Events buffered per socket before it counts as a slow consumer and is closed."""
     ws_rate_per_second: float = Field(20.0, gt=0)
@@ -72,6 +74,11 @@ class Settings(BaseSettings):
     turn_timeout: float = Field(300.0, gt=0)
     shutdown_grace: float = Field(10.0, ge=0)
     """Seconds running turns get to finish on shutdown before they are cancelled and persisted."""
+
+    assistant_provider: Literal["auto", "rules", "openai", "echo"] = "auto"
+    """auto: `openai` when LLM_BASE_URL is set, else the offline `rules` agent. `echo` repeats (benchmarks)."""
+    echo_chunk_delay: float = Field(0.0, ge=0)
+    agent_max_steps: int = Field(6, ge=1, le=20)
 
     # The assistant's model server (OpenAI-compatible). Unset: the offline rules agent.
     llm_base_url: str | None = None

@@ -28,6 +28,9 @@ def make_settings(**overrides: object) -> Settings:
         "environment": "development",
         "log_level": "warning",
         "auto_migrate": True,
+        "assistant_provider": "echo",
+        "echo_chunk_delay": 0.005,  # turns of long messages last long enough to cancel or interrupt
+        "ws_auth_timeout": 1.0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -95,9 +95,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_messages_conversation_created", "messages", ["conversation_id", "created_at"])
     op.create_index("ix_messages_conversation_id", "messages", ["conversation_id", "id"])
+    op.create_index("ix_messages_turn", "messages", ["turn_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_messages_turn", table_name="messages")
     op.drop_index("ix_messages_conversation_id", table_name="messages")
     op.drop_index("ix_messages_conversation_created", table_name="messages")
 

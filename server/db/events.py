@@ -20,7 +20,10 @@ async def reserve_seqs(session: AsyncSession, user_id: int, count: int = 1) -> i
     user commit in seq order, and a rolled-back transaction gives its seqs back: no gaps.
     """
     result = await session.exec(
-        update(User).where(col(User.id) == user_id).values(last_seq=col(User.last_seq) + count).returning(col(User.last_seq))
+        update(User)
+        .where(col(User.id) == user_id)
+        .values(last_seq=col(User.last_seq) + count)
+        .returning(col(User.last_seq))
     )
     last = result.scalar_one_or_none()
     if last is None:

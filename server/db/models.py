@@ -96,6 +96,7 @@ class Message(SQLModel, table=True):
     __table_args__ = (
         Index("ix_messages_conversation_created", "conversation_id", "created_at"),
         Index("ix_messages_conversation_id", "conversation_id", "id"),
+        Index("ix_messages_turn", "turn_id"),
         # Idempotency: a retried `chat` frame carries the same client_msg_id (NULLs never collide).
         UniqueConstraint("user_id", "client_msg_id", name="uq_messages_user_client_msg"),
     )

@@ -52,6 +52,9 @@ class Hub:
     def socket_count(self) -> int:
         return sum(len(subs) for subs in self._subscribers.values())
 
+    def sockets_of(self, user_id: int) -> int:
+        return len(self._subscribers.get(user_id, ()))
+
     @asynccontextmanager
     async def interest(self, user_id: int, subscriber: Subscriber | None = None) -> AsyncIterator[None]:
         """Receive `user_id`'s channel while inside; with a subscriber, its events are delivered to it.

@@ -34,6 +34,12 @@ class Outbox:
         self.pending.setdefault(user_id, []).append(envelope)
         return envelope
 
+    async def publish(self, hub: Hub) -> None:
+        """Publish what was recorded; call only after the transaction committed."""
+        pending, self.pending = self.pending, {}
+        for user_id, envelopes in pending.items():
+            await hub.publish(user_id, envelopes)
+
     async def emit(self, user_id: int, frame: dict[str, Any]) -> int:
         """Give `frame` the next seq, log it and queue it; returns the seq."""
         frame["seq"] = await self.reserve(user_id)
@@ -42,10 +48,14 @@ class Outbox:
 
 
 @asynccontextmanager
-async def transaction(db: Sessionmaker, hub: Hub) -> AsyncIterator[Outbox]:
-    """One database transaction; its events are published only once it has committed."""
+async def transaction(db: Sessionmaker, hub: Hub, *, publish: bool = True) -> AsyncIterator[Outbox]:
+    """One database transaction; its events are published only once it has committed.
+
+    With `publish=False` the caller publishes (`outbox.publish(hub)`) when it is ready, e.g.
+    after sending an `ack` that must come first.
+    """
     async with db() as session, session.begin():
         outbox = Outbox(session)
         yield outbox
-    for user_id, envelopes in outbox.pending.items():
-        await hub.publish(user_id, envelopes)
+    if publish:
+        await outbox.publish(hub)

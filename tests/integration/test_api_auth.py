@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import JWT_SECRET, MakeUser, AppUser
+from tests.conftest import JWT_SECRET, AppUser, MakeUser
 
 
 def new_email() -> str:

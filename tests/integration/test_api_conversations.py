@@ -17,7 +17,9 @@ async def seed(server: LiveServer, user: AppUser, title: str, messages: int) -> 
         conversation = await conversations.create(session, user.id, title=title)
         assert conversation.id is not None
         rows = [
-            Message(conversation_id=conversation.id, user_id=user.id, role=("user", "assistant")[n % 2], content=f"m{n}")
+            Message(
+                conversation_id=conversation.id, user_id=user.id, role=("user", "assistant")[n % 2], content=f"m{n}"
+            )
             for n in range(messages)
         ]
         session.add_all(rows)
@@ -42,7 +44,9 @@ async def test_conversations_are_listed_newest_activity_first(
     assert [c["id"] for c in page.json()["data"]] == [second]
 
 
-async def test_messages_page_backwards_and_forwards(client: httpx.AsyncClient, server: LiveServer, user: AppUser) -> None:
+async def test_messages_page_backwards_and_forwards(
+    client: httpx.AsyncClient, server: LiveServer, user: AppUser
+) -> None:
     conversation_id, ids = await seed(server, user, "long chat", 7)
     url = user.url(f"/conversations/{conversation_id}/messages")
 

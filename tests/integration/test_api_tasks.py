@@ -64,7 +64,14 @@ async def test_list_filters_by_status_and_pages_in_stable_order(client: httpx.As
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"title": ""}, {"title": "   "}, {"title": "x" * 201}, {"title": "ok", "description": "d" * 1001}, {"title": 5}],
+    [
+        {},
+        {"title": ""},
+        {"title": "   "},
+        {"title": "x" * 201},
+        {"title": "ok", "description": "d" * 1001},
+        {"title": 5},
+    ],
     ids=["missing", "empty", "blank", "long-title", "long-description", "not-a-string"],
 )
 async def test_create_rejects_invalid_tasks(client: httpx.AsyncClient, user: AppUser, body: dict[str, object]) -> None:

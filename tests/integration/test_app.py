@@ -20,9 +20,7 @@ async def test_unknown_route_and_method_are_json(client: httpx.AsyncClient) -> N
 
 
 async def test_malformed_json_is_422(client: httpx.AsyncClient) -> None:
-    response = await client.post(
-        "/api/auth/login", content=b"{not json", headers={"content-type": "application/json"}
-    )
+    response = await client.post("/api/auth/login", content=b"{not json", headers={"content-type": "application/json"})
     assert response.status_code == 422
     assert response.json()["code"] == "invalid"
 

@@ -12,7 +12,9 @@ from tests.support.live import LiveServer
 
 
 @pytest.fixture
-async def owner_with_data(client: httpx.AsyncClient, server: LiveServer, make_user: MakeUser) -> tuple[AppUser, int, int]:
+async def owner_with_data(
+    client: httpx.AsyncClient, server: LiveServer, make_user: MakeUser
+) -> tuple[AppUser, int, int]:
     owner = await make_user()
     task = (await client.post(owner.url("/tasks"), json={"title": "secret"}, headers=owner.headers)).json()
     async with server.runtime.db() as session, session.begin():

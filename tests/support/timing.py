@@ -14,7 +14,9 @@ QUIET = 0.3 * SCALE
 """How long to listen when asserting that nothing arrives."""
 
 
-async def wait_until(check: Callable[[], Awaitable[bool] | bool], *, timeout: float = TIMEOUT, step: float = 0.02) -> None:
+async def wait_until(
+    check: Callable[[], Awaitable[bool] | bool], *, timeout: float = TIMEOUT, step: float = 0.02
+) -> None:
     """Poll `check` until it is true, failing after `timeout` (for state with no event to await)."""
     deadline = time.monotonic() + timeout
     while True:

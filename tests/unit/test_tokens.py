@@ -34,7 +34,12 @@ def test_expired_token_is_rejected() -> None:
 
 @pytest.mark.parametrize(
     "claims",
-    [{"sub": "1", "iat": 0}, {"iat": 0, "exp": 2**40}, {"sub": "1", "exp": 2**40}, {"sub": "x", "iat": 0, "exp": 2**40}],
+    [
+        {"sub": "1", "iat": 0},
+        {"iat": 0, "exp": 2**40},
+        {"sub": "1", "exp": 2**40},
+        {"sub": "x", "iat": 0, "exp": 2**40},
+    ],
     ids=["no-exp", "no-sub", "no-iat", "non-numeric-sub"],
 )
 def test_required_claims(claims: dict[str, object]) -> None:

@@ -1,0 +1,50 @@
+"""The provider-neutral agent loop: ask the model, run the tools it asks for, repeat until it answers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import orjson
+
+from server.assistant.providers.base import ChatMessage, Provider, TextDelta, ToolCallRequest, ToolSpec
+
+ToolExecutor = Callable[[ToolCallRequest], Awaitable[Any]]
+"""Runs one tool call (persisting it and publishing its events) and returns its result."""
+
+DEFAULT_MAX_STEPS = 6
+
+
+class Agent:
+    def __init__(self, provider: Provider, tools: Sequence[ToolSpec], *, max_steps: int = DEFAULT_MAX_STEPS) -> None:
+        self.provider = provider
+        self.tools = tuple(tools)
+        self.max_steps = max_steps
+
+    async def run(self, messages: Sequence[ChatMessage], execute: ToolExecutor) -> AsyncIterator[str]:
+        """Yield the reply's text as it streams; tool calls go to `execute` between model steps.
+
+        Stops after `max_steps` model calls, so a model that keeps calling tools cannot loop forever.
+        """
+        conversation = list(messages)
+        for _ in range(self.max_steps):
+            text: list[str] = []
+            calls: list[ToolCallRequest] = []
+            async for event in self.provider.stream(conversation, self.tools):
+                if isinstance(event, TextDelta):
+                    if event.text:
+                        text.append(event.text)
+                        yield event.text
+                else:
+                    calls.append(event)
+            if not calls:
+                return
+            conversation.append(ChatMessage(role="assistant", content="".join(text), tool_calls=tuple(calls)))
+            for call in calls:
+                result = await execute(call)
+                conversation.append(
+                    ChatMessage(
+                        role="tool", content=orjson.dumps(result).decode(), tool_call_id=call.id, name=call.name
+                    )
+                )
+        yield "\n\n(I stopped here: that took more steps than I am allowed.)"

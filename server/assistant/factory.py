@@ -1,0 +1,35 @@
+"""Choose the assistant's provider from settings (a registry keyed by name, not an if/elif chain)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from server.assistant.agent import Agent
+from server.assistant.providers.base import Provider
+from server.assistant.providers.echo import EchoProvider
+from server.assistant.tools import tool_specs
+from server.settings import Settings
+
+
+def _echo(settings: Settings) -> Provider:
+    return EchoProvider(chunk_delay=settings.echo_chunk_delay)
+
+
+PROVIDERS: dict[str, Callable[[Settings], Provider]] = {
+    "echo": _echo,
+}
+
+
+def provider_name(settings: Settings) -> str:
+    if settings.assistant_provider != "auto":
+        return settings.assistant_provider
+    return "openai" if settings.llm_base_url else "rules"
+
+
+def create_agent(settings: Settings) -> Agent:
+    name = provider_name(settings)
+    try:
+        factory = PROVIDERS[name]
+    except KeyError:
+        raise ValueError(f"Unknown assistant provider {name!r}; expected one of {sorted(PROVIDERS)}") from None
+    return Agent(factory(settings), tool_specs(), max_steps=settings.agent_max_steps)

@@ -1,0 +1,285 @@
+"""Running turns: each is a task detached from any socket, owned by this process's `TurnRegistry`.
+
+A turn streams the agent's reply as coalesced `delta` frames, persists every tool call, and
+always ends by persisting the reply with its status (done, cancelled or failed) and a
+`turn.end` event, then releasing the conversation's lock. Cancelling a turn cancels only its
+inner generation task, so the persistence that follows cannot be interrupted by the cancel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import col
+
+from server.assistant.agent import Agent
+from server.assistant.providers.base import ProviderError, ToolCallRequest
+from server.chat.history import to_chat_messages
+from server.db import messages
+from server.db.engine import Sessionmaker
+from server.db.models import Conversation, Message, utcnow
+from server.realtime import protocol
+from server.realtime.envelope import Envelope
+from server.realtime.hub import Hub
+from server.realtime.locks import TurnLocks
+from server.realtime.outbox import Outbox, transaction
+from server.schemas import MessagePublic
+
+logger = logging.getLogger(__name__)
+
+DELTA_INTERVAL = 0.04
+"""Coalescing window: at most ~25 `delta` frames a second per turn, whatever the model's token rate."""
+
+ToolRunner = Callable[[Outbox, int, ToolCallRequest], Awaitable[Any]]
+"""Executes one tool for a user inside the given transaction; returns the result."""
+
+
+@dataclass(eq=False)
+class Turn:
+    turn_id: str
+    user_id: int
+    conversation_id: int
+    lock_key: str
+    lock_owner: str
+    reply: list[str] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "running"
+    reason: str | None = None
+    message_id: int | None = None
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    generation: asyncio.Task[None] | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.reply)
+
+
+class DeltaStream:
+    """Coalesces a turn's text into a few `delta` frames per 100 ms, published in order."""
+
+    def __init__(self, hub: Hub, turn: Turn, *, interval: float = DELTA_INTERVAL) -> None:
+        self._hub = hub
+        self._turn = turn
+        self._interval = interval
+        self._pending: list[str] = []
+        self._offset = 0
+        self._dirty = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._ticker: asyncio.Task[None] | None = None
+
+    def push(self, text: str) -> None:
+        self._pending.append(text)
+        self._dirty.set()
+        if self._ticker is None:
+            self._ticker = asyncio.create_task(self._tick(), name=f"deltas-{self._turn.turn_id}")
+
+    async def flush(self) -> None:
+        async with self._lock:
+            if not self._pending:
+                return
+            text = "".join(self._pending)
+            self._pending.clear()
+            self._dirty.clear()
+            frame = protocol.delta(self._turn.turn_id, self._offset, text)
+            self._offset += len(text)
+            await self._hub.publish(self._turn.user_id, [Envelope.event(frame)])
+
+    async def close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        await self.flush()
+
+    async def _tick(self) -> None:
+        while True:
+            await self._dirty.wait()
+            await asyncio.sleep(self._interval)  # the coalescing window, not a wait for state
+            await self.flush()
+
+
+class TurnRegistry:
+    """This process's running turns: start, cancel (locally or via the broker), drain on shutdown."""
+
+    def __init__(
+        self,
+        *,
+        db: Sessionmaker,
+        hub: Hub,
+        locks: TurnLocks,
+        agent: Agent,
+        run_tool: ToolRunner,
+        lock_ttl: float,
+        turn_timeout: float,
+        history_messages: int,
+    ) -> None:
+        self._db = db
+        self._hub = hub
+        self._locks = locks
+        self._agent = agent
+        self._run_tool = run_tool
+        self._lock_ttl = lock_ttl
+        self._turn_timeout = turn_timeout
+        self._history = history_messages
+        self._turns: dict[str, Turn] = {}
+        hub.on_control(self._on_control)
+
+    def __len__(self) -> int:
+        return len(self._turns)
+
+    def get(self, turn_id: str) -> Turn | None:
+        return self._turns.get(turn_id)
+
+    def start(self, turn: Turn) -> None:
+        self._turns[turn.turn_id] = turn
+        turn.task = asyncio.create_task(self._run(turn), name=f"turn-{turn.turn_id}")
+
+    def cancel_local(self, user_id: int, turn_id: str) -> bool:
+        """Cancel the turn if this process runs it (and it is `user_id`'s)."""
+        turn = self._turns.get(turn_id)
+        if turn is None or turn.user_id != user_id:
+            return False
+        if turn.generation is not None and not turn.generation.done():
+            turn.generation.cancel()
+        return True
+
+    async def cancel(self, user_id: int, turn_id: str) -> None:
+        """Cancel wherever the turn runs: here, or on another worker through the broker."""
+        if not self.cancel_local(user_id, turn_id):
+            await self._hub.send_control(user_id, {"type": "cancel", "turn_id": turn_id})
+
+    def _on_control(self, user_id: int, message: dict[str, Any]) -> None:
+        if message.get("type") == "cancel" and isinstance(message.get("turn_id"), str):
+            self.cancel_local(user_id, message["turn_id"])
+
+    async def shutdown(self, grace: float) -> None:
+        """Let running turns finish for `grace` seconds, then cancel the rest (their partial replies persist)."""
+        running = [turn.task for turn in self._turns.values() if turn.task is not None]
+        if not running:
+            return
+        logger.info("Waiting up to %.1fs for %d running turn(s)", grace, len(running))
+        _, pending = await asyncio.wait(running, timeout=grace)
+        for turn in list(self._turns.values()):
+            if turn.generation is not None:
+                turn.generation.cancel()
+        if pending:
+            _, stuck = await asyncio.wait(pending, timeout=5)
+            for task in stuck:
+                task.cancel()
+
+    # --- one turn ---------------------------------------------------------------------------
+
+    async def _run(self, turn: Turn) -> None:
+        deltas = DeltaStream(self._hub, turn)
+        renewer = asyncio.create_task(self._renew_lock(turn))
+        try:
+            async with self._hub.interest(turn.user_id):  # hear `cancel` from other workers
+                turn.generation = asyncio.create_task(self._generate(turn, deltas))
+                try:
+                    async with asyncio.timeout(self._turn_timeout):
+                        await turn.generation
+                    turn.status = "done"
+                except asyncio.CancelledError:
+                    current = asyncio.current_task()
+                    if current is not None and current.cancelling():
+                        raise  # the registry itself is being torn down
+                    turn.status = "cancelled"
+                except TimeoutError:
+                    turn.status, turn.reason = "failed", "The reply took too long"
+                except ProviderError as exc:
+                    turn.status, turn.reason = "failed", str(exc)
+                except Exception:
+                    logger.exception("Turn %s failed", turn.turn_id)
+                    turn.status, turn.reason = "failed", "Internal error while generating the reply"
+                await deltas.close()
+                await self._finish(turn)
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+            await self._locks.release(turn.lock_key, turn.lock_owner)
+            self._turns.pop(turn.turn_id, None)
+            turn.finished.set()
+
+    async def _generate(self, turn: Turn, deltas: DeltaStream) -> None:
+        async with self._db() as session:
+            history = await messages.recent(session, turn.conversation_id, limit=self._history)
+
+        async def execute(call: ToolCallRequest) -> Any:
+            await deltas.flush()  # text before the call reaches clients before the call does
+            return await self._execute_tool(turn, call)
+
+        async for text in self._agent.run(to_chat_messages(history), execute):
+            turn.reply.append(text)
+            deltas.push(text)
+
+    async def _execute_tool(self, turn: Turn, call: ToolCallRequest) -> Any:
+        async with transaction(self._db, self._hub) as outbox:
+            await outbox.emit(turn.user_id, protocol.tool_call(turn.turn_id, call.id, call.name, call.arguments))
+            result = await self._run_tool(outbox, turn.user_id, call)
+            record = {"id": call.id, "name": call.name, "arguments": call.arguments, "result": result}
+            outbox.session.add(
+                Message(
+                    conversation_id=turn.conversation_id,
+                    user_id=turn.user_id,
+                    role="tool",
+                    content=_json_text(result),
+                    turn_id=turn.turn_id,
+                    tool_call=record,
+                )
+            )
+            await outbox.emit(turn.user_id, protocol.tool_result(turn.turn_id, call.id, result))
+        turn.tool_calls.append({"name": call.name, "arguments": call.arguments, "result": result})
+        return result
+
+    async def _finish(self, turn: Turn) -> None:
+        """Persist the reply with its status, then `message` and `turn.end` for every socket."""
+        try:
+            async with transaction(self._db, self._hub) as outbox:
+                seq = await outbox.reserve(turn.user_id, 2)
+                reply = Message(
+                    conversation_id=turn.conversation_id,
+                    user_id=turn.user_id,
+                    role="assistant",
+                    content=turn.text,
+                    status=turn.status,
+                    turn_id=turn.turn_id,
+                    seq=seq,
+                )
+                outbox.session.add(reply)
+                await outbox.session.flush()
+                assert reply.id is not None
+                turn.message_id = reply.id
+                await outbox.session.exec(
+                    update(Conversation).where(col(Conversation.id) == turn.conversation_id).values(updated_at=utcnow())
+                )
+                outbox.record(
+                    turn.user_id, {**protocol.message(turn.conversation_id, MessagePublic.frame(reply)), "seq": seq}
+                )
+                end = protocol.turn_end(turn.turn_id, turn.conversation_id, turn.status, reply.id, reason=turn.reason)
+                outbox.record(turn.user_id, {**end, "seq": seq + 1})
+        except SQLAlchemyError:
+            # Typically the conversation was deleted mid-turn. Tell the sockets; nothing to keep.
+            logger.warning("Could not persist the reply of turn %s", turn.turn_id, exc_info=True)
+            turn.status, turn.reason = "failed", "The conversation no longer exists"
+            end = protocol.turn_end(turn.turn_id, turn.conversation_id, "failed", 0, reason=turn.reason)
+            await self._hub.publish(turn.user_id, [Envelope.event(end)])
+
+    async def _renew_lock(self, turn: Turn) -> None:
+        while True:
+            await asyncio.sleep(self._lock_ttl / 3)
+            if not await self._locks.renew(turn.lock_key, turn.lock_owner, self._lock_ttl):
+                logger.warning("Lost the lock of conversation %s during turn %s", turn.conversation_id, turn.turn_id)
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()

@@ -1,0 +1,292 @@
+"""One authenticated socket: a reader for client frames and a writer that delivers events in seq order.
+
+Delivery guarantee: every persisted event of the user (it has a `seq`) reaches the socket
+once, in seq order, or the socket gets `resync_required`. The writer keeps `cursor`, the
+last seq sent. A live event with the next seq is sent at once; a later one waits briefly
+for the missing seqs (events from two workers can overtake each other), then the gap is
+read from the event log; older seqs are duplicates and dropped. Because an event is
+published only after its transaction commits, and one user's transactions commit in seq
+order, a gap seen live is always readable from the database.
+
+Overflow policy: the queue between the broker and the writer is bounded. When it is full
+the socket is a slow consumer: it gets `resync_required` and is closed (1013), instead of
+memory growing without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from server.auth.tokens import TokenClaims
+from server.db import events
+from server.errors import AppError, AuthError, CloseCode, ErrorCode
+from server.realtime import protocol
+from server.realtime.envelope import Envelope
+from server.realtime.ratelimit import TokenBucket
+from server.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+GAP_WAIT = 0.15
+"""How long a live event waits for its missing predecessors before they are read from the log."""
+SEND_TIMEOUT = 10.0
+"""A socket that cannot take one frame in this long is dead or hostile: it is closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Replay:
+    after_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Direct:
+    """A reply to this socket only (ack, error, pong): not part of the event stream."""
+
+    text: str
+
+
+_CATCH_UP = object()
+_Item = Envelope | _Replay | _Direct | object
+
+
+class Connection:
+    def __init__(self, websocket: WebSocket, *, runtime: Runtime, claims: TokenClaims, connection_id: str) -> None:
+        self.ws = websocket
+        self.runtime = runtime
+        self.chat = runtime.chat
+        self.user_id = claims.user_id
+        self.expires_at = claims.expires_at.timestamp()
+        self.connection_id = connection_id
+        settings = runtime.settings
+        self._queue: deque[_Item] = deque()
+        self._max_queue = settings.ws_send_queue
+        self._wakeup = asyncio.Event()
+        self._cursor = 0
+        self._held: dict[int, Envelope] = {}
+        self._overflowed = False
+        self._closing: tuple[int, str] | None = None
+        self._bucket = TokenBucket(rate=settings.ws_rate_per_second, burst=settings.ws_rate_burst)
+        self._handlers = {
+            protocol.Chat: self._on_chat,
+            protocol.Cancel: self._on_cancel,
+            protocol.Resume: self._on_resume,
+            protocol.Ping: self._on_ping,
+            protocol.AuthRefresh: self._on_refresh,
+            protocol.Auth: self._on_auth_again,
+        }
+
+    # --- Subscriber (called by the hub, must not block) -------------------------------------
+
+    def deliver(self, envelope: Envelope) -> None:
+        self._enqueue(envelope)
+
+    def catch_up(self) -> None:
+        self._enqueue(_CATCH_UP)
+
+    def _enqueue(self, item: _Item) -> None:
+        if self._overflowed:
+            return
+        if len(self._queue) >= self._max_queue:
+            self._overflowed = True
+            self._queue.clear()
+        else:
+            self._queue.append(item)
+        self._wakeup.set()
+
+    def send_direct(self, frame: dict[str, Any]) -> None:
+        self._enqueue(_Direct(orjson.dumps(frame).decode()))
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def run(self, *, after_seq: int | None) -> None:
+        """Serve the socket until it closes. The caller has accepted and authenticated it."""
+        async with self.runtime.hub.interest(self.user_id, self):
+            # Subscribed first, then read where the log stands: nothing falls in between.
+            async with self.runtime.db() as session:
+                last_seq = await events.last_seq(session, self.user_id)
+            self._cursor = last_seq
+            await self._send(
+                protocol.hello(
+                    user_id=self.user_id,
+                    connection_id=self.connection_id,
+                    last_seq=last_seq,
+                    expires_at=int(self.expires_at),
+                )
+            )
+            if after_seq is not None:
+                self._enqueue(_Replay(after_seq))
+            reader = asyncio.create_task(self._read_loop(), name=f"ws-read-{self.connection_id}")
+            writer = asyncio.create_task(self._write_loop(), name=f"ws-write-{self.connection_id}")
+            try:
+                # Either side ending ends the connection (websockets' patterns guide).
+                await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (reader, writer):
+                    task.cancel()
+                for task in (reader, writer):
+                    try:
+                        await task
+                    except (asyncio.CancelledError, WebSocketDisconnect):
+                        pass
+                    except Exception as exc:  # a dead peer (send timeout, reset): just close
+                        logger.info("Connection %s ended: %r", self.connection_id, exc)
+        await self._close()
+
+    def close_later(self, code: int, reason: str) -> None:
+        """Ask the writer to close the socket after what is already queued."""
+        if self._closing is None:
+            self._closing = (code, reason)
+        self._wakeup.set()
+
+    async def _close(self) -> None:
+        code, reason = self._closing or (CloseCode.NORMAL, "")
+        if self.ws.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await self.ws.close(code=code, reason=reason)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        settings = self.runtime.settings
+        while True:
+            wait = min(settings.ws_idle_timeout, max(0.0, self.expires_at - time.time()))
+            try:
+                message = await asyncio.wait_for(self.ws.receive(), timeout=wait)
+            except TimeoutError:
+                if time.time() >= self.expires_at:
+                    self.close_later(CloseCode.UNAUTHENTICATED, "token expired")
+                else:
+                    self.close_later(CloseCode.NORMAL, "idle timeout")
+                return
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                self.send_direct(protocol.error(ErrorCode.BAD_JSON, "Binary frames are not supported; send JSON text"))
+                continue
+            if not self._bucket.take():
+                self.send_direct(protocol.error(ErrorCode.RATE_LIMITED, "Too many frames, slow down"))
+                continue
+            try:
+                frame = protocol.parse_client_frame(text, max_bytes=settings.ws_max_frame_bytes)
+                await self._handlers[type(frame)](frame)  # type: ignore[operator]
+            except AppError as exc:
+                self.send_direct(protocol.error_from(exc))
+
+    async def _on_chat(self, frame: protocol.Chat) -> None:
+        try:
+            await self.chat.submit(
+                self.user_id,
+                conversation_id=frame.conversation_id,
+                text=frame.message,
+                client_msg_id=frame.client_msg_id,
+                on_ack=self.send_direct,
+            )
+        except AppError as exc:
+            exc.extra.setdefault("ref", frame.client_msg_id)
+            raise
+
+    async def _on_cancel(self, frame: protocol.Cancel) -> None:
+        await self.chat.cancel(self.user_id, frame.turn_id)
+
+    async def _on_resume(self, frame: protocol.Resume) -> None:
+        self._enqueue(_Replay(frame.after_seq))
+
+    async def _on_ping(self, frame: protocol.Ping) -> None:
+        self.send_direct(protocol.pong(frame.id))
+
+    async def _on_refresh(self, frame: protocol.AuthRefresh) -> None:
+        claims = self.runtime.tokens.decode(frame.token)
+        if claims.user_id != self.user_id:
+            raise AuthError("The new token is for another user")
+        self.expires_at = max(self.expires_at, claims.expires_at.timestamp())
+        self.send_direct(protocol.auth_refreshed(int(self.expires_at)))
+
+    async def _on_auth_again(self, frame: protocol.Auth) -> None:
+        raise AuthError("Already authenticated; use auth.refresh to extend the session")
+
+    # --- writing ------------------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        while True:
+            if not self._queue and not self._overflowed and self._closing is None:
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=GAP_WAIT if self._held else None)
+                except TimeoutError:
+                    await self._replay()  # a held event's predecessors never came live
+                    continue
+            if self._overflowed:
+                await self._send(protocol.resync_required(self._cursor, "slow consumer: too many events queued"))
+                self.close_later(CloseCode.TRY_AGAIN_LATER, "slow consumer")
+                return
+            if not self._queue:
+                return  # closing, everything queued was sent
+            item = self._queue.popleft()
+            if isinstance(item, Envelope):
+                await self._on_event(item)
+            elif isinstance(item, _Direct):
+                await self._send_text(item.text)
+            elif isinstance(item, _Replay):
+                await self._on_replay(item.after_seq)
+            elif item is _CATCH_UP:
+                await self._replay()
+
+    async def _on_event(self, envelope: Envelope) -> None:
+        if envelope.seq is None:
+            await self._send_text(envelope.text)  # ephemeral (delta): no order to keep
+        elif envelope.seq == self._cursor + 1:
+            await self._send_text(envelope.text)
+            self._cursor = envelope.seq
+            await self._release_held()
+        elif envelope.seq > self._cursor:
+            self._held[envelope.seq] = envelope
+
+    async def _release_held(self) -> None:
+        while (envelope := self._held.pop(self._cursor + 1, None)) is not None:
+            await self._send_text(envelope.text)
+            self._cursor += 1
+        for seq in [seq for seq in self._held if seq <= self._cursor]:
+            del self._held[seq]
+
+    async def _on_replay(self, after_seq: int) -> None:
+        if after_seq > self._cursor:
+            # The client claims to have seen events the log does not have (a reset database?).
+            await self._send(protocol.resync_required(self._cursor, "after_seq is ahead of the server"))
+            return
+        self._cursor = after_seq
+        await self._replay()
+
+    async def _replay(self) -> None:
+        """Send every logged event after `cursor`, or `resync_required` if the log cannot fill the gap."""
+        limit = self.runtime.settings.resume_max_events
+        async with self.runtime.db() as session:
+            # `latest` first: every event up to it is committed, so the read below must include it.
+            latest = await events.last_seq(session, self.user_id)
+            rows = await events.read_after(session, self.user_id, self._cursor, limit=limit + 1)
+        if len(rows) > limit or (rows and rows[0][0] != self._cursor + 1) or (not rows and latest > self._cursor):
+            # Too far behind, or the events were pruned: the client reloads from REST.
+            self._cursor = latest
+            self._held.clear()
+            await self._send(protocol.resync_required(latest, "too far behind to replay"))
+            return
+        for seq, text in rows:
+            await self._send_text(text)
+            self._cursor = seq
+        await self._release_held()
+
+    async def _send(self, frame: dict[str, Any]) -> None:
+        await self._send_text(orjson.dumps(frame).decode())
+
+    async def _send_text(self, text: str) -> None:
+        async with asyncio.timeout(SEND_TIMEOUT):
+            await self.ws.send_text(text)

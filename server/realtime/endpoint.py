@@ -1,0 +1,91 @@
+"""`GET /api/ws`: origin check, authentication (header or first frame), then one `Connection`."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect
+
+from server.auth.tokens import TokenClaims
+from server.errors import AppError, CloseCode
+from server.realtime import protocol
+from server.realtime.connection import Connection
+from server.runtime import Runtime
+from server.settings import Settings
+
+router = APIRouter()
+
+#: Query parameters that would carry a token: refused, because URLs end up in access logs.
+TOKEN_PARAMS = ("token", "access_token", "jwt", "auth", "authorization")
+
+
+def origin_allowed(websocket: WebSocket, settings: Settings) -> bool:
+    """Browsers always send Origin; other clients usually do not. Block cross-site hijacking."""
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return True
+    origin = origin.rstrip("/")
+    if origin in settings.cors_origins:
+        return True
+    host = websocket.headers.get("host", "")
+    return bool(host) and urlsplit(origin).netloc == host  # same origin as the page that served us
+
+
+def _after_seq(websocket: WebSocket) -> int | None:
+    raw = websocket.query_params.get("after_seq")
+    return int(raw) if raw is not None and raw.isdigit() else None
+
+
+@router.websocket("/api/ws")
+async def chat_socket(websocket: WebSocket) -> None:
+    runtime: Runtime = websocket.app.state.runtime
+    settings = runtime.settings
+    if not origin_allowed(websocket, settings):
+        await websocket.close(code=CloseCode.POLICY_VIOLATION)  # before accept: the handshake gets 403
+        return
+    await websocket.accept()
+    if any(name in websocket.query_params for name in TOKEN_PARAMS):
+        await websocket.close(CloseCode.UNAUTHENTICATED, "tokens in the query string are refused")
+        return
+    after_seq = _after_seq(websocket)
+    try:
+        claims, after_seq = await _authenticate(websocket, runtime, after_seq)
+    except AppError as exc:
+        await websocket.close(CloseCode.UNAUTHENTICATED, exc.detail)
+        return
+    except WebSocketDisconnect:
+        return
+    if runtime.hub.sockets_of(claims.user_id) >= settings.ws_max_per_user:
+        await websocket.close(CloseCode.TOO_MANY, "too many connections for this user")
+        return
+    connection = Connection(websocket, runtime=runtime, claims=claims, connection_id=secrets.token_hex(8))
+    await connection.run(after_seq=after_seq)
+
+
+async def _authenticate(
+    websocket: WebSocket, runtime: Runtime, after_seq: int | None
+) -> tuple[TokenClaims, int | None]:
+    """A bearer header (CLI, servers), else an `auth` frame within the timeout (browsers)."""
+    header = websocket.headers.get("authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise AppError("expected 'Authorization: Bearer <token>'")
+        return runtime.tokens.decode(token.strip()), after_seq
+    try:
+        message = await asyncio.wait_for(websocket.receive(), timeout=runtime.settings.ws_auth_timeout)
+    except TimeoutError:
+        raise AppError("authentication timed out: send an auth frame first") from None
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", CloseCode.NORMAL))
+    text = message.get("text")
+    if text is None:
+        raise AppError("expected an auth frame first")
+    frame = protocol.parse_client_frame(text, max_bytes=runtime.settings.ws_max_frame_bytes)
+    if not isinstance(frame, protocol.Auth):
+        raise AppError(f"expected an auth frame first, got {frame.type!r}")
+    claims = runtime.tokens.decode(frame.token)
+    return claims, frame.after_seq if frame.after_seq is not None else after_seq
