@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import httpx
@@ -20,9 +21,9 @@ STACKS = ["embedded", "production"]
 """embedded: SQLite file + in-process broker. production: PostgreSQL + Redis."""
 
 
-def make_settings(**overrides: object) -> Settings:
+def make_settings(**overrides: Any) -> Settings:
     """Settings for tests: fast bcrypt, a fixed secret, nothing read from the environment's .env."""
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "jwt_secret": JWT_SECRET,
         "bcrypt_rounds": 4,
         "environment": "development",
@@ -33,7 +34,7 @@ def make_settings(**overrides: object) -> Settings:
         "ws_auth_timeout": 1.0,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture(scope="session")
