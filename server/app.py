@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from server.api import auth, conversations, health, tasks
+from server.api import auth, chat, conversations, demo, health, tasks
 from server.api.errors import RequestIdMiddleware, install_error_handlers
 from server.logs import configure_logging
 from server.realtime import endpoint
@@ -50,6 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
         )
     app.add_middleware(RequestIdMiddleware)
-    for router in (health.router, auth.router, tasks.router, conversations.router, endpoint.router):
+    for router in (health.router, auth.router, tasks.router, conversations.router, chat.router, endpoint.router):
         app.include_router(router)
+    if settings.demo_page:
+        demo.mount(app)
     return app

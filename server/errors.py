@@ -11,6 +11,7 @@ Exception tree (domain and database code raise these, never ``HTTPException``)::
     ├── InvalidInputError       422 invalid
     ├── PayloadTooLargeError    413 too_large
     ├── RateLimitedError        429 rate_limited
+    ├── UpstreamError           502 upstream           (the model server failed)
     └── UnavailableError        503 unavailable
 
 Over HTTP every error renders as ``{"detail", "code"}``; over WebSocket as an ``error`` frame
@@ -39,6 +40,7 @@ class ErrorCode(StrEnum):
     TOO_LARGE = "too_large"
     RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"
+    UPSTREAM = "upstream"
 
 
 class CloseCode(IntEnum):
@@ -116,6 +118,12 @@ class RateLimitedError(AppError):
     status_code = 429
     code = ErrorCode.RATE_LIMITED
     default_detail = "Too many requests, slow down"
+
+
+class UpstreamError(AppError):
+    status_code = 502
+    code = ErrorCode.UPSTREAM
+    default_detail = "The assistant's model server failed"
 
 
 class UnavailableError(AppError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
 from server.db.models import Conversation, Message, Task
 
@@ -16,6 +16,8 @@ Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length
 # 8..128: long enough to be worth hashing, short enough that nobody can make bcrypt chew megabytes.
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
 ChatText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_MESSAGE_CHARS)]
+ClientMsgId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+"""A client's idempotency key for one message: unique per user."""
 TaskStatus = Literal["all", "pending", "completed"]
 
 
@@ -139,6 +141,35 @@ class MessagePublic(BaseModel):
     @classmethod
     def frame(cls, message: Message) -> dict[str, Any]:
         return cls.model_validate(message).model_dump(mode="json", exclude_none=True)
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    conversation_id: int | None = Field(default=None, ge=1, description="Omit to start a new conversation")
+    message: ChatText
+    client_msg_id: ClientMsgId | None = Field(
+        default=None, description="Optional idempotency key: a retry with the same key gets the same turn"
+    )
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("message must not be blank")
+        return value
+
+
+class ToolCallSummary(BaseModel):
+    name: str
+    arguments: dict[str, Any]
+    result: Any
+
+
+class ChatResponse(BaseModel):
+    conversation_id: int
+    response: str
+    tool_calls: list[ToolCallSummary]
 
 
 class MessagesPublic(BaseModel):

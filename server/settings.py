@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     auto_migrate: bool | None = None
     """Apply migrations at start-up. Unset: yes on SQLite (embedded default), no elsewhere (release step)."""
 
+    demo_page: bool = True
+    """Serve the chat widget at /widget/ and its demo page at /."""
+
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1)

@@ -16,6 +16,7 @@ import asyncio
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +33,17 @@ from server.realtime.outbox import transaction
 from server.schemas import MessagePublic
 
 AckCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class TurnOutcome:
+    conversation_id: int
+    status: str
+    response: str
+    tool_calls: list[dict[str, Any]]
+    reason: str | None = None
+    """Why a failed turn failed (known when it ran in this process)."""
+
 
 IN_FLIGHT_WAIT = 2.0
 """How long a duplicate waits for the original's commit before answering `busy`."""
@@ -138,6 +150,33 @@ class ChatService:
             )
         )
         return ack
+
+    async def outcome(self, ack: dict[str, Any]) -> TurnOutcome:
+        """Wait for the acked turn to end and read its reply and tool calls back from the database.
+
+        The turn may run here (await it) or, for a retried request, on another worker (poll).
+        Callers bound the wait with `asyncio.timeout`.
+        """
+        turn_id = str(ack["turn_id"])
+        turn = self.turns.get(turn_id)
+        if turn is not None:
+            await turn.finished.wait()
+        while True:
+            async with self._db() as session:
+                reply = await messages.turn_reply(session, turn_id)
+                calls = await messages.turn_tool_calls(session, turn_id) if reply is not None else []
+            if reply is not None:
+                break
+            await asyncio.sleep(0.05)  # running on another worker: no event reaches us here
+        return TurnOutcome(
+            conversation_id=int(ack["conversation_id"]),
+            status=reply.status or "done",
+            response=reply.content,
+            tool_calls=[
+                {key: row.tool_call[key] for key in ("name", "arguments", "result")} for row in calls if row.tool_call
+            ],
+            reason=turn.reason if turn is not None else None,
+        )
 
     async def cancel(self, user_id: int, turn_id: str) -> None:
         """Stop a running turn wherever it runs; `NotFoundError` if the user never started it."""

@@ -10,14 +10,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from server.errors import AppError, ErrorCode, InvalidInputError, PayloadTooLargeError
-from server.schemas import MAX_MESSAGE_CHARS
+from server.schemas import MAX_MESSAGE_CHARS, ClientMsgId
 
 PROTOCOL_VERSION = 1
-
-ClientMsgId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 
 
 class _Frame(BaseModel):
