@@ -44,11 +44,10 @@ class Runtime:
 
 
 #: Broker implementations by URL scheme; the embedded default has no URL.
-BROKERS: dict[str, Callable[[str], Broker]] = {
-    "redis": RedisBroker,
-    "rediss": RedisBroker,
-    "unix": RedisBroker,
+BROKERS: dict[str, Callable[[Settings], Broker]] = {
+    "redis": lambda settings: RedisBroker(str(settings.redis_url), name=settings.redis_prefix),
 }
+BROKERS["rediss"] = BROKERS["unix"] = BROKERS["redis"]
 
 
 def create_broker(settings: Settings) -> Broker:
@@ -59,7 +58,7 @@ def create_broker(settings: Settings) -> Broker:
         factory = BROKERS[scheme]
     except KeyError:
         raise ValueError(f"REDIS_URL scheme {scheme!r} is not one of {sorted(BROKERS)}") from None
-    return factory(settings.redis_url)
+    return factory(settings)
 
 
 def create_locks(settings: Settings, broker: Broker) -> TurnLocks:

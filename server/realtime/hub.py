@@ -88,14 +88,22 @@ class Hub:
                 await self._broker.unsubscribe(self.channel(user_id))
 
     async def publish(self, user_id: int, envelopes: Sequence[Envelope]) -> bool:
-        """Publish to every worker; False when the broker is away (the events stay in the log)."""
+        """Publish to every worker; False when the broker is away.
+
+        Then this worker's own sockets (and turns, for `cancel`) still get the events directly;
+        other workers replay them from the event log when their broker reconnects.
+        """
         if not envelopes:
             return True
+        channel = self.channel(user_id)
+        messages = [envelope.encode() for envelope in envelopes]
         try:
-            await self._broker.publish(self.channel(user_id), [envelope.encode() for envelope in envelopes])
+            await self._broker.publish(channel, messages)
         except BrokerError as exc:
             self.publish_failures += 1
             logger.warning("Could not publish %d event(s) for user %s: %s", len(envelopes), user_id, exc)
+            for data in messages:
+                self.on_message(channel, data)
             return False
         return True
 

@@ -20,7 +20,7 @@ PROTOCOL_VERSION = 1
 
 class _Frame(BaseModel):
     # `v` lets a later protocol grow; unknown fields are ignored so old servers accept newer clients.
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
 
     v: int = PROTOCOL_VERSION
 

@@ -34,14 +34,16 @@ class RedisBroker:
     replays what its sockets may have missed from the database.
     """
 
-    def __init__(self, url: str, *, client: Redis | None = None) -> None:
-        self._client = client or Redis.from_url(
-            url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=15
-        )
+    def __init__(self, url: str, *, name: str = "todochat") -> None:
+        self._client = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=15)
         # The subscriber must not retry silently inside redis-py: a reconnect it hid from us
         # would hide the gap too. Errors surface, and the reader loop recovers explicitly.
         self._sub_client = Redis.from_url(
-            url, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0), health_check_interval=15
+            url,
+            socket_connect_timeout=2,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=15,
+            client_name=f"{name}-subscriber",  # visible in CLIENT LIST: one per worker
         )
         self._channels: set[str] = set()
         self._lock = asyncio.Lock()
@@ -49,6 +51,8 @@ class RedisBroker:
         self._reader: asyncio.Task[None] | None = None
         self._listener: BrokerListener | None = None
         self._has_channels = asyncio.Event()
+        self._lost = False
+        """The subscriber connection broke (or a subscribe failed): re-subscribe and tell the listener."""
         self.reconnects = 0
         """How many times the subscriber connection was re-established (for tests and metrics)."""
 
@@ -123,9 +127,15 @@ class RedisBroker:
                     self._has_channels.clear()
                     await self._has_channels.wait()
                 assert self._pubsub is not None
-                if not self._pubsub.subscribed:
-                    # Lost, or a subscribe failed while Redis was away: start afresh.
+                if not self._lost and not self._pubsub.subscribed:
+                    async with self._lock:
+                        pass  # a first subscribe may be in flight: let it finish
+                    # Still nothing subscribed although channels are wanted: the subscribe failed.
+                    self._lost = bool(self._channels) and not self._pubsub.subscribed
+                if self._lost:
                     await self._reconnect()
+                    if not self._channels:
+                        continue
                 message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=POLL_SECONDS)
                 if message is not None:
                     self._deliver(message)
@@ -133,6 +143,7 @@ class RedisBroker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the loop boundary: log, back off, reconnect
+                self._lost = True
                 logger.warning("Redis subscriber lost (%s); reconnecting in about %.2fs", exc, backoff)
                 await asyncio.sleep(backoff * (0.5 + random.random()))  # noqa: S311  jitter, not crypto
                 backoff = min(backoff * 2, BACKOFF_MAX)
@@ -156,8 +167,10 @@ class RedisBroker:
         async with self._lock:
             assert self._pubsub is not None
             if not self._channels:
+                self._lost = False  # nothing to restore; the next subscribe opens a fresh connection
                 return
             await self._pubsub.subscribe(*self._channels)
+            self._lost = False
         self.reconnects += 1
         logger.info("Redis subscriber (re)connected; %d channels subscribed", len(self._channels))
         if self._listener is not None:

@@ -1,0 +1,172 @@
+"""One contract, every Broker: ordered delivery of subscribed channels, nothing else, recovery after loss."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from server.realtime.broker.base import Broker, BrokerError
+from server.realtime.broker.memory import MemoryBroker
+from server.realtime.broker.redis import RedisBroker
+from tests.support import services
+from tests.support.live import free_port
+from tests.support.timing import QUIET, TIMEOUT, wait_until
+
+
+class Recorder:
+    """A BrokerListener that keeps what arrives and lets tests await it."""
+
+    def __init__(self) -> None:
+        self.messages: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self.reconnects = 0
+
+    def on_message(self, channel: str, data: bytes) -> None:
+        self.messages.put_nowait((channel, data))
+
+    def on_reconnected(self) -> None:
+        self.reconnects += 1
+
+    async def next(self) -> tuple[str, bytes]:
+        return await asyncio.wait_for(self.messages.get(), TIMEOUT)
+
+    async def nothing(self) -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(self.messages.get(), QUIET)
+
+
+def channel(name: str) -> str:
+    return f"todochat-test-{services.RUN_ID}:{name}:{secrets.token_hex(4)}"
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def broker(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Broker, Recorder]]:
+    recorder = Recorder()
+    if request.param == "memory":
+        instance: Broker = MemoryBroker()
+    else:
+        await services.check_redis()
+        instance = RedisBroker(services.REDIS_URL, name=f"todochat-test-{services.RUN_ID}-{secrets.token_hex(3)}")
+    await instance.start(recorder)
+    try:
+        yield instance, recorder
+    finally:
+        await instance.stop()
+
+
+async def test_delivers_subscribed_channels_in_order(broker: tuple[Broker, Recorder]) -> None:
+    instance, recorder = broker
+    name = channel("ordered")
+    await instance.subscribe(name)
+    await instance.publish(name, [b"one", b"two"])
+    await instance.publish(name, [b"three"])
+    assert [await recorder.next() for _ in range(3)] == [(name, b"one"), (name, b"two"), (name, b"three")]
+
+
+async def test_ignores_channels_it_did_not_subscribe(broker: tuple[Broker, Recorder]) -> None:
+    instance, recorder = broker
+    mine, other = channel("mine"), channel("other")
+    await instance.subscribe(mine)
+    await instance.publish(other, [b"not for us"])
+    await instance.publish(mine, [b"for us"])
+    assert await recorder.next() == (mine, b"for us")
+    await recorder.nothing()
+
+
+async def test_unsubscribe_stops_delivery(broker: tuple[Broker, Recorder]) -> None:
+    instance, recorder = broker
+    name = channel("leaving")
+    await instance.subscribe(name)
+    await instance.publish(name, [b"before"])
+    assert await recorder.next() == (name, b"before")
+    await instance.unsubscribe(name)
+    await instance.publish(name, [b"after"])
+    await recorder.nothing()
+    await instance.subscribe(name)  # and back again
+    await instance.publish(name, [b"again"])
+    assert await recorder.next() == (name, b"again")
+
+
+async def test_ping(broker: tuple[Broker, Recorder]) -> None:
+    await broker[0].ping()
+
+
+# --- Redis specifics -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[aioredis.Redis]:
+    await services.check_redis()
+    client = aioredis.Redis.from_url(services.REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+async def test_redis_fans_out_between_workers(redis_client: aioredis.Redis) -> None:
+    first, second = Recorder(), Recorder()
+    a = RedisBroker(services.REDIS_URL, name="todochat-test-a")
+    b = RedisBroker(services.REDIS_URL, name="todochat-test-b")
+    await a.start(first)
+    await b.start(second)
+    try:
+        name = channel("fanout")
+        await a.subscribe(name)
+        await b.subscribe(name)
+        await a.publish(name, [b"hello"])
+        assert await first.next() == (name, b"hello")
+        assert await second.next() == (name, b"hello")
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_redis_uses_one_subscriber_connection_for_many_channels(redis_client: aioredis.Redis) -> None:
+    name = f"todochat-test-{secrets.token_hex(4)}"
+    instance = RedisBroker(services.REDIS_URL, name=name)
+    await instance.start(Recorder())
+    try:
+        for n in range(50):
+            await instance.subscribe(channel(f"many{n}"))
+        clients = await redis_client.client_list(_type="pubsub")
+        ours = [c for c in clients if c.get("name") == f"{name}-subscriber"]
+        assert len(ours) == 1 and int(ours[0]["sub"]) == 50
+    finally:
+        await instance.stop()
+
+
+async def test_redis_subscriber_recovers_after_its_connection_is_killed(redis_client: aioredis.Redis) -> None:
+    name = f"todochat-test-{secrets.token_hex(4)}"
+    recorder = Recorder()
+    instance = RedisBroker(services.REDIS_URL, name=name)
+    await instance.start(recorder)
+    try:
+        topic = channel("recover")
+        await instance.subscribe(topic)
+        await instance.publish(topic, [b"before"])
+        assert await recorder.next() == (topic, b"before")
+
+        clients = await redis_client.client_list(_type="pubsub")
+        (ours,) = [c for c in clients if c.get("name") == f"{name}-subscriber"]
+        await redis_client.client_kill_filter(_id=ours["id"])
+
+        await wait_until(lambda: recorder.reconnects == 1)  # the listener is told: it replays from the log
+        await instance.publish(topic, [b"after"])
+        assert await recorder.next() == (topic, b"after")
+    finally:
+        await instance.stop()
+
+
+async def test_redis_unreachable_raises_broker_error() -> None:
+    instance = RedisBroker(f"redis://127.0.0.1:{free_port()}/0")
+    await instance.start(Recorder())
+    try:
+        with pytest.raises(BrokerError):
+            await instance.ping()
+        with pytest.raises(BrokerError):
+            await instance.publish("x", [b"y"])
+        await instance.subscribe("x")  # never raises: the reader keeps retrying in the background
+    finally:
+        await instance.stop()

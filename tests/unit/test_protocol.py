@@ -1,0 +1,84 @@
+"""Client frames are parsed once, at the edge, into typed frames or a precise error."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.errors import AppError, ErrorCode
+from server.realtime import protocol
+from server.realtime.envelope import Envelope
+
+MAX = 128 * 1024
+
+
+def test_parses_every_client_frame() -> None:
+    chat = protocol.parse_client_frame(
+        '{"type": "chat", "conversation_id": 3, "message": "hi", "client_msg_id": "a-1", "extra": 1}', max_bytes=MAX
+    )
+    assert isinstance(chat, protocol.Chat) and chat.conversation_id == 3 and chat.v == 1
+    assert isinstance(protocol.parse_client_frame('{"type": "cancel", "turn_id": "t"}', max_bytes=MAX), protocol.Cancel)
+    resume = protocol.parse_client_frame('{"type": "resume", "after_seq": 0}', max_bytes=MAX)
+    assert isinstance(resume, protocol.Resume) and resume.after_seq == 0
+    assert isinstance(protocol.parse_client_frame('{"type": "ping"}', max_bytes=MAX), protocol.Ping)
+    auth = protocol.parse_client_frame('{"type": "auth", "token": "t", "after_seq": 5}', max_bytes=MAX)
+    assert isinstance(auth, protocol.Auth) and auth.after_seq == 5
+    refresh = protocol.parse_client_frame('{"type": "auth.refresh", "token": "t"}', max_bytes=MAX)
+    assert isinstance(refresh, protocol.AuthRefresh)
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "detail_part"),
+    [
+        ("nope", ErrorCode.BAD_JSON, "not valid JSON"),
+        ('"a string"', ErrorCode.BAD_JSON, "got str"),
+        ('{"type": 5}', ErrorCode.UNKNOWN_TYPE, "expected one of"),
+        ('{"type": "chat", "client_msg_id": "a"}', ErrorCode.INVALID, "chat: message"),
+        (
+            '{"type": "chat", "message": "hi", "client_msg_id": "x" }'.replace('"x"', '"' + "x" * 65 + '"'),
+            ErrorCode.INVALID,
+            "client_msg_id",
+        ),
+        ('{"type": "chat", "message": "' + "m" * 10_001 + '", "client_msg_id": "a"}', ErrorCode.TOO_LARGE, "10000"),
+        ('{"type": "ping", "pad": "' + "p" * MAX + '"}', ErrorCode.TOO_LARGE, "larger than"),
+        ('{"type": "resume", "after_seq": "3"}', ErrorCode.INVALID, "after_seq"),
+    ],
+    ids=["not-json", "not-object", "bad-type", "missing", "long-id", "long-message", "big-frame", "wrong-type"],
+)
+def test_errors_name_what_was_wrong(text: str, code: ErrorCode, detail_part: str) -> None:
+    with pytest.raises(AppError) as raised:
+        protocol.parse_client_frame(text, max_bytes=MAX)
+    frame = protocol.error_from(raised.value)
+    assert frame["code"] == code and detail_part in frame["detail"]
+
+
+def test_error_ref_names_the_refused_chat() -> None:
+    with pytest.raises(AppError) as raised:
+        protocol.parse_client_frame('{"type": "chat", "message": "", "client_msg_id": "c-9"}', max_bytes=MAX)
+    assert protocol.error_from(raised.value)["ref"] == "c-9"
+
+
+def test_multibyte_frames_are_measured_in_bytes() -> None:
+    text = '{"type": "ping", "pad": "' + "é" * 40_000 + '"}'  # 80 kB of UTF-8 in 40 k characters
+    assert isinstance(protocol.parse_client_frame(text, max_bytes=MAX), protocol.Ping)
+    with pytest.raises(AppError):
+        protocol.parse_client_frame(text, max_bytes=64 * 1024)
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        Envelope.event({"type": "task.created", "seq": 12, "task": {"title": "a\nb"}}),
+        Envelope.event({"type": "delta", "turn_id": "t", "offset": 0, "text": "x"}),
+        Envelope.command({"type": "cancel", "turn_id": "t"}),
+    ],
+    ids=["persisted", "ephemeral", "control"],
+)
+def test_envelopes_round_trip(envelope: Envelope) -> None:
+    assert Envelope.decode(envelope.encode()) == envelope
+
+
+def test_envelope_rejects_garbage() -> None:
+    with pytest.raises(ValueError):
+        Envelope.decode(b"no header")
+    with pytest.raises(ValueError):
+        Envelope.decode(b"X\n{}")
