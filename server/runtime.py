@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,6 +24,7 @@ from server.realtime.broker.redis import RedisBroker
 from server.realtime.hub import Hub
 from server.realtime.locks import MemoryLocks, RedisLocks, TurnLocks
 from server.realtime.outbox import Outbox, transaction
+from server.realtime.retention import prune_forever
 from server.settings import Settings
 
 
@@ -99,6 +102,11 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             history_messages=settings.history_messages,
         )
         stack.push_async_callback(turns.shutdown, settings.shutdown_grace)
+
+        pruner = asyncio.create_task(
+            prune_forever(db, retention=timedelta(hours=settings.event_retention_hours)), name="event-pruner"
+        )
+        stack.callback(pruner.cancel)
 
         yield Runtime(
             settings=settings,
