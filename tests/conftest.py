@@ -80,6 +80,14 @@ async def server(stack_settings: Settings) -> AsyncIterator[LiveServer]:
         yield live
 
 
+@pytest.fixture(scope="session")
+async def assistant_server(stack_settings: Settings) -> AsyncIterator[LiveServer]:
+    """The same stack with the offline rules assistant instead of the echo responder."""
+    settings = stack_settings.model_copy(update={"assistant_provider": "rules"})
+    async with serve_in_process(create_app(settings)) as live:
+        yield live
+
+
 @pytest.fixture
 async def client(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:

@@ -72,6 +72,8 @@ class Connection:
         self._wakeup = asyncio.Event()
         self._cursor = 0
         self._held: dict[int, Envelope] = {}
+        self._gap_deadline = 0.0
+        """When the oldest held event stops waiting for its predecessors to arrive live."""
         self._overflowed = False
         self._closing: tuple[int, str] | None = None
         self._bucket = TokenBucket(rate=settings.ws_rate_per_second, burst=settings.ws_rate_burst)
@@ -218,13 +220,15 @@ class Connection:
 
     async def _write_loop(self) -> None:
         while True:
+            if self._held and time.monotonic() >= self._gap_deadline:
+                await self._replay()  # a held event's predecessors never came live: read them
+                continue
             if not self._queue and not self._overflowed and self._closing is None:
                 self._wakeup.clear()
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=GAP_WAIT if self._held else None)
-                except TimeoutError:
-                    await self._replay()  # a held event's predecessors never came live
-                    continue
+                timeout = max(0.0, self._gap_deadline - time.monotonic()) if self._held else None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=timeout)
+                continue
             if self._overflowed:
                 await self._send(protocol.resync_required(self._cursor, "slow consumer: too many events queued"))
                 self.close_later(CloseCode.TRY_AGAIN_LATER, "slow consumer")
@@ -249,6 +253,8 @@ class Connection:
             self._cursor = envelope.seq
             await self._release_held()
         elif envelope.seq > self._cursor:
+            if not self._held:
+                self._gap_deadline = time.monotonic() + GAP_WAIT
             self._held[envelope.seq] = envelope
 
     async def _release_held(self) -> None:
@@ -257,6 +263,8 @@ class Connection:
             self._cursor += 1
         for seq in [seq for seq in self._held if seq <= self._cursor]:
             del self._held[seq]
+        if self._held:
+            self._gap_deadline = time.monotonic() + GAP_WAIT
 
     async def _on_replay(self, after_seq: int) -> None:
         if after_seq > self._cursor:

@@ -80,3 +80,31 @@ async def test_slow_consumer_gets_resync_and_is_closed() -> None:
     assert [f["type"] for f in socket.sent] == ["resync_required"]
     assert socket.sent[0]["last_seq"] == 0
     assert conn._closing is not None and conn._closing[0] == CloseCode.TRY_AGAIN_LATER
+
+
+async def test_a_gap_is_filled_even_while_other_events_keep_arriving() -> None:
+    socket = FakeSocket()
+    conn = connection(socket)
+    replayed = asyncio.Event()
+
+    async def replay_from_log() -> None:  # stands in for the database read
+        replayed.set()
+        for seq in (1, 2):
+            await conn._send_text(event(seq).text)
+            conn._cursor = seq
+        await conn._release_held()
+
+    conn._replay = replay_from_log  # type: ignore[method-assign]
+    writer = asyncio.create_task(conn._write_loop())
+    conn.deliver(event(3))  # 1 and 2 never come live
+
+    async def steady_deltas() -> None:
+        # A stream of ephemeral frames faster than the gap wait must not postpone the fill forever.
+        while not replayed.is_set():
+            conn.deliver(event(None, "delta"))
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(asyncio.gather(replayed.wait(), steady_deltas()), TIMEOUT)
+    await socket.wait_for(3)
+    writer.cancel()
+    assert [f["seq"] for f in socket.sent if "seq" in f] == [1, 2, 3]
