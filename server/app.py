@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from server.api import auth, chat, conversations, demo, health, tasks
+from server.api import auth, chat, conversations, demo, health, mcp, tasks
 from server.api.errors import RequestIdMiddleware, install_error_handlers
 from server.logs import configure_logging
 from server.realtime import endpoint
@@ -18,7 +18,8 @@ from server.settings import Settings
 API_DESCRIPTION = """\
 REST surface of the Todo chatbot backend. Authenticate with `POST /api/auth/signup` or
 `POST /api/auth/login` and send the returned token as `Authorization: Bearer <token>`.
-Streaming chat runs over the WebSocket at `/api/ws` (see docs/protocol.md).
+Streaming chat runs over the WebSocket at `/api/ws` (see docs/protocol.md); agents reach the
+same task tools over MCP at `/mcp` with the same token (see docs/mcp.md).
 Every error is JSON: `{"detail": ..., "code": ...}`.
 """
 
@@ -27,7 +28,10 @@ Every error is JSON: `{"detail": ..., "code": ...}`.
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with open_runtime(app.state.settings) as runtime:
         app.state.runtime = runtime
-        yield
+        # MCP calls run in the SDK manager's task group: it starts after the runtime it uses
+        # and stops (cancelling calls still running) before the runtime closes.
+        async with app.state.mcp.serve(runtime):
+            yield
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -52,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     for router in (health.router, auth.router, tasks.router, conversations.router, chat.router, endpoint.router):
         app.include_router(router)
+    app.state.mcp = mcp.mount(app)
     if settings.demo_page:
         demo.mount(app)
     return app
