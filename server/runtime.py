@@ -91,11 +91,13 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         stack.push_async_callback(broker.stop)
 
         locks = create_locks(settings, broker)
+        agent = create_agent(settings)
+        stack.push_async_callback(agent.aclose)
         turns = TurnRegistry(
             db=db,
             hub=hub,
             locks=locks,
-            agent=create_agent(settings),
+            agent=agent,
             run_tool=run_tool,
             lock_ttl=settings.turn_lock_seconds,
             turn_timeout=settings.turn_timeout,

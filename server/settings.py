@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = None
     llm_model: str | None = None
     llm_timeout: float = Field(60.0, gt=0)
+    """Longest silence from the model server (connect, first byte, between chunks); TURN_TIMEOUT bounds the turn."""
     history_messages: int = Field(30, ge=1)
 
     @field_validator("cors_origins", mode="before")

@@ -21,6 +21,12 @@ class Agent:
         self.tools = tuple(tools)
         self.max_steps = max_steps
 
+    async def aclose(self) -> None:
+        """Release the provider's resources (an HTTP connection pool), if it holds any."""
+        close = getattr(self.provider, "aclose", None)
+        if close is not None:
+            await close()
+
     async def run(self, messages: Sequence[ChatMessage], execute: ToolExecutor) -> AsyncIterator[str]:
         """Yield the reply's text as it streams; tool calls go to `execute` between model steps.
 

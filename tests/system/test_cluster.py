@@ -63,7 +63,7 @@ async def signup(base_url: str) -> tuple[int, str]:
 
 async def test_a_turn_on_one_worker_streams_live_to_the_other(workers: tuple[ServerProcess, ServerProcess]) -> None:
     a_server, b_server = workers
-    user_id, token = await signup(a_server.base_url)
+    _, token = await signup(a_server.base_url)
     _, stranger = await signup(b_server.base_url)
     async with (
         await WSClient.open(a_server.ws_url, token) as a,

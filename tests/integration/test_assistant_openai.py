@@ -1,0 +1,206 @@
+"""The assistant on a model server, end to end: the real app, REST and WebSocket, a fake OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from server.app import create_app
+from tests.conftest import AppUser, MakeUser, make_settings
+from tests.fakes.openai_server import (
+    Disconnect,
+    ErrorStatus,
+    FakeOpenAIServer,
+    Hold,
+    Response,
+    Stream,
+    StreamError,
+    Text,
+    text_reply,
+    tool_reply,
+)
+from tests.support.live import LiveServer, serve_in_process
+from tests.support.timing import TIMEOUT
+from tests.support.wsclient import WSClient
+
+
+@pytest.fixture(scope="module")
+async def fake() -> AsyncIterator[FakeOpenAIServer]:
+    async with FakeOpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+async def server(fake: FakeOpenAIServer, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
+    """This module's own app (SQLite, in-process broker) with the assistant on the fake model server.
+
+    Named like the shared fixture, so `client`, `user` and `make_user` use this app.
+    """
+    settings = make_settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('openai') / 'app.db'}",
+        assistant_provider="openai",
+        llm_base_url=fake.base_url,
+        llm_model="fake-model",
+        llm_api_key="sk-test",
+        llm_timeout=TIMEOUT,
+    )
+    async with serve_in_process(create_app(settings)) as live:
+        yield live
+
+
+@pytest.fixture
+def model(fake: FakeOpenAIServer) -> FakeOpenAIServer:
+    fake.reset()
+    return fake
+
+
+async def messages_of(client: httpx.AsyncClient, user: AppUser, conversation_id: int) -> list[dict[str, Any]]:
+    response = await client.get(user.url(f"/conversations/{conversation_id}/messages"), headers=user.headers)
+    assert response.status_code == 200, response.text
+    data: list[dict[str, Any]] = response.json()["data"]
+    return data
+
+
+# --- REST ----------------------------------------------------------------------------------------
+
+
+async def test_rest_turn_adds_a_task(client: httpx.AsyncClient, user: AppUser, model: FakeOpenAIServer) -> None:
+    model.queue(
+        tool_reply(("call_1", "add_task", {"title": "Buy milk"})),
+        text_reply("Added 'Buy milk' to your list."),
+    )
+    response = await client.post(user.url("/chat"), json={"message": "Remind me to buy milk"}, headers=user.headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["response"] == "Added 'Buy milk' to your list."
+    [call] = body["tool_calls"]
+    assert call["name"] == "add_task" and call["arguments"] == {"title": "Buy milk"}
+    assert call["result"]["status"] == "created" and call["result"]["title"] == "Buy milk"
+
+    tasks = (await client.get(user.url("/tasks"), headers=user.headers)).json()
+    assert [(t["id"], t["title"], t["completed"]) for t in tasks["data"]] == [
+        (call["result"]["task_id"], "Buy milk", False)
+    ]
+    first, second = model.requests
+    assert first.messages[-1] == {"role": "user", "content": "Remind me to buy milk"}
+    assert second.messages[-1]["role"] == "tool" and second.messages[-1]["tool_call_id"] == "call_1"
+    assert f'"task_id":{call["result"]["task_id"]}' in second.messages[-1]["content"]
+
+    history = await messages_of(client, user, body["conversation_id"])
+    assert [(m["role"], m.get("status")) for m in history] == [("user", None), ("tool", None), ("assistant", "done")]
+
+
+async def test_tools_act_only_for_the_authenticated_user(
+    client: httpx.AsyncClient, user: AppUser, make_user: MakeUser, model: FakeOpenAIServer
+) -> None:
+    other = await make_user()
+    created = await client.post(other.url("/tasks"), json={"title": "Not yours"}, headers=other.headers)
+    foreign_id = created.json()["id"]
+    # The model asks for another user's task id: the tool runs as `user`, so it is not found.
+    model.queue(
+        tool_reply(("call_1", "complete_task", {"task_id": foreign_id})),
+        text_reply("I could not find that task."),
+    )
+    response = await client.post(user.url("/chat"), json={"message": f"complete {foreign_id}"}, headers=user.headers)
+    assert response.status_code == 200, response.text
+    [call] = response.json()["tool_calls"]
+    assert call["result"]["error"] == "not_found"
+    task = await client.get(other.url(f"/tasks/{foreign_id}"), headers=other.headers)
+    assert task.json()["completed"] is False
+
+
+@pytest.mark.parametrize(
+    ("failure", "partial", "reason"),
+    [
+        (Stream(Text("Adding "), Text("that"), StreamError("overloaded")), "Adding that", "overloaded"),
+        (Stream(Text("Adding "), Text("that"), Disconnect()), "Adding that", "closed the connection"),
+        (ErrorStatus(401, "bad key"), "", "rejected the API key"),
+    ],
+    ids=["error-event", "disconnect", "401"],
+)
+async def test_rest_upstream_failure_is_502_and_keeps_the_partial_reply(
+    client: httpx.AsyncClient, user: AppUser, model: FakeOpenAIServer, failure: Response, partial: str, reason: str
+) -> None:
+    model.queue(text_reply("Hello!"))
+    first = await client.post(user.url("/chat"), json={"message": "hi"}, headers=user.headers)
+    conversation_id = first.json()["conversation_id"]
+
+    model.queue(failure)
+    response = await client.post(
+        user.url("/chat"), json={"message": "add tea", "conversation_id": conversation_id}, headers=user.headers
+    )
+    assert response.status_code == 502, response.text
+    assert response.json()["code"] == "upstream" and reason in response.json()["detail"]
+    last = (await messages_of(client, user, conversation_id))[-1]
+    assert (last["role"], last["content"], last["status"]) == ("assistant", partial, "failed")
+
+
+# --- WebSocket -----------------------------------------------------------------------------------
+
+
+async def test_ws_turn_streams_tool_frames_and_deltas(
+    server: LiveServer, user: AppUser, model: FakeOpenAIServer
+) -> None:
+    model.queue(
+        tool_reply(("call_1", "add_task", {"title": "Walk the dog", "description": "before 9"}), text="Sure. "),
+        text_reply("'Walk the dog' is on your list."),
+    )
+    async with await WSClient.open(server.ws_url, user.token) as ws:
+        await ws.chat("remind me to walk the dog before 9")
+        frames = await ws.until("turn.end")
+
+    types = [frame["type"] for frame in frames]
+    assert [t for t in types if t != "delta"] == [
+        "ack",
+        "message",
+        "turn.start",
+        "tool.call",
+        "task.created",
+        "tool.result",
+        "message",
+        "turn.end",
+    ]
+    assert types.index("delta") < types.index("tool.call")  # text before a call reaches clients first
+    call = next(f for f in frames if f["type"] == "tool.call")
+    assert call["call_id"] == "call_1" and call["name"] == "add_task"
+    assert call["arguments"] == {"title": "Walk the dog", "description": "before 9"}
+    task = next(f for f in frames if f["type"] == "task.created")["task"]
+    assert task["title"] == "Walk the dog" and task["description"] == "before 9"
+    result = next(f for f in frames if f["type"] == "tool.result")
+    assert result["call_id"] == "call_1" and result["result"]["task_id"] == task["id"]
+
+    text = "".join(f["text"] for f in frames if f["type"] == "delta")
+    assert text == "Sure. 'Walk the dog' is on your list."
+    reply, end = frames[-2], frames[-1]
+    assert reply["message"]["content"] == text and reply["message"]["status"] == "done"
+    assert end["status"] == "done" and end["message_id"] == reply["message"]["id"]
+
+
+async def test_ws_error_mid_stream_fails_the_turn(server: LiveServer, user: AppUser, model: FakeOpenAIServer) -> None:
+    model.queue(Stream(Text("Let me "), Text("check"), StreamError("model crashed")))
+    async with await WSClient.open(server.ws_url, user.token) as ws:
+        await ws.chat("what is on my list?")
+        end = await ws.receive("turn.end")
+    reply = next(f for f in ws.log if f["type"] == "message" and f["message"]["role"] == "assistant")
+    assert end["status"] == "failed" and "model crashed" in end["reason"]
+    assert reply["message"]["content"] == "Let me check" and reply["message"]["status"] == "failed"
+
+
+async def test_ws_cancel_closes_the_model_stream(
+    server: LiveServer, user: AppUser, client: httpx.AsyncClient, model: FakeOpenAIServer
+) -> None:
+    model.queue(Stream(Text("Let me think"), Hold()))
+    async with await WSClient.open(server.ws_url, user.token) as ws:
+        await ws.chat("plan my week")
+        ack = await ws.receive("ack")
+        await ws.receive("delta")
+        await ws.send({"type": "cancel", "turn_id": ack["turn_id"]})
+        end = await ws.receive("turn.end")
+    assert end["status"] == "cancelled"
+    await asyncio.wait_for(model.disconnected.wait(), TIMEOUT)  # the request to the model was closed
+    last = (await messages_of(client, user, ack["conversation_id"]))[-1]
+    assert (last["content"], last["status"]) == ("Let me think", "cancelled")
