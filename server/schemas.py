@@ -7,12 +7,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
-from server.db.models import Conversation, Message, Task
+from server.db.models import DESCRIPTION_MAX, TITLE_MAX, Conversation, Message, Task
 
 MAX_MESSAGE_CHARS = 10_000
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX)]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=DESCRIPTION_MAX)]
 # 8..128: long enough to be worth hashing, short enough that nobody can make bcrypt chew megabytes.
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
 ChatText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_MESSAGE_CHARS)]

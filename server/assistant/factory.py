@@ -7,6 +7,8 @@ from collections.abc import Callable
 from server.assistant.agent import Agent
 from server.assistant.providers.base import Provider
 from server.assistant.providers.echo import EchoProvider
+from server.assistant.providers.openai import OpenAIProvider
+from server.assistant.providers.rules import RulesProvider
 from server.assistant.tools import tool_specs
 from server.settings import Settings
 
@@ -15,8 +17,14 @@ def _echo(settings: Settings) -> Provider:
     return EchoProvider(chunk_delay=settings.echo_chunk_delay)
 
 
+def _rules(settings: Settings) -> Provider:
+    return RulesProvider()
+
+
 PROVIDERS: dict[str, Callable[[Settings], Provider]] = {
     "echo": _echo,
+    "rules": _rules,
+    "openai": OpenAIProvider.from_settings,
 }
 
 

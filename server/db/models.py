@@ -20,6 +20,10 @@ SQLModel.metadata.naming_convention = {
 }
 
 
+TITLE_MAX = 200
+DESCRIPTION_MAX = 1000
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -72,8 +76,8 @@ class Task(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = _owner_fk("users")
-    title: str = Field(max_length=200, nullable=False)
-    description: str | None = Field(default=None, max_length=1000)
+    title: str = Field(max_length=TITLE_MAX, nullable=False)
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
     completed: bool = Field(default=False, nullable=False)
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()

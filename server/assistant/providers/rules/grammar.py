@@ -1,0 +1,260 @@
+"""The phrasings of each command: a table of patterns, and the builders that turn a match into intents."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import replace
+
+from server.assistant.providers.rules.intents import (
+    Act,
+    Action,
+    Add,
+    Intent,
+    ListTasks,
+    Say,
+    Status,
+)
+from server.assistant.providers.rules.refs import Pronoun, Ref, Unnamed, parse_refs
+from server.db.models import DESCRIPTION_MAX, TITLE_MAX
+
+QUOTES = "\"'`"
+END_PUNCTUATION = ".,!?;: …"
+_I = re.IGNORECASE
+
+QUOTED = re.compile(r"(?:^|(?<=\s))[\"'`](.+?)[\"'`](?=$|[\s.,!?;:])")
+"""A quoted title: "add 'call mom' to my list". An apostrophe inside a word ("mom's") is not a quote."""
+
+
+def match(text: str) -> list[Intent] | None:
+    """The intents of one command (no politeness left around it), or None if no phrasing fits."""
+    for pattern, build in _RULES:
+        if m := pattern.fullmatch(text):
+            return build(m)
+    return None
+
+
+def tidy(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().rstrip(END_PUNCTUATION).strip()
+
+
+# --- builders: a regex match -> intents ---------------------------------------------------------
+
+
+def _act(action: Action, *, default: Ref | None = None) -> Callable[[re.Match[str]], list[Intent]]:
+    """Build `action` on the task(s) the `ref` group names, or on `default` when none is named."""
+
+    def build(m: re.Match[str]) -> list[Intent]:
+        refs = parse_refs(m.groupdict().get("ref") or "")
+        return [Act(action, ref) for ref in refs] or [Act(action, default or Unnamed())]
+
+    return build
+
+
+def _rename(m: re.Match[str]) -> list[Intent]:
+    value = _unquote(m["value"])
+    if value.lower() in {"done", "complete", "completed", "finished"}:
+        return _act("complete")(m)  # "change task 1 to done"
+    return _update(m, title=_title(value))
+
+
+def _describe(m: re.Match[str]) -> list[Intent]:
+    return _update(m, description=_capitalise(_unquote(m["value"])))
+
+
+def _update(m: re.Match[str], *, title: str | None = None, description: str | None = None) -> list[Intent]:
+    if not title and not description:
+        return [Say("ask_update")]
+    if (title and len(title) > TITLE_MAX) or (description and len(description) > DESCRIPTION_MAX):
+        return [Say("too_long")]
+    intents = _act("update")(m)
+    return [replace(i, title=title, description=description) if isinstance(i, Act) else i for i in intents]
+
+
+def _ask_update(m: re.Match[str]) -> list[Intent]:
+    return [Say("ask_update")]
+
+
+def _reopen(m: re.Match[str]) -> list[Intent]:
+    return [Say("cant_reopen")]
+
+
+def _list(m: re.Match[str]) -> list[Intent]:
+    return [ListTasks(list_status(m[0]))]
+
+
+def _added(m: re.Match[str]) -> list[Intent]:
+    return [add(m["t"] or "")]
+
+
+# --- adding: the title is what is left once the filler is gone ----------------------------------
+
+_DESCRIPTION = re.compile(
+    r"(?P<t>.+?)\s*(?:,|;|\s-|\swith)\s+(?:a\s+|the\s+)?(?:description|notes?|details)\b\s*(?::|of|saying|that says)?"
+    r"\s*(?P<d>.+)$",
+    _I,
+)
+_ADD_FILLER = [
+    re.compile(
+        r"^(?:(?:a|an|another|the|one|new|more)\s+)*(?:new\s+)?(?:task|todo|to-do|to do|reminder|item|entry|note)s?\b"
+        r"(?:\s*[:\-]|\s+(?:to|for|called|named|titled|saying|that says|about|of|that i need to|that i have to)\b)?\s*",
+        _I,
+    ),
+    re.compile(r"^(?:to|that i (?:need|have) to|i need to|i have to|remember to)\s+", _I),
+    re.compile(r"^(?:the|a|an)\s+", _I),
+]
+_ADD_TRAILER = re.compile(
+    r"\s+(?:(?:to|on|onto|in|into)\s+(?:my|the)\s+(?:[\w-]+\s+)?(?:list|tasks|todos?|to-?dos?|to-?do list)"
+    r"|as\s+an?\s+(?:new\s+)?(?:task|todo|to-do|reminder)|please|for me)$",
+    _I,
+)
+
+
+def add(text: str) -> Intent:
+    """An `add` of what `text` names, once the filler ("a task to", "to my list") is gone."""
+    text = tidy(text)
+    description: str | None = None
+    if m := _DESCRIPTION.fullmatch(text):
+        text, description = m["t"], _capitalise(_unquote(m["d"]))
+    title = _title(text)
+    if not title:
+        return Say("ask_add")
+    if len(title) > TITLE_MAX or (description and len(description) > DESCRIPTION_MAX):
+        return Say("too_long")
+    return Add(title, description or None)
+
+
+def _title(text: str) -> str:
+    if m := QUOTED.search(text):
+        return _capitalise(m[1].strip())
+    for pattern in _ADD_FILLER:
+        text = pattern.sub("", text, count=1)
+    while (trimmed := _ADD_TRAILER.sub("", text)) != text:
+        text = trimmed
+    return _capitalise(_unquote(text))
+
+
+def _unquote(text: str) -> str:
+    return text.strip().rstrip(END_PUNCTUATION).strip(QUOTES).strip()
+
+
+def _capitalise(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+# --- listing ------------------------------------------------------------------------------------
+
+_PENDING_WORDS = re.compile(
+    r"\b(?:pending|left|remaining|open|outstanding|to do|todo|to-do|unfinished|incomplete|still|next|due|upcoming"
+    r"|not (?:yet )?(?:done|complete|completed|finished))\b",
+    _I,
+)
+_DONE_WORDS = re.compile(
+    r"\b(?:completed|complete|done|finished|accomplished|achieved|checked off|ticked off)\b"
+    r"|\b(?:have|did) i (?:finish|complete|do|accomplish|achieve|get done)\b",
+    _I,
+)
+_NOT_DONE = re.compile(r"\bnot (?:yet )?(?:done|complete|completed|finished)\b", _I)
+
+
+def list_status(text: str) -> Status:
+    pending = bool(_PENDING_WORDS.search(text))
+    done = bool(_DONE_WORDS.search(text)) and not _NOT_DONE.search(text)
+    if pending == done:
+        return "all"
+    return "pending" if pending else "completed"
+
+
+_TASKY = (
+    r"(?=.*\b(?:tasks?|todos?|to-dos?|list|pending|left|remaining|open|outstanding|complete|completed|done|finished"
+    r"|finish|accomplished|plate|agenda|to do|next|due|unfinished|incomplete)\b)"
+)
+
+# --- the table: first match wins, so specific phrasings come before general ones ----------------
+
+_VERB_DONE = r"(?:complete|completed|done|finished|checked)"
+_ACT_DELETE = r"(?:delete|remove|cancel|drop|erase|discard|scrap|trash|get rid of|throw away|throw out|kill|nuke|bin)"
+_LIST_SUFFIX = r"(?:\s+(?:from|off)\s+(?:my|the)\s+(?:[\w-]+\s+)?(?:list|tasks|todos?|to-?dos?))?"
+_TO = r"\s*(?:\s(?:to|into|as)\s|:|=)\s*"
+
+_RULES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], list[Intent]]]] = [
+    (re.compile(pattern, _I), build)
+    for pattern, build in [
+        # the tools cannot reopen a task, so say so before "mark ... done" reads it as completing
+        (
+            r"(?:mark|set)\s+.+?\s+(?:as\s+)?(?:not\s+(?:yet\s+)?(?:done|complete|completed|finished)|incomplete"
+            r"|undone|uncompleted|unfinished|pending|open)",
+            _reopen,
+        ),
+        (r"(?:reopen|uncheck|untick|undo|uncomplete)\b.*", _reopen),
+        # complete: the anchored forms first, so "check off" is never read as a listing
+        (rf"mark\s+(?P<ref>.+?)\s+(?:as\s+)?{_VERB_DONE}", _act("complete")),
+        (rf"mark\s+(?:as\s+)?{_VERB_DONE}(?:\s+(?P<ref>.+))?", _act("complete", default=Pronoun())),
+        (r"(?:check|tick|cross|mark)\s+off\s+(?P<ref>.+?)(?:\s+(?:my|the)\s+list)?", _act("complete")),
+        (r"(?:check|tick|cross|mark)\s+(?P<ref>.+?)\s+off(?:\s+(?:my|the)\s+list)?", _act("complete")),
+        # list
+        (r"(?:show|list|display)\b.*", _list),
+        (rf"(?:see|view|give me|tell me|read|pull up|bring up|check)\b{_TASKY}.*", _list),
+        (rf"(?:what(?:'?s)?|which|how many|do i|have i|did i|anything|any|is there|are there)\b{_TASKY}.*", _list),
+        (
+            r"(?:(?:all|my|the)\s+)*(?:tasks?|todos?|to-?dos?|(?:todo |to-do |task )?list|pending|completed|open"
+            r"|remaining)(?:\s+(?:tasks|items|ones|list))?",
+            _list,
+        ),
+        # update: descriptions, then titles, then "change task 2" with nothing to change it to
+        (
+            rf"(?:change|update|edit|set|modify|replace)\s+(?:the\s+)?(?:description|details|notes?|desc)\s+(?:of|for|on)"
+            rf"\s+(?P<ref>.+?){_TO}(?P<value>.+)",
+            _describe,
+        ),
+        (
+            rf"(?:change|update|edit|set|modify)\s+(?P<ref>.+?)(?:'s)?\s+(?:description|details|notes?|desc){_TO}"
+            r"(?P<value>.+)",
+            _describe,
+        ),
+        (
+            r"(?:add|put|attach|write)\s+(?:a\s+|the\s+)?(?:description|details|notes?)\s+(?:to|for|on)\s+(?P<ref>.+?)"
+            r"\s*(?::|\s(?:saying|that says|reading)\s)\s*(?P<value>.+)",
+            _describe,
+        ),
+        (
+            rf"(?:change|update|edit|set|modify)\s+(?:the\s+)?(?:title|name)\s+(?:of|for)\s+(?P<ref>.+?){_TO}(?P<value>.+)",
+            _rename,
+        ),
+        (rf"(?:change|update|edit|set|modify)\s+(?P<ref>.+?)(?:'s)?\s+(?:title|name){_TO}(?P<value>.+)", _rename),
+        (rf"(?:change|rename|update|edit|retitle|modify)\s+(?P<ref>.+?){_TO}(?P<value>.+)", _rename),
+        (r"(?:change|rename|update|edit|modify)(?:\s+.*)?", _ask_update),
+        # delete
+        (rf"{_ACT_DELETE}(?:\s+(?P<ref>.+?))?{_LIST_SUFFIX}", _act("delete")),
+        (r"take\s+(?P<ref>.+?)\s+off(?:\s+(?:my|the)\s+(?:[\w-]+\s+)?(?:list|tasks))?", _act("delete")),
+        # complete: verbs in front, "I finished ...", then a bare "done"
+        (r"(?:complete|finish|close)\s+(?P<ref>.+)", _act("complete")),
+        (
+            r"(?:i(?:'ve|'m|\s+have|\s+am)?\s+)?(?:just\s+)?(?:finished|completed|done with|done|did)\s+(?P<ref>.+)",
+            _act("complete"),
+        ),
+        (r"(?:all\s+)?(?:done|finished|complete)", _act("complete", default=Pronoun())),
+        # add
+        (r"remind\s+me(?:\s+(?:to|that i (?:need|have) to|that|about|of)\s+(?P<t>.+))?", _added),
+        (r"(?:don'?t|do not|dont)\s+(?:let\s+me\s+)?forget\s+(?:to\s+|about\s+)?(?P<t>.+)", _added),
+        (
+            r"(?:remember|note to self|jot down|write down|make a note)(?:\s+(?:to|that i need to|that|of|about))?"
+            r"\s*:?\s+(?P<t>.+)",
+            _added,
+        ),
+        (r"make\s+sure\s+(?:i\s+|to\s+)(?P<t>.+)", _added),
+        (
+            r"(?:make|set up|set|put)\s+"
+            r"(?P<t>(?:a\s+|an\s+|another\s+)?(?:new\s+)?(?:task|todo|to-do|reminder|note)\b.*)",
+            _added,
+        ),
+        (r"put\s+(?P<t>.+?)\s+(?:on|in|onto)\s+(?:my|the)\s+(?:[\w-]+\s+)?(?:list|tasks|todos?)", _added),
+        (r"(?:add|create|new|save|insert|log|record|schedule)\b\s*(?P<t>.*)", _added),
+        (r"(?:todo|to-do|to do|task|new task|reminder)\s*[:\-]\s*(?P<t>.+)", _added),
+        # "task 3 is done", "groceries done": last, as the widest complete phrasing
+        (
+            rf"(?P<ref>(?:\S+\s+){{0,6}}?\S+?)\s+(?:is\s+|are\s+|was\s+|has been\s+)?(?:now\s+|all\s+)?{_VERB_DONE}",
+            _act("complete"),
+        ),
+    ]
+]

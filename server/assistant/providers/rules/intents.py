@@ -1,0 +1,56 @@
+"""What a user message can ask of the rules agent: add, list, complete, delete, update, or just talk."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from server.assistant.providers.rules.refs import Ref
+
+Status = Literal["all", "pending", "completed"]
+Action = Literal["complete", "delete", "update"]
+Topic = Literal[
+    "help", "greeting", "thanks", "bye", "how_are_you", "identity", "ack", "never_mind", "unknown",
+    "ask_add", "ask_update", "ask_action", "bulk", "too_long", "cant_reopen",
+]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Add:
+    title: str
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListTasks:
+    status: Status = "all"
+
+
+@dataclass(frozen=True, slots=True)
+class Act:
+    """Complete, delete or update the task `ref` names."""
+
+    action: Action
+    ref: Ref
+    title: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A bare reply to "which one?": an id ("3", "#3"), a position ("the second one") or "yes"."""
+
+    kind: Literal["id", "ordinal", "yes"]
+    value: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Say:
+    """Nothing to do with the tools: help, small talk, or a question back to the user."""
+
+    topic: Topic
+    task_id: int | None = None
+    """For "ask_action": the task the user named without saying what to do with it."""
+
+
+Intent = Add | ListTasks | Act | Answer | Say

@@ -1,0 +1,56 @@
+"""What a step of the rules agent found: the outcomes its reply is made of."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from server.assistant.providers.rules.intents import Act, Say, Status
+from server.assistant.providers.rules.refs import TaskView
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """A tool created, completed, deleted or updated a task."""
+
+    tool: str
+    result: dict[str, Any]
+    fields: tuple[str, ...] = ()
+    """For update_task: which of title and description changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    status: Status
+    tasks: tuple[TaskView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    tool: str
+    error: str
+    message: str
+    task_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unresolved:
+    """The reference fit several tasks, none, or (for "it") nothing clear: nothing was changed."""
+
+    act: Act
+    reason: Literal["several", "suggest", "none", "unclear"]
+    query: str = ""
+    candidates: tuple[TaskView, ...] = ()
+
+    @property
+    def asks(self) -> bool:
+        """Whether the reply asks the user to pick, so that the next message may be the answer."""
+        return self.reason != "none"
+
+
+@dataclass(frozen=True, slots=True)
+class AlreadyDone:
+    task: TaskView
+
+
+Outcome = Changed | Listed | Failed | Unresolved | AlreadyDone | Say
