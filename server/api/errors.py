@@ -12,10 +12,11 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.db.engine import is_unavailable
 from server.errors import AppError, ErrorCode
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,17 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(jsonable_encoder(error_body(errors, ErrorCode.INVALID)), status_code=422)
 
 
+async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+    if not is_unavailable(exc):
+        raise exc  # a bug, not an outage: the request-id middleware turns it into a logged 500
+    logger.warning("Database unavailable: %s", exc.__class__.__name__)
+    return JSONResponse(
+        error_body("The database is temporarily unavailable, retry shortly", ErrorCode.UNAVAILABLE),
+        status_code=503,
+        headers={"Retry-After": "2"},
+    )
+
+
 async def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
     logger.info("Integrity error mapped to 409: %s", exc.__class__.__name__)
     return JSONResponse(error_body("Conflicts with existing data", ErrorCode.CONFLICT), status_code=409)
@@ -68,6 +80,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(SQLAlchemyTimeoutError, _database_error)
 
 
 class RequestIdMiddleware:

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError, TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -13,6 +14,20 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from server.settings import Settings
 
 Sessionmaker = async_sessionmaker[AsyncSession]
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """The database cannot be reached right now (answered 503 / `unavailable`), as opposed to a bug.
+
+    Drivers report lost or refused connections under several classes (asyncpg's "not accepting
+    connections" arrives as a bare DBAPIError), so this goes by what the error is not: not a
+    constraint, data or SQL error.
+    """
+    if isinstance(exc, (PoolTimeoutError, OSError)):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    return exc.connection_invalidated or not isinstance(exc, (IntegrityError, DataError, ProgrammingError))
 
 
 def create_engine(settings: Settings) -> AsyncEngine:

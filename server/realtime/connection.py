@@ -28,6 +28,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from server.auth.tokens import TokenClaims
 from server.db import events
+from server.db.engine import is_unavailable
 from server.errors import AppError, AuthError, CloseCode, ErrorCode
 from server.realtime import protocol
 from server.realtime.envelope import Envelope
@@ -178,11 +179,21 @@ class Connection:
             if not self._bucket.take():
                 self.send_direct(protocol.error(ErrorCode.RATE_LIMITED, "Too many frames, slow down"))
                 continue
+            frame = None
             try:
                 frame = protocol.parse_client_frame(text, max_bytes=settings.ws_max_frame_bytes)
                 await self._handlers[type(frame)](frame)  # type: ignore[operator]
             except AppError as exc:
                 self.send_direct(protocol.error_from(exc))
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                # Nothing was acked, so nothing is lost: the client retries with the same client_msg_id.
+                logger.warning("Frame failed, database unavailable: %r", exc)
+                ref = frame.client_msg_id if isinstance(frame, protocol.Chat) else None
+                self.send_direct(
+                    protocol.error(ErrorCode.UNAVAILABLE, "Storage is unavailable, retry shortly", ref=ref)
+                )
 
     async def _on_chat(self, frame: protocol.Chat) -> None:
         try:
