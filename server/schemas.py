@@ -135,6 +135,8 @@ class MessagePublic(BaseModel):
     content: str
     status: str | None = None
     turn_id: str | None = None
+    client_msg_id: str | None = None
+    """On the user's messages: the key the client sent it with, so it can match its own retries."""
     tool_call: ToolCallPublic | None = None
     created_at: datetime
 

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from server.assistant.agent import Agent
 from server.assistant.providers.base import Provider
 from server.assistant.providers.echo import EchoProvider
-from server.assistant.providers.openai import OpenAIProvider
 from server.assistant.providers.rules import RulesProvider
 from server.assistant.tools import tool_specs
 from server.settings import Settings
@@ -21,10 +20,17 @@ def _rules(settings: Settings) -> Provider:
     return RulesProvider()
 
 
+def _openai(settings: Settings) -> Provider:
+    # Imported here: the openai SDK takes most of a second to import, and only this provider needs it.
+    from server.assistant.providers.openai import OpenAIProvider
+
+    return OpenAIProvider.from_settings(settings)
+
+
 PROVIDERS: dict[str, Callable[[Settings], Provider]] = {
     "echo": _echo,
     "rules": _rules,
-    "openai": OpenAIProvider.from_settings,
+    "openai": _openai,
 }
 
 

@@ -1,0 +1,303 @@
+"""`chat-demo` end to end: a real server process, the CLI in a pseudo-terminal or as a one-shot command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from client_demo.errors import EXIT_AUTH, EXIT_ERROR, EXIT_OK, EXIT_TURN_CANCELLED
+from server.auth.tokens import TokenCodec
+from tests.support.cli import JWT_SECRET, PASSWORD, PROVIDER, Cli, Pty, RestUser, make_server, signup
+from tests.support.live import ServerProcess, free_port
+from tests.support.timing import SCALE, TIMEOUT
+
+RULES = PROVIDER == "rules"
+LONG_MESSAGE = "Tell me everything about " + "a very long list of chores " * 12
+"""With the echo provider's delay between 8-character chunks, its reply takes a few seconds: time to cancel."""
+TOOL_LINE = r'add_task (→|->) Added "[Bb]uy groceries" \(task \d+\)'
+
+
+@pytest.fixture(scope="module")
+async def servers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[ServerProcess, ServerProcess]]:
+    """The module's two servers, started side by side (start-up is most of this file's run time)."""
+    assistant = make_server(tmp_path_factory.mktemp("cli-assistant"))
+    cancellable = make_server(tmp_path_factory.mktemp("cli-echo"), provider="echo", ECHO_CHUNK_DELAY="0.05")
+    try:
+        await asyncio.gather(assistant.start(), cancellable.start())
+        yield assistant, cancellable
+    finally:
+        await asyncio.gather(assistant.stop(), cancellable.stop())
+
+
+@pytest.fixture
+def assistant_server(servers: tuple[ServerProcess, ServerProcess]) -> ServerProcess:
+    """The assistant that calls tools (rules)."""
+    return servers[0]
+
+
+@pytest.fixture
+def cancellable_server(servers: tuple[ServerProcess, ServerProcess]) -> ServerProcess:
+    """The echo provider with a pause between chunks: replies long enough to interrupt. The restart
+    test stops and starts it again."""
+    return servers[1]
+
+
+@pytest.fixture
+def cli(assistant_server: ServerProcess, tmp_path: Path) -> Cli:
+    return Cli(server=assistant_server.base_url, home=tmp_path)
+
+
+@pytest.fixture
+def ptys() -> Iterator[list[Pty]]:
+    """Every spawned CLI is killed at the end, even when the test fails half-way."""
+    spawned: list[Pty] = []
+    yield spawned
+    for pty in spawned:
+        pty.close()
+
+
+def spawn(ptys: list[Pty], cli: Cli, *args: str) -> Pty:
+    pty = cli.spawn(*args)
+    ptys.append(pty)
+    return pty
+
+
+# --- the interactive session ---------------------------------------------------------------
+
+
+def test_signup_then_chat_with_tools_tasks_and_history(cli: Cli, ptys: list[Pty]) -> None:
+    signing_up = spawn(ptys, cli, "signup", "new-user@example.com")
+    signing_up.expect("Password: ")
+    signing_up.line(PASSWORD)
+    signing_up.expect("Repeat password: ")
+    signing_up.line(PASSWORD)
+    signing_up.expect("Signed up as new-user@example.com")
+    assert signing_up.finish() == EXIT_OK
+    assert PASSWORD not in signing_up.transcript  # getpass turned echo off
+
+    chat = spawn(ptys, cli, "chat")
+    chat.expect("Connected to ")
+    chat.prompt()
+    chat.line("Add a task to buy groceries")
+    if RULES:
+        chat.expect(TOOL_LINE, regex=True)
+    chat.expect("assistant: ")
+    chat.prompt()
+    chat.line("/tasks")
+    chat.expect("Tasks (1):" if RULES else "No tasks.")
+    if RULES:
+        chat.expect("[ ] ")
+        chat.expect("uy groceries")
+    chat.prompt()
+    chat.line("/history")
+    chat.expect("you: Add a task to buy groceries")
+    chat.expect("assistant: ")
+    chat.prompt()
+    chat.line("/new")
+    chat.expect("Started a new conversation.")
+    chat.prompt()
+    chat.line("/history")
+    chat.expect("No conversation yet")
+    chat.prompt()
+    chat.line("/quit")
+    chat.expect("bye")
+    assert chat.finish() == EXIT_OK
+    assert PASSWORD not in chat.transcript
+
+
+def test_ctrl_c_cancels_a_long_reply_and_the_session_goes_on(
+    cancellable_server: ServerProcess, tmp_path: Path, ptys: list[Pty]
+) -> None:
+    cli = Cli(server=cancellable_server.base_url, home=tmp_path)
+    cli.save_login(user := signup(cancellable_server.base_url))
+    chat = spawn(ptys, cli, "chat")
+    chat.prompt()
+    chat.line(LONG_MESSAGE)
+    chat.expect("assistant: Echo: Tell")  # the reply streams: its start shows long before its end
+    chat.interrupt()
+    chat.expect("(cancelled)")
+    chat.prompt()
+    chat.line("still there?")
+    chat.expect("assistant: Echo: still there?")
+    chat.prompt()
+    chat.line("/history")
+    chat.expect("(cancelled)")
+    chat.prompt()
+    chat.interrupt()  # idle: quits
+    chat.expect("bye")
+    assert chat.finish() == EXIT_OK
+
+    history = cli.messages(user)
+    cancelled = [m for m in history if m["role"] == "assistant" and m.get("status") == "cancelled"]
+    assert len(cancelled) == 1
+    assert LONG_MESSAGE.startswith(cancelled[0]["content"].removeprefix("Echo: "))
+
+
+async def test_the_session_survives_a_server_restart(
+    cancellable_server: ServerProcess, tmp_path: Path, ptys: list[Pty]
+) -> None:
+    server = cancellable_server
+    cli = Cli(server=server.base_url, home=tmp_path)
+    cli.save_login(user := signup(server.base_url))
+    chat = spawn(ptys, cli, "chat")
+    chat.prompt()
+    chat.line("before the restart")
+    chat.expect("assistant: Echo: before the restart")
+    chat.prompt()
+    try:
+        await server.stop()  # SIGTERM: a graceful shutdown closes the socket with 1012
+        chat.expect("connection lost")
+        chat.line("typed while the server was down")
+        chat.expect("will be sent once the connection is back")
+    finally:
+        await server.start()  # the same port and SQLite file (and the module's server again)
+    chat.expect("reconnected", timeout=TIMEOUT * 2)
+    chat.expect("assistant: Echo: typed while the server was down")
+    chat.prompt()
+    chat.line("after the restart")
+    chat.expect("assistant: Echo: after the restart")
+    chat.prompt()
+    chat.child.sendeof()
+    assert chat.finish() == EXIT_OK
+
+    sent = [m["content"] for m in cli.messages(user) if m["role"] == "user"]
+    assert sent == ["before the restart", "typed while the server was down", "after the restart"]
+
+
+# --- one-shot send -------------------------------------------------------------------------
+
+
+def test_send_json(cli: Cli) -> None:
+    cli.save_login(user := signup(cli.server))
+    result = cli.run("send", "Add a task to buy groceries", "--json")
+    assert result.returncode == EXIT_OK, result.stderr
+    reply = json.loads(result.stdout)
+    assert reply["status"] == "done"
+    assert reply["conversation_id"] >= 1 and reply["turn_id"]
+    assert reply["response"]
+    if RULES:
+        assert [call["name"] for call in reply["tool_calls"]] == ["add_task"]
+        task_id = reply["tool_calls"][0]["result"]["task_id"]
+        assert [(t["id"], t["title"].lower()) for t in cli.tasks(user)] == [(task_id, "buy groceries")]
+        assert [event["type"] for event in reply["events"]] == ["task.created"]
+    else:
+        assert reply["response"] == "Echo: Add a task to buy groceries"
+
+    again = cli.run("send", "and one more thing", "--conversation", str(reply["conversation_id"]))
+    assert again.returncode == EXIT_OK, again.stderr
+    assert again.stdout.strip()
+    assert cli.messages(user)[-1]["content"] == again.stdout.strip()
+
+
+def test_send_ctrl_c_cancels_the_turn(cancellable_server: ServerProcess, tmp_path: Path, ptys: list[Pty]) -> None:
+    cli = Cli(server=cancellable_server.base_url, home=tmp_path)
+    cli.save_login(signup(cancellable_server.base_url))
+    sending = spawn(ptys, cli, "send", LONG_MESSAGE)
+    sending.expect("Echo: Tell")  # streaming: the turn runs
+    sending.interrupt()
+    sending.expect("(cancelled)")
+    assert sending.finish() == EXIT_TURN_CANCELLED
+
+
+def test_send_to_a_missing_conversation(cli: Cli) -> None:
+    cli.save_login(signup(cli.server))
+    result = cli.run("send", "hello", "--conversation", "999999")
+    assert result.returncode == EXIT_ERROR
+    assert "error: Conversation not found" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def test_wrong_password(cli: Cli, ptys: list[Pty]) -> None:
+    user = signup(cli.server)
+    login = spawn(ptys, cli, "login", user.email)
+    login.expect("Password: ")
+    login.line("not the password")
+    login.expect("error: Incorrect email or password")
+    assert login.finish() == EXIT_AUTH
+    assert "not the password" not in login.transcript
+    assert not (cli.config / "credentials.json").exists()
+
+
+def test_unreachable_server(tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    cli = Cli(server=dead, home=tmp_path)
+    login = cli.run("login", "someone@example.com", "--password-stdin", stdin=PASSWORD + "\n")
+    assert login.returncode == EXIT_ERROR
+    assert login.stderr == f"error: cannot reach {dead}: is the server running?\n"
+
+    cli.save_login(RestUser(id=1, email="someone@example.com", token="any"))
+    for args in (("send", "hello"), ("chat",)):
+        result = cli.run(*args)
+        assert result.returncode == EXIT_ERROR, args
+        assert f"error: cannot reach {dead}: is the server running?" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_expired_token(cli: Cli, ptys: list[Pty]) -> None:
+    user = signup(cli.server)
+    codec = TokenCodec(secret=JWT_SECRET, expire_minutes=1)
+    cli.save_login(user, token=codec.issue(user.id, now=datetime.now(UTC) - timedelta(hours=1)))
+
+    result = cli.run("send", "hello")
+    assert result.returncode == EXIT_AUTH
+    assert "error: your session expired" in result.stderr
+    assert "Traceback" not in result.stderr
+
+    chat = spawn(ptys, cli, "chat")
+    chat.expect("your session expired")
+    chat.expect(f"Password for {user.email}")
+    chat.line(PASSWORD)
+    chat.prompt()
+    chat.line("/tasks")
+    chat.expect("No tasks.")
+    chat.prompt()
+    chat.line("/quit")
+    assert chat.finish() == EXIT_OK
+    assert PASSWORD not in chat.transcript
+    # The new token was cached: a one-shot command works again.
+    assert cli.run("send", "hello again").returncode == EXIT_OK
+
+
+def test_session_expiring_mid_chat_offers_to_log_in_again(
+    cancellable_server: ServerProcess, tmp_path: Path, ptys: list[Pty]
+) -> None:
+    cli = Cli(server=cancellable_server.base_url, home=tmp_path)
+    user = signup(cancellable_server.base_url)
+    codec = TokenCodec(secret=JWT_SECRET, expire_minutes=1)
+    # Valid for a few more seconds: the server closes the socket with 4401 when it runs out.
+    cli.save_login(user, token=codec.issue(user.id, now=datetime.now(UTC) - timedelta(seconds=60 - 3 * SCALE)))
+    chat = spawn(ptys, cli, "chat")
+    chat.prompt()
+    chat.line("hi")
+    chat.expect("assistant: Echo: hi")
+    chat.expect("your session expired (token expired)", timeout=TIMEOUT + 3 * SCALE)
+    chat.expect(f"Password for {user.email}")
+    chat.line(PASSWORD)
+    chat.expect("reconnected")
+    chat.line("still me")
+    chat.expect("assistant: Echo: still me")
+    chat.prompt()
+    chat.line("/quit")
+    assert chat.finish() == EXIT_OK
+
+
+def test_token_cache_is_private(assistant_server: ServerProcess, tmp_path: Path) -> None:
+    user = signup(assistant_server.base_url)
+    cli = Cli(server=assistant_server.base_url, home=tmp_path)
+    env = {k: v for k, v in cli.env.items() if k != "TODO_CHAT_CONFIG"}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
+    result = cli.run("login", user.email, "--password-stdin", stdin=PASSWORD + "\n", env=env)
+    assert result.returncode == EXIT_OK, result.stderr
+    cache = tmp_path / "xdg" / "todo-chat" / "credentials.json"
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+    assert stat.S_IMODE(cache.parent.stat().st_mode) == 0o700
+    assert json.loads(cache.read_text())["logins"][assistant_server.base_url]["email"] == user.email
