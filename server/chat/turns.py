@@ -89,7 +89,7 @@ class DeltaStream:
             text = "".join(self._pending)
             self._pending.clear()
             self._dirty.clear()
-            frame = protocol.delta(self._turn.turn_id, self._offset, text)
+            frame = protocol.delta(self._turn.turn_id, self._turn.conversation_id, self._offset, text)
             self._offset += len(text)
             await self._hub.publish(self._turn.user_id, [Envelope.event(frame)])
 
@@ -224,7 +224,9 @@ class TurnRegistry:
 
     async def _execute_tool(self, turn: Turn, call: ToolCallRequest) -> Any:
         async with transaction(self._db, self._hub) as outbox:
-            await outbox.emit(turn.user_id, protocol.tool_call(turn.turn_id, call.id, call.name, call.arguments))
+            await outbox.emit(
+                turn.user_id, protocol.tool_call(turn.turn_id, turn.conversation_id, call.id, call.name, call.arguments)
+            )
             result = await self._run_tool(outbox, turn.user_id, call)
             record = {"id": call.id, "name": call.name, "arguments": call.arguments, "result": result}
             outbox.session.add(
@@ -237,7 +239,7 @@ class TurnRegistry:
                     tool_call=record,
                 )
             )
-            await outbox.emit(turn.user_id, protocol.tool_result(turn.turn_id, call.id, result))
+            await outbox.emit(turn.user_id, protocol.tool_result(turn.turn_id, turn.conversation_id, call.id, result))
         turn.tool_calls.append({"name": call.name, "arguments": call.arguments, "result": result})
         return result
 

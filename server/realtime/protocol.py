@@ -166,17 +166,30 @@ def turn_start(turn_id: str, conversation_id: int) -> dict[str, Any]:
     return {"type": "turn.start", "turn_id": turn_id, "conversation_id": conversation_id}
 
 
-def delta(turn_id: str, offset: int, text: str) -> dict[str, Any]:
+def delta(turn_id: str, conversation_id: int, offset: int, text: str) -> dict[str, Any]:
     """`offset` counts Unicode code points of the reply before `text`: a repeated delta is harmless."""
-    return {"type": "delta", "turn_id": turn_id, "offset": offset, "text": text}
+    return {"type": "delta", "turn_id": turn_id, "conversation_id": conversation_id, "offset": offset, "text": text}
 
 
-def tool_call(turn_id: str, call_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "tool.call", "turn_id": turn_id, "call_id": call_id, "name": name, "arguments": arguments}
+def tool_call(turn_id: str, conversation_id: int, call_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "tool.call",
+        "turn_id": turn_id,
+        "conversation_id": conversation_id,
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+    }
 
 
-def tool_result(turn_id: str, call_id: str, result: Any) -> dict[str, Any]:
-    return {"type": "tool.result", "turn_id": turn_id, "call_id": call_id, "result": result}
+def tool_result(turn_id: str, conversation_id: int, call_id: str, result: Any) -> dict[str, Any]:
+    return {
+        "type": "tool.result",
+        "turn_id": turn_id,
+        "conversation_id": conversation_id,
+        "call_id": call_id,
+        "result": result,
+    }
 
 
 def turn_end(

@@ -1,0 +1,475 @@
+"""The browser widget in real headless Chromium, against a real server: what a person sees and does."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Locator, Page, WebSocket, expect
+
+from tests.conftest import AppUser
+from tests.support.live import LiveServer, ServerProcess
+from tests.support.timing import TIMEOUT, wait_until
+from tests.system.conftest import PHONE, OpenPage
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "correct horse battery"
+XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
+
+
+class Widget:
+    """The widget on one page, found through its accessible roles and names."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.root = page.locator("todo-chat-widget")
+        self.status = self.root.get_by_role("status", name="Connection")
+        self.input = self.root.get_by_role("textbox", name="Message")
+        self.user_messages = self.root.locator(".msg.user .bubble")
+        self.replies = self.root.locator(".msg.assistant:not(.streaming)")
+        self.tools = self.root.locator(".tool .tool-text")
+        self.stop = self.root.get_by_role("button", name="Stop")
+        self.tasks = self.root.locator(".task")
+
+    async def login(self, user: AppUser) -> None:
+        await self.root.get_by_label("Email").fill(user.email)
+        await self.root.get_by_label("Password").fill(user.password)
+        await self.root.get_by_role("button", name="Log in", exact=True).click()
+        await self.online()
+
+    async def online(self, *, timeout: float = TIMEOUT) -> None:
+        await expect(self.status).to_have_attribute("data-state", "online", timeout=timeout * 1000)
+
+    async def send(self, text: str) -> None:
+        await self.input.fill(text)
+        await self.input.press("Enter")
+
+    async def turn(self, text: str) -> Locator:
+        """Send `text` and wait for the reply to it; returns the reply's bubble."""
+        before = await self.replies.count()
+        await self.send(text)
+        await expect(self.replies).to_have_count(before + 1)
+        await expect(self.stop).to_be_hidden()
+        return self.replies.nth(before).locator(".bubble")
+
+    def task(self, title: str | re.Pattern[str]) -> Locator:
+        return self.root.get_by_role("checkbox", name=title)
+
+    async def focused(self) -> str | None:
+        """The id (or tag) of the focused element, looking inside shadow roots."""
+        result: str | None = await self.page.evaluate(
+            """() => {
+                let el = document.activeElement;
+                while (el && el.shadowRoot && el.shadowRoot.activeElement) el = el.shadowRoot.activeElement;
+                return el && el !== document.body ? (el.id || el.tagName.toLowerCase()) : null;
+            }"""
+        )
+        return result
+
+
+async def signup(base_url: str) -> AppUser:
+    email = f"user-{secrets.token_hex(6)}@example.com"
+    async with httpx.AsyncClient(base_url=base_url, timeout=TIMEOUT) as client:
+        response = await client.post("/api/auth/signup", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return AppUser(id=body["id"], email=email, password=PASSWORD, token=body["token"])
+
+
+async def rest(base_url: str, user: AppUser, method: str, path: str, **kwargs: Any) -> Any:
+    async with httpx.AsyncClient(base_url=base_url, headers=user.headers, timeout=TIMEOUT) as client:
+        response = await client.request(method, user.url(path), **kwargs)
+    response.raise_for_status()
+    return response.json() if response.content else None
+
+
+async def all_messages(base_url: str, user: AppUser) -> list[dict[str, Any]]:
+    conversations = await rest(base_url, user, "GET", "/conversations")
+    messages: list[dict[str, Any]] = []
+    for conversation in conversations["data"]:
+        page = await rest(base_url, user, "GET", f"/conversations/{conversation['id']}/messages", params={"limit": 200})
+        messages.extend(page["data"])
+    return messages
+
+
+def storage_key(server: LiveServer | ServerProcess, name: str) -> str:
+    return f"todochat:{server.base_url}:{name}"
+
+
+# --- 1. accounts -------------------------------------------------------------------------------
+
+
+async def test_signup_through_the_form_then_reload_and_log_out(widget_server: LiveServer, open_page: OpenPage) -> None:
+    page = await open_page(widget_server.base_url)
+    widget = Widget(page)
+    email = f"new-{secrets.token_hex(6)}@example.com"
+
+    await widget.root.get_by_role("button", name="Create an account").click()
+    await widget.root.get_by_label("Email").fill(email)
+    await widget.root.get_by_label("Password").fill("short")
+    await widget.root.get_by_role("button", name="Sign up").click()
+    await expect(widget.root.get_by_role("alert")).to_contain_text("at least 8 characters")
+
+    await widget.root.get_by_label("Password").fill(PASSWORD)
+    await widget.root.get_by_role("button", name="Sign up").click()
+    await widget.online()
+    await expect(widget.root.get_by_text(email)).to_be_visible()
+    assert await widget.focused() == "tc-input", "focus moves to the message box after signing up"
+
+    # The account is real: the REST API accepts the same credentials.
+    async with httpx.AsyncClient(base_url=widget_server.base_url, timeout=TIMEOUT) as client:
+        login = await client.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+    assert login.status_code == 200, login.text
+
+    await page.reload()  # the token lives in sessionStorage: still logged in
+    await widget.online()
+
+    await widget.root.get_by_role("button", name="Log out").click()
+    await expect(widget.root.get_by_role("button", name="Log in", exact=True)).to_be_visible()
+    await expect(widget.status).to_be_hidden()  # no session, no connection to speak of
+    await expect(widget.root.locator(".conn")).to_have_attribute("data-state", "offline")
+    assert await page.evaluate(f"sessionStorage.getItem({storage_key(widget_server, 'session')!r})") is None
+    await page.reload()
+    await expect(widget.root.get_by_role("button", name="Log in", exact=True)).to_be_visible()
+
+
+async def test_a_wrong_password_is_reported(widget_server: LiveServer, open_page: OpenPage) -> None:
+    user = await signup(widget_server.base_url)
+    widget = Widget(await open_page(widget_server.base_url))
+    await widget.root.get_by_label("Email").fill(user.email)
+    await widget.root.get_by_label("Password").fill("not the password")
+    await widget.root.get_by_role("button", name="Log in", exact=True).click()
+    await expect(widget.root.get_by_role("alert")).to_have_text("Incorrect email or password")
+
+
+# --- 2, 3. chat turns, live tasks, two tabs ---------------------------------------------------
+
+
+async def test_a_chat_turn_adds_a_task_and_the_panel_updates_live(
+    widget_server: LiveServer, open_page: OpenPage
+) -> None:
+    user = await signup(widget_server.base_url)
+    widget = Widget(await open_page(widget_server.base_url))
+    await widget.login(user)
+    await expect(widget.root.get_by_text("No tasks yet")).to_be_visible()
+
+    reply = await widget.turn("Add a task to buy groceries")
+
+    await expect(reply).to_contain_text(re.compile("groceries", re.I))
+    await expect(widget.tools).to_have_text([re.compile(r"^Added task: Buy groceries$", re.I)])
+    checkbox = widget.task(re.compile("buy groceries", re.I))
+    await expect(checkbox).not_to_be_checked()
+    await expect(widget.user_messages).to_have_text(["Add a task to buy groceries"])
+    conversation = widget.root.locator(".conv[aria-current=true]")
+    await expect(conversation).to_contain_text("Add a task to buy groceries")
+
+    # Ticking the box completes the task through REST.
+    async with widget.page.expect_response(lambda r: r.request.method == "PATCH") as patched:
+        await checkbox.click()
+    assert (await patched.value).ok
+    await expect(checkbox).to_be_checked()
+    tasks = await rest(widget_server.base_url, user, "GET", "/tasks")
+    assert [(t["title"].lower(), t["completed"]) for t in tasks["data"]] == [("buy groceries", True)]
+
+    # A change made elsewhere (REST here) reaches the panel as a task.* event.
+    await rest(widget_server.base_url, user, "POST", "/tasks", json={"title": "Renew passport"})
+    await expect(widget.task("Renew passport")).not_to_be_checked()
+
+
+async def test_a_second_tab_sees_the_turn_live(widget_server: LiveServer, open_page: OpenPage) -> None:
+    user = await signup(widget_server.base_url)
+    first = Widget(await open_page(widget_server.base_url))
+    await first.login(user)
+    await first.turn("Add a task to call mom")
+
+    second = Widget(await open_page(widget_server.base_url))  # another context: its own sessionStorage
+    await second.login(user)
+    await expect(second.user_messages).to_have_text(["Add a task to call mom"])  # the newest conversation
+
+    await first.turn("Add a task to water the plants")
+
+    # The second tab renders the first tab's message from the `message` event, and the reply, live.
+    await expect(second.user_messages).to_have_text(["Add a task to call mom", "Add a task to water the plants"])
+    await expect(second.replies).to_have_count(2)
+    await expect(second.replies.last).to_contain_text(re.compile("water the plants", re.I))
+    await expect(second.task(re.compile("water the plants", re.I))).to_be_visible()
+    # The sending tab shows its message once: the optimistic bubble became the acked one.
+    await expect(first.user_messages).to_have_text(["Add a task to call mom", "Add a task to water the plants"])
+
+    # And back: a checkbox ticked in the second tab updates the first.
+    await second.task(re.compile("call mom", re.I)).click()
+    await expect(first.task(re.compile("call mom", re.I))).to_be_checked()
+
+
+async def test_which_one_offers_the_matching_tasks_as_choices(widget_server: LiveServer, open_page: OpenPage) -> None:
+    user = await signup(widget_server.base_url)
+    team = await rest(widget_server.base_url, user, "POST", "/tasks", json={"title": "Team meeting"})
+    notes = await rest(widget_server.base_url, user, "POST", "/tasks", json={"title": "Meeting notes"})
+    widget = Widget(await open_page(widget_server.base_url))
+    await widget.login(user)
+
+    reply = await widget.turn("complete meeting")
+    await expect(reply).to_contain_text("Which one")
+    choices = widget.root.get_by_role("group", name="Which task?").get_by_role("button")
+    await expect(choices).to_have_text([f"#{team['id']} Team meeting", f"#{notes['id']} Meeting notes"])
+
+    await choices.nth(1).click()
+    await expect(choices).to_have_count(0)
+    await expect(widget.user_messages.last).to_have_text(f"task {notes['id']}")
+    await expect(widget.task("Meeting notes")).to_be_checked()
+    await expect(widget.tools.last).to_have_text("Completed task: Meeting notes")
+    await expect(widget.task("Team meeting")).not_to_be_checked()
+
+
+# --- 4. reconnecting -------------------------------------------------------------------------
+
+
+async def test_reconnects_after_a_restart_and_sends_the_queued_message_once(
+    server_process: ServerProcess, open_page: OpenPage
+) -> None:
+    await server_process.start()
+    user = await signup(server_process.base_url)
+    widget = Widget(await open_page(server_process.base_url))
+    await widget.login(user)
+    await widget.turn("Add a task to water the plants")
+
+    await server_process.stop()  # SIGTERM: a graceful shutdown closes the socket with 1012
+    await expect(widget.status).to_have_attribute("data-state", "reconnecting")
+    await expect(widget.status).to_have_text("Reconnecting…")
+
+    text = "Add a task to pay the rent"
+    await widget.send(text)
+    queued = widget.root.locator(".msg.user.pending")
+    await expect(queued).to_contain_text("Queued")
+    assert await widget.focused() == "tc-input"
+    outbox_key = storage_key(server_process, "outbox")
+    outbox = await widget.page.evaluate(f"JSON.parse(sessionStorage.getItem({outbox_key!r}))")
+    assert [entry["message"] for entry in outbox] == [text]  # survives a reload too
+
+    await server_process.start()  # same port, same SQLite file
+    await widget.online(timeout=TIMEOUT * 3)
+    await expect(widget.task(re.compile("pay the rent", re.I))).to_be_visible()
+    await expect(queued).to_have_count(0)
+    await expect(widget.user_messages.filter(has_text=text)).to_have_count(1)
+    await expect(widget.replies).to_have_count(2)
+    assert await widget.page.evaluate(f"JSON.parse(sessionStorage.getItem({outbox_key!r}))") == []
+
+    messages = await all_messages(server_process.base_url, user)
+    assert [m["content"] for m in messages if m["role"] == "user"] == ["Add a task to water the plants", text]
+    tasks = await rest(server_process.base_url, user, "GET", "/tasks")
+    assert sorted(t["title"].lower() for t in tasks["data"]) == ["pay the rent", "water the plants"]
+
+
+async def test_resyncs_from_rest_when_its_seq_is_ahead_of_the_server(
+    widget_server: LiveServer, open_page: OpenPage
+) -> None:
+    """A stored `after_seq` the server never issued (say, a reset database) gets `resync_required`."""
+    user = await signup(widget_server.base_url)
+    await rest(widget_server.base_url, user, "POST", "/tasks", json={"title": "Book flights"})
+    session = {"token": user.token, "userId": user.id, "email": user.email}
+    storage = {
+        storage_key(widget_server, "session"): session,
+        storage_key(widget_server, "seq"): {"userId": user.id, "seq": 10_000},
+    }
+    page = await open_page(widget_server.base_url, storage=storage)
+    widget = Widget(page)
+    await widget.online()
+    await expect(widget.task("Book flights")).to_be_visible()
+
+    # The widget took the server's seq: new events are not mistaken for duplicates.
+    await widget.turn("Add a task to pack the bags")
+    await expect(widget.task(re.compile("pack the bags", re.I))).to_be_visible()
+    stored = await page.evaluate(f"JSON.parse(sessionStorage.getItem({storage_key(widget_server, 'seq')!r}))")
+    assert stored["userId"] == user.id
+    assert stored["seq"] < 10_000
+
+
+async def test_a_rejected_token_returns_to_the_login_form(widget_server: LiveServer, open_page: OpenPage) -> None:
+    user = await signup(widget_server.base_url)
+    session = {"token": "not-a-token", "userId": user.id, "email": user.email}
+    page = await open_page(widget_server.base_url, storage={storage_key(widget_server, "session"): session})
+    widget = Widget(page)
+    await expect(widget.root.get_by_role("alert")).to_contain_text("Please log in again")
+    await widget.login(user)
+
+
+async def test_the_socket_authenticates_by_first_frame_and_pings_every_25_seconds(
+    widget_server: LiveServer, open_page: OpenPage
+) -> None:
+    user = await signup(widget_server.base_url)
+    page = await open_page(widget_server.base_url)
+    await page.clock.install()  # the widget's timers now follow the test's clock
+    sockets: list[WebSocket] = []
+    sent: list[dict[str, Any]] = []
+    received: list[dict[str, Any]] = []
+
+    def watch(socket: WebSocket) -> None:
+        sockets.append(socket)
+        socket.on("framesent", lambda payload: sent.append(json.loads(payload)))
+        socket.on("framereceived", lambda payload: received.append(json.loads(payload)))
+
+    page.on("websocket", watch)
+    widget = Widget(page)
+    await widget.login(user)
+
+    assert [socket.url for socket in sockets] == [widget_server.ws_url]  # no token in the URL
+    assert sent[0]["type"] == "auth"
+    assert sorted(sent[0]) == ["token", "type"]  # a fresh login: no after_seq to resume from
+    assert received[0]["type"] == "hello"
+    assert received[0]["user_id"] == user.id
+
+    await page.clock.run_for(24_000)
+    assert {"type": "ping"} not in sent
+    await page.clock.run_for(1_000)
+    await wait_until(lambda: received[-1]["type"] == "pong")
+    assert sent.count({"type": "ping"}) == 1
+    await widget.online()
+
+
+# --- 5. untrusted text -------------------------------------------------------------------------
+
+
+async def test_text_from_the_server_is_rendered_as_text(widget_server: LiveServer, open_page: OpenPage) -> None:
+    user = await signup(widget_server.base_url)
+    await rest(widget_server.base_url, user, "POST", "/tasks", json={"title": XSS})
+    page = await open_page(widget_server.base_url)
+    widget = Widget(page)
+    await widget.login(user)
+
+    await expect(widget.root.locator(".task-title")).to_have_text([XSS])
+    await widget.turn(f"Add a task to {XSS}")
+    await expect(widget.user_messages).to_have_text([f"Add a task to {XSS}"])
+    await expect(widget.root.locator(".conv-title")).to_contain_text(["<script>"])
+
+    counts = await page.evaluate(
+        """() => {
+            const root = document.querySelector("todo-chat-widget").shadowRoot;
+            return [root.querySelectorAll("script, img").length, document.querySelectorAll("img").length];
+        }"""
+    )
+    assert counts == [0, 0]
+    assert await page.evaluate("window.__xss") is None
+
+
+async def test_the_host_page_styles_cannot_reach_the_widget(widget_server: LiveServer, open_page: OpenPage) -> None:
+    page = await open_page(widget_server.base_url)
+    widget = Widget(page)
+    email = widget.root.get_by_label("Email")
+    before = await widget.root.locator(".panel").bounding_box()
+
+    await page.add_style_tag(
+        content="""
+        html { font-size: 5px !important; }
+        * { font: italic 40px serif !important; color: red !important; letter-spacing: 9px !important;
+            box-sizing: content-box !important; }
+        button, input, label, section, div { display: none !important; }
+        """
+    )
+
+    await expect(email).to_be_visible()
+    await expect(widget.root.get_by_role("button", name="Log in", exact=True)).to_be_visible()
+    style = await email.evaluate(
+        "el => { const s = getComputedStyle(el); return [s.fontSize, s.fontStyle, s.color, s.letterSpacing]; }"
+    )
+    assert style == ["14px", "normal", "rgb(17, 24, 39)", "normal"]
+    assert await widget.root.locator(".panel").bounding_box() == before
+
+
+# --- 6. stopping a turn ------------------------------------------------------------------------
+
+
+async def test_the_stop_button_cancels_a_long_turn(slow_server: LiveServer, open_page: OpenPage) -> None:
+    user = await signup(slow_server.base_url)
+    widget = Widget(await open_page(slow_server.base_url))
+    await widget.login(user)
+
+    long_message = "lorem ipsum " * 170  # echoed back 8 characters at a time: a reply of about 12 s
+    await widget.send(long_message)
+    streaming = widget.root.locator(".msg.assistant.streaming .bubble")
+    await expect(streaming).to_contain_text("Echo: lorem")  # the reply is streaming in
+    await widget.stop.click()
+
+    await expect(widget.replies).to_have_count(1)
+    await expect(widget.replies.locator(".meta")).to_have_text("Stopped")
+    await expect(widget.stop).to_be_hidden()
+    shown = await widget.replies.locator(".bubble").text_content()
+    assert shown and shown.startswith("Echo: lorem")
+
+    messages = await all_messages(slow_server.base_url, user)
+    reply = next(m for m in messages if m["role"] == "assistant")
+    assert reply["status"] == "cancelled"
+    assert 0 < len(reply["content"]) < len("Echo: " + long_message)
+    assert reply["content"] == shown
+
+
+# --- 7. keyboard only ------------------------------------------------------------------------
+
+
+async def test_keyboard_only(widget_server: LiveServer, open_page: OpenPage) -> None:
+    user = await signup(widget_server.base_url)
+    page = await open_page(widget_server.base_url)
+    widget = Widget(page)
+
+    async def tab_to(target: str, *, limit: int = 40) -> None:
+        for _ in range(limit):
+            await page.keyboard.press("Tab")
+            if await widget.focused() == target:
+                return
+        pytest.fail(f"Tab never reached #{target}")
+
+    await tab_to("tc-email")
+    await page.keyboard.type(user.email)
+    await page.keyboard.press("Tab")
+    await page.keyboard.type(user.password)
+    await page.keyboard.press("Enter")
+    await widget.online()
+    assert await widget.focused() == "tc-input"
+
+    # From the top of the page, Tab reaches the message box.
+    await page.evaluate("document.activeElement && document.activeElement.blur()")
+    await tab_to("tc-input")
+    await page.keyboard.type("Add a task to buy milk")
+    await page.keyboard.press("Shift+Enter")
+    await page.keyboard.type("and bread")
+    await expect(widget.user_messages).to_have_count(0)  # Shift+Enter is a new line, not a send
+    await page.keyboard.press("Enter")
+
+    await expect(widget.user_messages).to_have_count(1)
+    assert await widget.user_messages.text_content() == "Add a task to buy milk\nand bread"
+    await expect(widget.input).to_have_value("")
+    assert await widget.focused() == "tc-input"
+    await expect(widget.replies).to_have_count(1)
+
+
+# --- responsive layout -----------------------------------------------------------------------
+
+
+async def test_the_panel_fills_a_phone_screen(widget_server: LiveServer, open_page: OpenPage) -> None:
+    user = await signup(widget_server.base_url)
+    await rest(widget_server.base_url, user, "POST", "/tasks", json={"title": "Walk the dog"})
+    widget = Widget(await open_page(widget_server.base_url, viewport=PHONE))
+    await widget.login(user)
+
+    box = await widget.root.locator(".panel").bounding_box()
+    assert box is not None
+    assert (box["x"], box["y"], box["width"], box["height"]) == (0, 0, PHONE["width"], PHONE["height"])
+    task = widget.task("Walk the dog")
+    await expect(task).to_be_hidden()  # conversations and tasks sit in a drawer
+
+    menu = widget.root.get_by_role("button", name="Conversations and tasks")
+    await menu.click()
+    await expect(menu).to_have_attribute("aria-expanded", "true")
+    await expect(task).to_be_visible()
+    await widget.page.keyboard.press("Escape")
+    await expect(task).to_be_hidden()
+
+    await widget.root.get_by_role("button", name="Minimize the chat").click()
+    launcher = widget.root.get_by_role("button", name="Open the Todo assistant")
+    await expect(launcher).to_be_focused()
+    await launcher.click()
+    await expect(widget.input).to_be_focused()
