@@ -1,0 +1,1 @@
+"""Load generator and measurements for a running deployment (see bench/README.md)."""

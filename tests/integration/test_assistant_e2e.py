@@ -82,7 +82,7 @@ async def tasks_of(http: httpx.AsyncClient, owner: AppUser) -> dict[str, bool]:
 
 async def task_id(http: httpx.AsyncClient, owner: AppUser, title: str) -> int:
     body = (await http.get(owner.url("/tasks"), headers=owner.headers)).json()
-    return next(task["id"] for task in body["data"] if task["title"] == title)
+    return int(next(task["id"] for task in body["data"] if task["title"] == title))
 
 
 async def test_the_eight_reference_commands(say: Say, http: httpx.AsyncClient, owner: AppUser) -> None:
