@@ -17,7 +17,7 @@ from server.auth.tokens import TokenCodec
 from server.chat.service import ChatService
 from server.chat.turns import TurnRegistry
 from server.db import migrate
-from server.db.engine import Sessionmaker, create_engine, create_sessionmaker
+from server.db.engine import Sessionmaker, create_engine, create_read_sessionmaker, create_sessionmaker
 from server.realtime.broker.base import Broker
 from server.realtime.broker.memory import MemoryBroker
 from server.realtime.broker.redis import RedisBroker
@@ -33,6 +33,9 @@ class Runtime:
     settings: Settings
     engine: AsyncEngine
     db: Sessionmaker
+    """Sessions for transactions."""
+    reads: Sessionmaker
+    """Sessions for reads only (autocommit where that saves round trips)."""
     broker: Broker
     hub: Hub
     locks: TurnLocks
@@ -84,6 +87,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         if settings.should_migrate:
             await migrate.upgrade(engine)
         db = create_sessionmaker(engine)
+        reads = create_read_sessionmaker(engine)
 
         broker = create_broker(settings)
         hub = Hub(broker, prefix=settings.redis_prefix)
@@ -95,6 +99,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         stack.push_async_callback(agent.aclose)
         turns = TurnRegistry(
             db=db,
+            reads=reads,
             hub=hub,
             locks=locks,
             agent=agent,
@@ -114,11 +119,14 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             settings=settings,
             engine=engine,
             db=db,
+            reads=reads,
             broker=broker,
             hub=hub,
             locks=locks,
             turns=turns,
-            chat=ChatService(db=db, hub=hub, locks=locks, turns=turns, lock_ttl=settings.turn_lock_seconds),
+            chat=ChatService(
+                db=db, reads=reads, hub=hub, locks=locks, turns=turns, lock_ttl=settings.turn_lock_seconds
+            ),
             passwords=PasswordHasher(rounds=settings.bcrypt_rounds),
             tokens=TokenCodec(secret=settings.resolve_jwt_secret(), expire_minutes=settings.jwt_expire_minutes),
         )

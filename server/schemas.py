@@ -174,6 +174,11 @@ class ChatResponse(BaseModel):
     tool_calls: list[ToolCallSummary]
 
 
+def message_frame(fields: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-ready form of a message from its column values (no ORM object needed)."""
+    return MessagePublic.model_validate(fields).model_dump(mode="json", exclude_none=True)
+
+
 class MessagesPublic(BaseModel):
     data: list[MessagePublic]
     """Oldest first."""

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 import orjson
 
 from server.assistant.providers.base import ChatMessage, ToolCallRequest
-from server.db.models import Message
+from server.db.messages import StoredMessage
 
 
-def to_chat_messages(rows: Sequence[Message]) -> list[ChatMessage]:
+def to_chat_messages(rows: Sequence[StoredMessage]) -> list[ChatMessage]:
     """Rebuild the turns: user message, then (assistant tool request, tool results)*, then the reply.
 
     Tool rows are stored one per call; consecutive ones become one assistant message asking

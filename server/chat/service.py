@@ -30,7 +30,7 @@ from server.realtime import protocol
 from server.realtime.hub import Hub
 from server.realtime.locks import TurnLocks
 from server.realtime.outbox import transaction
-from server.schemas import MessagePublic
+from server.schemas import message_frame
 
 AckCallback = Callable[[dict[str, Any]], None]
 
@@ -49,8 +49,10 @@ IN_FLIGHT_WAIT = 2.0
 """How long a duplicate waits for the original's commit before answering `busy`."""
 
 
-def lock_key(conversation_id: int) -> str:
-    return f"conversation:{conversation_id}"
+def lock_key(user_id: int, conversation_id: int) -> str:
+    # The user is part of the key: someone guessing another user's conversation id takes a lock
+    # nobody else uses (and then gets 404), instead of briefly making that conversation busy.
+    return f"conversation:{user_id}:{conversation_id}"
 
 
 def ack_of(message: Message) -> dict[str, Any]:
@@ -65,8 +67,18 @@ def ack_of(message: Message) -> dict[str, Any]:
 
 
 class ChatService:
-    def __init__(self, *, db: Sessionmaker, hub: Hub, locks: TurnLocks, turns: TurnRegistry, lock_ttl: float) -> None:
+    def __init__(
+        self,
+        *,
+        db: Sessionmaker,
+        reads: Sessionmaker,
+        hub: Hub,
+        locks: TurnLocks,
+        turns: TurnRegistry,
+        lock_ttl: float,
+    ) -> None:
         self._db = db
+        self._reads = reads
         self._hub = hub
         self._locks = locks
         self.turns = turns
@@ -81,18 +93,15 @@ class ChatService:
         client_msg_id: str,
         on_ack: AckCallback | None = None,
     ) -> dict[str, Any]:
-        """Accept one user message and start its turn; returns the ack (the same one for a retry)."""
-        async with self._db() as session:
-            existing = await messages.by_client_msg_id(session, user_id, client_msg_id)
-            if existing is None and conversation_id is not None:
-                await conversations.get(session, user_id, conversation_id)
-        if existing is not None:
-            return self._acked(ack_of(existing), on_ack)
+        """Accept one user message and start its turn; returns the ack (the same one for a retry).
 
+        A retry is recognised by the unique (user, client_msg_id) constraint rather than a
+        look-up first: the common case costs no extra round trip.
+        """
         turn_id = secrets.token_hex(16)
         owner = f"{turn_id}:{client_msg_id}"
         if conversation_id is not None:
-            holder = await self._locks.acquire(lock_key(conversation_id), owner, self._lock_ttl)
+            holder = await self._locks.acquire(lock_key(user_id, conversation_id), owner, self._lock_ttl)
             if holder is not None:
                 return self._acked(await self._in_flight(user_id, client_msg_id, holder), on_ack)
         locked = conversation_id
@@ -100,52 +109,60 @@ class ChatService:
         try:
             async with transaction(self._db, self._hub, publish=False) as outbox:
                 session = outbox.session
+                now = utcnow()
                 if conversation_id is None:
-                    conversation = await conversations.create(session, user_id, title=text)
-                    assert conversation.id is not None
-                    conversation_id = conversation.id
+                    conversation_id = await conversations.insert(session, user_id, title=text, now=now)
                     # A brand-new conversation: nobody else can hold its lock yet.
-                    await self._locks.acquire(lock_key(conversation_id), owner, self._lock_ttl)
+                    await self._locks.acquire(lock_key(user_id, conversation_id), owner, self._lock_ttl)
                     locked = conversation_id
-                else:
-                    conversation = await conversations.get(session, user_id, conversation_id)
-                    conversation.updated_at = utcnow()
+                elif not await conversations.touch(session, user_id, conversation_id, now=now):
+                    raise NotFoundError("Conversation not found")
                 seq = await outbox.reserve(user_id, 2)
-                message = Message(
-                    conversation_id=conversation_id,
-                    user_id=user_id,
-                    role="user",
-                    content=text,
-                    client_msg_id=client_msg_id,
-                    turn_id=turn_id,
-                    seq=seq,
-                )
-                session.add(message)
-                await session.flush()
-                outbox.record(user_id, {**protocol.message(conversation_id, MessagePublic.frame(message)), "seq": seq})
+                row = {
+                    "conversation_id": conversation_id,
+                    "user_id": user_id,
+                    "role": "user",
+                    "content": text,
+                    "client_msg_id": client_msg_id,
+                    "turn_id": turn_id,
+                    "seq": seq,
+                    "created_at": now,
+                }
+                message_id = await messages.insert(session, row)
+                row["id"] = message_id
+                outbox.record(user_id, {**protocol.message(conversation_id, message_frame(row)), "seq": seq})
                 outbox.record(user_id, {**protocol.turn_start(turn_id, conversation_id), "seq": seq + 1})
         except IntegrityError:
-            # The same client_msg_id committed first on another socket or worker.
+            # This client_msg_id was accepted before (a retry), or just now on another socket.
             if locked is not None:
-                await self._locks.release(lock_key(locked), owner)
-            async with self._db() as session:
+                await self._locks.release(lock_key(user_id, locked), owner)
+            async with self._reads() as session:
                 existing = await messages.by_client_msg_id(session, user_id, client_msg_id)
             if existing is None:
                 raise
             return self._acked(ack_of(existing), on_ack)
         except BaseException:
             if locked is not None:
-                await self._locks.release(lock_key(locked), owner)
+                await self._locks.release(lock_key(user_id, locked), owner)
             raise
 
-        ack = self._acked(ack_of(message), on_ack)
+        ack = self._acked(
+            protocol.ack(
+                client_msg_id=client_msg_id,
+                conversation_id=conversation_id,
+                message_id=message_id,
+                turn_id=turn_id,
+                seq=seq,
+            ),
+            on_ack,
+        )
         await outbox.publish(self._hub)
         self.turns.start(
             Turn(
                 turn_id=turn_id,
                 user_id=user_id,
                 conversation_id=conversation_id,
-                lock_key=lock_key(conversation_id),
+                lock_key=lock_key(user_id, conversation_id),
                 lock_owner=owner,
             )
         )
@@ -162,7 +179,7 @@ class ChatService:
         if turn is not None:
             await turn.finished.wait()
         while True:
-            async with self._db() as session:
+            async with self._reads() as session:
                 reply = await messages.turn_reply(session, turn_id)
                 calls = await messages.turn_tool_calls(session, turn_id) if reply is not None else []
             if reply is not None:
@@ -182,7 +199,7 @@ class ChatService:
         """Stop a running turn wherever it runs; `NotFoundError` if the user never started it."""
         if self.turns.cancel_local(user_id, turn_id):
             return
-        async with self._db() as session:
+        async with self._reads() as session:
             if await messages.turn_request(session, user_id, turn_id) is None:
                 raise NotFoundError("Turn not found")
         await self.turns.cancel(user_id, turn_id)
@@ -199,7 +216,7 @@ class ChatService:
             raise BusyError()
         deadline = time.monotonic() + IN_FLIGHT_WAIT
         while time.monotonic() < deadline:
-            async with self._db() as session:
+            async with self._reads() as session:
                 existing = await messages.by_client_msg_id(session, user_id, client_msg_id)
             if existing is not None:
                 return ack_of(existing)

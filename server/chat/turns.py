@@ -16,22 +16,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import col
 
 from server.assistant.agent import Agent
 from server.assistant.providers.base import ProviderError, ToolCallRequest
 from server.chat.history import to_chat_messages
-from server.db import messages
+from server.db import conversations, messages
 from server.db.engine import Sessionmaker
-from server.db.models import Conversation, Message, utcnow
+from server.db.models import Message, utcnow
 from server.realtime import protocol
 from server.realtime.envelope import Envelope
 from server.realtime.hub import Hub
 from server.realtime.locks import TurnLocks
 from server.realtime.outbox import Outbox, transaction
-from server.schemas import MessagePublic
+from server.schemas import message_frame
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +112,7 @@ class TurnRegistry:
         self,
         *,
         db: Sessionmaker,
+        reads: Sessionmaker,
         hub: Hub,
         locks: TurnLocks,
         agent: Agent,
@@ -123,6 +122,7 @@ class TurnRegistry:
         history_messages: int,
     ) -> None:
         self._db = db
+        self._reads = reads
         self._hub = hub
         self._locks = locks
         self._agent = agent
@@ -211,7 +211,7 @@ class TurnRegistry:
             turn.finished.set()
 
     async def _generate(self, turn: Turn, deltas: DeltaStream) -> None:
-        async with self._db() as session:
+        async with self._reads() as session:
             history = await messages.recent(session, turn.conversation_id, limit=self._history)
 
         async def execute(call: ToolCallRequest) -> Any:
@@ -247,27 +247,26 @@ class TurnRegistry:
         """Persist the reply with its status, then `message` and `turn.end` for every socket."""
         try:
             async with transaction(self._db, self._hub) as outbox:
+                now = utcnow()
                 seq = await outbox.reserve(turn.user_id, 2)
-                reply = Message(
-                    conversation_id=turn.conversation_id,
-                    user_id=turn.user_id,
-                    role="assistant",
-                    content=turn.text,
-                    status=turn.status,
-                    turn_id=turn.turn_id,
-                    seq=seq,
-                )
-                outbox.session.add(reply)
-                await outbox.session.flush()
-                assert reply.id is not None
-                turn.message_id = reply.id
-                await outbox.session.exec(
-                    update(Conversation).where(col(Conversation.id) == turn.conversation_id).values(updated_at=utcnow())
-                )
+                reply = {
+                    "conversation_id": turn.conversation_id,
+                    "user_id": turn.user_id,
+                    "role": "assistant",
+                    "content": turn.text,
+                    "status": turn.status,
+                    "turn_id": turn.turn_id,
+                    "seq": seq,
+                    "created_at": now,
+                }
+                turn.message_id = reply["id"] = await messages.insert(outbox.session, reply)
+                await conversations.touch(outbox.session, turn.user_id, turn.conversation_id, now=now)
                 outbox.record(
-                    turn.user_id, {**protocol.message(turn.conversation_id, MessagePublic.frame(reply)), "seq": seq}
+                    turn.user_id, {**protocol.message(turn.conversation_id, message_frame(reply)), "seq": seq}
                 )
-                end = protocol.turn_end(turn.turn_id, turn.conversation_id, turn.status, reply.id, reason=turn.reason)
+                end = protocol.turn_end(
+                    turn.turn_id, turn.conversation_id, turn.status, turn.message_id, reason=turn.reason
+                )
                 outbox.record(turn.user_id, {**end, "seq": seq + 1})
         except SQLAlchemyError:
             # Typically the conversation was deleted mid-turn. Tell the sockets; nothing to keep.

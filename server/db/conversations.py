@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func, insert as sql_insert, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -41,6 +42,31 @@ async def get(session: AsyncSession, user_id: int, conversation_id: int) -> Conv
     if conversation is None or conversation.user_id != user_id:
         raise NotFoundError("Conversation not found")
     return conversation
+
+
+async def insert(session: AsyncSession, user_id: int, *, title: str, now: datetime) -> int:
+    """A new conversation titled after its first message; returns its id (Core: the turn's hot path)."""
+    result = await session.exec(
+        sql_insert(Conversation)
+        .values(user_id=user_id, title=title_from(title), created_at=now, updated_at=now)
+        .returning(col(Conversation.id))
+    )
+    return int(result.scalar_one())
+
+
+_TOUCH = (
+    update(Conversation)
+    .where(col(Conversation.id) == bindparam("b_id"), col(Conversation.user_id) == bindparam("b_user_id"))
+    .values(updated_at=bindparam("b_now"))
+    .returning(col(Conversation.id))
+)
+
+
+async def touch(session: AsyncSession, user_id: int, conversation_id: int, *, now: datetime) -> bool:
+    """Mark new activity; False when the conversation is missing or not the user's."""
+    connection = await session.connection()
+    result = await connection.execute(_TOUCH, {"b_id": conversation_id, "b_user_id": user_id, "b_now": now})
+    return result.scalar_one_or_none() is not None
 
 
 async def create(session: AsyncSession, user_id: int, *, title: str) -> Conversation:

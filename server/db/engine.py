@@ -41,14 +41,26 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
-        pool_pre_ping=True,  # a PostgreSQL restart leaves dead connections in the pool
+        # No pre-ping: it costs a round trip per checkout. A connection that died (a PostgreSQL
+        # restart) fails on use; SQLAlchemy then invalidates the whole pool, that one request
+        # gets 503 `unavailable`, and the next ones reconnect.
+        pool_pre_ping=False,
         pool_recycle=1800,
     )
 
 
 def create_sessionmaker(engine: AsyncEngine) -> Sessionmaker:
+    """Sessions for transactions (`async with db() as s, s.begin(): ...`)."""
     # expire_on_commit=False: objects stay readable after commit, when responses are built.
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+def create_read_sessionmaker(engine: AsyncEngine) -> Sessionmaker:
+    """Sessions for reads. On PostgreSQL they run in autocommit: a SELECT costs one round trip,
+    not BEGIN + SELECT + ROLLBACK. (SQLite keeps its transactions: they cost no round trips.)"""
+    if engine.dialect.name == "sqlite":
+        return create_sessionmaker(engine)
+    return create_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

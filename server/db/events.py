@@ -5,12 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import bindparam, delete, func, insert, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.db.models import Event, User
 from server.errors import NotFoundError
+
+# Hot-path statements are built once: SQLAlchemy then only binds parameters (Core, no ORM).
+_RESERVE = (
+    update(User)
+    .where(col(User.id) == bindparam("b_user_id"))
+    .values(last_seq=col(User.last_seq) + bindparam("b_count"))
+    .returning(col(User.last_seq))
+)
+INSERT_EVENTS = insert(Event)
 
 
 async def reserve_seqs(session: AsyncSession, user_id: int, count: int = 1) -> int:
@@ -19,12 +28,8 @@ async def reserve_seqs(session: AsyncSession, user_id: int, count: int = 1) -> i
     The UPDATE locks the user's row until the transaction ends, so concurrent writers for one
     user commit in seq order, and a rolled-back transaction gives its seqs back: no gaps.
     """
-    result = await session.exec(
-        update(User)
-        .where(col(User.id) == user_id)
-        .values(last_seq=col(User.last_seq) + count)
-        .returning(col(User.last_seq))
-    )
+    connection = await session.connection()
+    result = await connection.execute(_RESERVE, {"b_user_id": user_id, "b_count": count})
     last = result.scalar_one_or_none()
     if last is None:
         raise NotFoundError("User not found")

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Protocol, cast
 
+from sqlalchemy import bindparam, insert as sql_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.db.models import Message
+
+
+class StoredMessage(Protocol):
+    """What history needs of a persisted message: an ORM object or a result row both fit."""
+
+    role: str
+    content: str
+    status: str | None
+    tool_call: dict[str, Any] | None
 
 
 async def by_client_msg_id(session: AsyncSession, user_id: int, client_msg_id: str) -> Message | None:
@@ -37,11 +48,28 @@ async def turn_tool_calls(session: AsyncSession, turn_id: str) -> Sequence[Messa
     return result.all()
 
 
-async def recent(session: AsyncSession, conversation_id: int, *, limit: int) -> list[Message]:
-    """The newest `limit` messages of a conversation, oldest first."""
-    result = await session.exec(
-        select(Message).where(Message.conversation_id == conversation_id).order_by(col(Message.id).desc()).limit(limit)
-    )
-    rows = list(result.all())
+_INSERT = sql_insert(Message).returning(col(Message.id))
+_RECENT = (
+    select(col(Message.role), col(Message.content), col(Message.status), col(Message.tool_call))
+    .where(col(Message.conversation_id) == bindparam("conversation_id"))
+    .order_by(col(Message.id).desc())
+    .limit(bindparam("limit"))
+)
+
+
+async def insert(session: AsyncSession, values: dict[str, Any]) -> int:
+    """Insert one message with a prebuilt Core statement (no ORM unit of work on the hot path); returns its id."""
+    connection = await session.connection()
+    result = await connection.execute(_INSERT, values)
+    message_id = result.scalar_one()
+    assert message_id is not None
+    return message_id
+
+
+async def recent(session: AsyncSession, conversation_id: int, *, limit: int) -> list[StoredMessage]:
+    """The newest `limit` messages of a conversation, oldest first: the columns the agent's history needs."""
+    connection = await session.connection()
+    result = await connection.execute(_RECENT, {"conversation_id": conversation_id, "limit": limit})
+    rows = cast(list[StoredMessage], list(result.all()))  # rows read by column name
     rows.reverse()
     return rows

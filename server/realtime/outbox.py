@@ -10,7 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.db import events
 from server.db.engine import Sessionmaker
-from server.db.models import Event
+from server.db.models import utcnow
 from server.realtime.envelope import Envelope
 from server.realtime.hub import Hub
 
@@ -21,6 +21,7 @@ class Outbox:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.pending: dict[int, list[Envelope]] = {}
+        self._rows: list[dict[str, Any]] = []
 
     async def reserve(self, user_id: int, count: int = 1) -> int:
         """The first of `count` seqs; for rows that must know their seq before insert."""
@@ -30,9 +31,24 @@ class Outbox:
         """Log `frame`, whose `seq` came from `reserve`, and queue it for publishing."""
         envelope = Envelope.event(frame)
         assert envelope.seq is not None, "record() needs a frame with a reserved seq"
-        self.session.add(Event(user_id=user_id, seq=envelope.seq, type=frame["type"], frame=envelope.text))
+        self._rows.append(
+            {
+                "user_id": user_id,
+                "seq": envelope.seq,
+                "type": frame["type"],
+                "frame": envelope.text,
+                "created_at": utcnow(),
+            }
+        )
         self.pending.setdefault(user_id, []).append(envelope)
         return envelope
+
+    async def write(self) -> None:
+        """Insert the recorded events, all in one statement; `transaction` calls it before commit."""
+        rows, self._rows = self._rows, []
+        if rows:
+            connection = await self.session.connection()
+            await connection.execute(events.INSERT_EVENTS, rows)
 
     async def publish(self, hub: Hub) -> None:
         """Publish what was recorded; call only after the transaction committed."""
@@ -57,5 +73,6 @@ async def transaction(db: Sessionmaker, hub: Hub, *, publish: bool = True) -> As
     async with db() as session, session.begin():
         outbox = Outbox(session)
         yield outbox
+        await outbox.write()
     if publish:
         await outbox.publish(hub)
