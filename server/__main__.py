@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> None:
         ws_max_size=settings.ws_max_message_bytes,
         ws_ping_interval=settings.ws_ping_interval,
         ws_ping_timeout=settings.ws_ping_timeout,
+        ws_per_message_deflate=settings.ws_compression,
         timeout_graceful_shutdown=int(settings.shutdown_grace) + 5,
         proxy_headers=True,
     )

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     """Larger text frames get an `error` frame; the connection stays open."""
     ws_max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     """Hard protocol limit enforced by uvicorn: larger frames close the socket with 1009."""
+    ws_compression: bool = False
+    """permessage-deflate. Off: it keeps ~100 KB of zlib state per socket and costs CPU per frame,
+    while our frames are small JSON."""
     ws_max_per_user: int = Field(32, ge=1)
     """Sockets one user may hold on one worker; more are closed with 4429."""
     ws_send_queue: int = Field(1024, ge=8)
