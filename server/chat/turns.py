@@ -50,6 +50,7 @@ class Turn:
     reply: list[str] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     status: str = "running"
+    lock_held: bool = True
     reason: str | None = None
     message_id: int | None = None
     finished: asyncio.Event = field(default_factory=asyncio.Event)
@@ -206,9 +207,14 @@ class TurnRegistry:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
-            await self._locks.release(turn.lock_key, turn.lock_owner)
+            await self._release_lock(turn)
             self._turns.pop(turn.turn_id, None)
             turn.finished.set()
+
+    async def _release_lock(self, turn: Turn) -> None:
+        if turn.lock_held:
+            turn.lock_held = False
+            await self._locks.release(turn.lock_key, turn.lock_owner)
 
     async def _generate(self, turn: Turn, deltas: DeltaStream) -> None:
         async with self._reads() as session:
@@ -244,9 +250,9 @@ class TurnRegistry:
         return result
 
     async def _finish(self, turn: Turn) -> None:
-        """Persist the reply with its status, then `message` and `turn.end` for every socket."""
+        """Persist the reply with its status, free the conversation, then tell every socket."""
         try:
-            async with transaction(self._db, self._hub) as outbox:
+            async with transaction(self._db, self._hub, publish=False) as outbox:
                 now = utcnow()
                 seq = await outbox.reserve(turn.user_id, 2)
                 reply = {
@@ -273,7 +279,13 @@ class TurnRegistry:
             logger.warning("Could not persist the reply of turn %s", turn.turn_id, exc_info=True)
             turn.status, turn.reason = "failed", "The conversation no longer exists"
             end = protocol.turn_end(turn.turn_id, turn.conversation_id, "failed", 0, reason=turn.reason)
+            await self._release_lock(turn)
             await self._hub.publish(turn.user_id, [Envelope.event(end)])
+            return
+        # Free before anyone hears the turn ended: a client that sends its next message on
+        # `turn.end` must not find the conversation busy.
+        await self._release_lock(turn)
+        await outbox.publish(self._hub)
 
     async def _renew_lock(self, turn: Turn) -> None:
         while True:

@@ -353,3 +353,15 @@ async def test_ping_pong(server: LiveServer, user: AppUser) -> None:
     async with await WSClient.open(server.ws_url, user.token) as ws:
         await ws.send({"type": "ping", "id": 7})
         assert await ws.receive("pong") == {"type": "pong", "id": 7}
+
+
+async def test_a_message_sent_on_turn_end_is_never_busy(server: LiveServer, user: AppUser) -> None:
+    async with await WSClient.open(server.ws_url, user.token) as ws:
+        await ws.chat("first")
+        conversation_id = (await ws.receive("ack"))["conversation_id"]
+        for n in range(15):
+            await ws.receive("turn.end")
+            await ws.chat(f"right away {n}", conversation_id=conversation_id)  # the lock is already free
+            await ws.receive("ack")
+        await ws.receive("turn.end")
+    assert [f for f in ws.log if f["type"] == "error"] == []
