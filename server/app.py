@@ -54,8 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
         )
     app.add_middleware(RequestIdMiddleware)
-    for router in (health.router, auth.router, tasks.router, conversations.router, chat.router, endpoint.router):
+    for router in (health.router, auth.router, tasks.router, conversations.router, chat.router):
         app.include_router(router)
+    app.router.routes.append(endpoint.route)
     app.state.mcp = mcp.mount(app)
     if settings.demo_page:
         demo.mount(app)

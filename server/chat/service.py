@@ -101,7 +101,10 @@ class ChatService:
         turn_id = secrets.token_hex(16)
         owner = f"{turn_id}:{client_msg_id}"
         if conversation_id is not None:
-            holder = await self._locks.acquire(lock_key(user_id, conversation_id), owner, self._lock_ttl)
+            key = lock_key(user_id, conversation_id)
+            running = self.turns.running_in(key)
+            # A turn of this worker holds it: answer without asking Redis (cheap refusals under load).
+            holder = running.lock_owner if running else await self._locks.acquire(key, owner, self._lock_ttl)
             if holder is not None:
                 return self._acked(await self._in_flight(user_id, client_msg_id, holder), on_ack)
         locked = conversation_id
@@ -156,7 +159,8 @@ class ChatService:
             ),
             on_ack,
         )
-        await outbox.publish(self._hub)
+        # Committed: the turn starts now, before anything else is awaited, so no cancellation of
+        # the caller (a closing socket) can leave an accepted message without its reply.
         self.turns.start(
             Turn(
                 turn_id=turn_id,
@@ -166,6 +170,7 @@ class ChatService:
                 lock_owner=owner,
             )
         )
+        await outbox.publish(self._hub)
         return ack
 
     async def outcome(self, ack: dict[str, Any]) -> TurnOutcome:

@@ -92,12 +92,20 @@ class DeltaStream:
             self._offset += len(text)
             await self._hub.publish(self._turn.user_id, [Envelope.event(frame)])
 
-    async def close(self) -> None:
+    async def close(self) -> list[Envelope]:
+        """Stop the ticker; the text not yet sent comes back, to go out with the turn's last events."""
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
-        await self.flush()
+        async with self._lock:
+            if not self._pending:
+                return []
+            text = "".join(self._pending)
+            self._pending.clear()
+            frame = protocol.delta(self._turn.turn_id, self._turn.conversation_id, self._offset, text)
+            self._offset += len(text)
+            return [Envelope.event(frame)]
 
     async def _tick(self) -> None:
         while True:
@@ -132,6 +140,7 @@ class TurnRegistry:
         self._turn_timeout = turn_timeout
         self._history = history_messages
         self._turns: dict[str, Turn] = {}
+        self._by_lock: dict[str, Turn] = {}
         hub.on_control(self._on_control)
 
     def __len__(self) -> int:
@@ -140,8 +149,13 @@ class TurnRegistry:
     def get(self, turn_id: str) -> Turn | None:
         return self._turns.get(turn_id)
 
+    def running_in(self, lock_key: str) -> Turn | None:
+        """The turn this process runs under `lock_key` (a conversation), if any."""
+        return self._by_lock.get(lock_key)
+
     def start(self, turn: Turn) -> None:
         self._turns[turn.turn_id] = turn
+        self._by_lock[turn.lock_key] = turn
         turn.task = asyncio.create_task(self._run(turn), name=f"turn-{turn.turn_id}")
 
     def cancel_local(self, user_id: int, turn_id: str) -> bool:
@@ -201,8 +215,7 @@ class TurnRegistry:
                 except Exception:
                     logger.exception("Turn %s failed", turn.turn_id)
                     turn.status, turn.reason = "failed", "Internal error while generating the reply"
-                await deltas.close()
-                await self._finish(turn)
+                await self._finish(turn, tail=await deltas.close())
         finally:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -214,6 +227,8 @@ class TurnRegistry:
     async def _release_lock(self, turn: Turn) -> None:
         if turn.lock_held:
             turn.lock_held = False
+            if self._by_lock.get(turn.lock_key) is turn:
+                del self._by_lock[turn.lock_key]
             await self._locks.release(turn.lock_key, turn.lock_owner)
 
     async def _generate(self, turn: Turn, deltas: DeltaStream) -> None:
@@ -249,7 +264,7 @@ class TurnRegistry:
         turn.tool_calls.append({"name": call.name, "arguments": call.arguments, "result": result})
         return result
 
-    async def _finish(self, turn: Turn) -> None:
+    async def _finish(self, turn: Turn, *, tail: list[Envelope]) -> None:
         """Persist the reply with its status, free the conversation, then tell every socket."""
         try:
             async with transaction(self._db, self._hub, publish=False) as outbox:
@@ -280,11 +295,12 @@ class TurnRegistry:
             turn.status, turn.reason = "failed", "The conversation no longer exists"
             end = protocol.turn_end(turn.turn_id, turn.conversation_id, "failed", 0, reason=turn.reason)
             await self._release_lock(turn)
-            await self._hub.publish(turn.user_id, [Envelope.event(end)])
+            await self._hub.publish(turn.user_id, [*tail, Envelope.event(end)])
             return
         # Free before anyone hears the turn ended: a client that sends its next message on
         # `turn.end` must not find the conversation busy.
         await self._release_lock(turn)
+        outbox.prepend(turn.user_id, tail)  # the last delta, the reply and turn.end: one publish
         await outbox.publish(self._hub)
 
     async def _renew_lock(self, turn: Turn) -> None:

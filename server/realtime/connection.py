@@ -76,6 +76,8 @@ class Connection:
         self._gap_deadline = 0.0
         """When the oldest held event stops waiting for its predecessors to arrive live."""
         self._overflowed = False
+        self._reading = True
+        self._reader_stopped = False
         self._closing: tuple[int, str] | None = None
         self._bucket = TokenBucket(rate=settings.ws_rate_per_second, burst=settings.ws_rate_burst)
         self._handlers = {
@@ -114,7 +116,7 @@ class Connection:
         """Serve the socket until it closes. The caller has accepted and authenticated it."""
         async with self.runtime.hub.interest(self.user_id, self):
             # Subscribed first, then read where the log stands: nothing falls in between.
-            async with self.runtime.db() as session:
+            async with self.runtime.reads() as session:
                 last_seq = await events.last_seq(session, self.user_id)
             self._cursor = last_seq
             await self._send(
@@ -127,22 +129,35 @@ class Connection:
             )
             if after_seq is not None:
                 self._enqueue(_Replay(after_seq))
-            reader = asyncio.create_task(self._read_loop(), name=f"ws-read-{self.connection_id}")
+            # Either side ending ends the connection (websockets' patterns guide). The reader runs
+            # in this task and the writer in one of its own: one task less per idle socket.
+            reader = asyncio.current_task()
+            assert reader is not None
             writer = asyncio.create_task(self._write_loop(), name=f"ws-write-{self.connection_id}")
+            writer.add_done_callback(lambda _: self._stop_reading(reader))
             try:
-                # Either side ending ends the connection (websockets' patterns guide).
-                await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+                await self._read_loop()
+            except asyncio.CancelledError:
+                if not self._reader_stopped or reader.uncancel() > 0:
+                    raise  # cancelled from outside (shutdown), not by the writer
+            except WebSocketDisconnect:
+                pass
             finally:
-                for task in (reader, writer):
-                    task.cancel()
-                for task in (reader, writer):
-                    try:
-                        await task
-                    except (asyncio.CancelledError, WebSocketDisconnect):
-                        pass
-                    except Exception as exc:  # a dead peer (send timeout, reset): just close
-                        logger.info("Connection %s ended: %r", self.connection_id, exc)
+                self._reading = False
+                writer.cancel()
+                try:
+                    await writer
+                except (asyncio.CancelledError, WebSocketDisconnect):
+                    pass
+                except Exception as exc:  # a dead peer (send timeout, reset): just close
+                    logger.info("Connection %s ended: %r", self.connection_id, exc)
         await self._close()
+
+    def _stop_reading(self, reader: asyncio.Task[Any]) -> None:
+        """The writer ended (slow consumer, dead peer): stop waiting for frames too."""
+        if self._reading:
+            self._reader_stopped = True
+            reader.cancel()
 
     def close_later(self, code: int, reason: str) -> None:
         """Ask the writer to close the socket after what is already queued."""
@@ -163,7 +178,8 @@ class Connection:
         while True:
             wait = min(settings.ws_idle_timeout, max(0.0, self.expires_at - time.time()))
             try:
-                message = await asyncio.wait_for(self.ws.receive(), timeout=wait)
+                async with asyncio.timeout(wait):  # not wait_for: no extra task per idle socket
+                    message = await self.ws.receive()
             except TimeoutError:
                 if time.time() >= self.expires_at:
                     self.close_later(CloseCode.UNAUTHENTICATED, "token expired")
@@ -238,7 +254,8 @@ class Connection:
                 self._wakeup.clear()
                 timeout = max(0.0, self._gap_deadline - time.monotonic()) if self._held else None
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._wakeup.wait()
                 continue
             if self._overflowed:
                 await self._send(protocol.resync_required(self._cursor, "slow consumer: too many events queued"))
@@ -288,7 +305,7 @@ class Connection:
     async def _replay(self) -> None:
         """Send every logged event after `cursor`, or `resync_required` if the log cannot fill the gap."""
         limit = self.runtime.settings.resume_max_events
-        async with self.runtime.db() as session:
+        async with self.runtime.reads() as session:
             # `latest` first: every event up to it is committed, so the read below must include it.
             latest = await events.last_seq(session, self.user_id)
             rows = await events.read_after(session, self.user_id, self._cursor, limit=limit + 1)

@@ -50,6 +50,11 @@ class Outbox:
             connection = await self.session.connection()
             await connection.execute(events.INSERT_EVENTS, rows)
 
+    def prepend(self, user_id: int, envelopes: list[Envelope]) -> None:
+        """Publish `envelopes` (ephemeral ones, e.g. the last delta) first, in the same batch."""
+        if envelopes:
+            self.pending[user_id] = [*envelopes, *self.pending.get(user_id, [])]
+
     async def publish(self, hub: Hub) -> None:
         """Publish what was recorded; call only after the transaction committed."""
         pending, self.pending = self.pending, {}
