@@ -20,6 +20,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +61,27 @@ _Item = Envelope | _Replay | _Direct | object
 
 
 class Connection:
+    # Slots: one of these lives per open socket, and tens of thousands may be open.
+    __slots__ = (
+        "_bucket",
+        "_closing",
+        "_cursor",
+        "_gap_deadline",
+        "_held",
+        "_max_queue",
+        "_overflowed",
+        "_queue",
+        "_reader_stopped",
+        "_reading",
+        "_wakeup",
+        "chat",
+        "connection_id",
+        "expires_at",
+        "runtime",
+        "user_id",
+        "ws",
+    )
+
     def __init__(self, websocket: WebSocket, *, runtime: Runtime, claims: TokenClaims, connection_id: str) -> None:
         self.ws = websocket
         self.runtime = runtime
@@ -73,21 +95,12 @@ class Connection:
         self._wakeup = asyncio.Event()
         self._cursor = 0
         self._held: dict[int, Envelope] = {}
-        self._gap_deadline = 0.0
-        """When the oldest held event stops waiting for its predecessors to arrive live."""
+        self._gap_deadline = 0.0  # when the oldest held event stops waiting for its predecessors
         self._overflowed = False
         self._reading = True
         self._reader_stopped = False
         self._closing: tuple[int, str] | None = None
         self._bucket = TokenBucket(rate=settings.ws_rate_per_second, burst=settings.ws_rate_burst)
-        self._handlers = {
-            protocol.Chat: self._on_chat,
-            protocol.Cancel: self._on_cancel,
-            protocol.Resume: self._on_resume,
-            protocol.Ping: self._on_ping,
-            protocol.AuthRefresh: self._on_refresh,
-            protocol.Auth: self._on_auth_again,
-        }
 
     # --- Subscriber (called by the hub, must not block) -------------------------------------
 
@@ -198,7 +211,7 @@ class Connection:
             frame = None
             try:
                 frame = protocol.parse_client_frame(text, max_bytes=settings.ws_max_frame_bytes)
-                await self._handlers[type(frame)](frame)  # type: ignore[operator]
+                await _HANDLERS[type(frame)](self, frame)
             except AppError as exc:
                 self.send_direct(protocol.error_from(exc))
             except Exception as exc:
@@ -326,3 +339,14 @@ class Connection:
     async def _send_text(self, text: str) -> None:
         async with asyncio.timeout(SEND_TIMEOUT):
             await self.ws.send_text(text)
+
+
+#: Frame type -> handler: a dispatch table, shared by every connection.
+_HANDLERS: dict[type[protocol.ClientFrameType], Callable[[Connection, Any], Awaitable[None]]] = {
+    protocol.Chat: Connection._on_chat,
+    protocol.Cancel: Connection._on_cancel,
+    protocol.Resume: Connection._on_resume,
+    protocol.Ping: Connection._on_ping,
+    protocol.AuthRefresh: Connection._on_refresh,
+    protocol.Auth: Connection._on_auth_again,
+}

@@ -60,7 +60,8 @@ class Ping(_Frame):
     """Echoed in the `pong`, so a client can measure round trips."""
 
 
-ClientFrame = Annotated[Auth | AuthRefresh | Chat | Cancel | Resume | Ping, Field(discriminator="type")]
+ClientFrameType = Auth | AuthRefresh | Chat | Cancel | Resume | Ping
+ClientFrame = Annotated[ClientFrameType, Field(discriminator="type")]
 _client_frame: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
 CLIENT_TYPES = ("auth", "auth.refresh", "chat", "cancel", "resume", "ping")
 

@@ -37,11 +37,11 @@ class FakeSocket:
             await asyncio.wait_for(self.count.wait_for(lambda: len(self.sent) >= n), TIMEOUT)
 
 
-def connection(socket: FakeSocket, **settings: Any) -> Connection:
+def connection(socket: FakeSocket, cls: type[Connection] = Connection, **settings: Any) -> Connection:
     now = datetime.now(UTC)
     claims = TokenClaims(user_id=1, issued_at=now, expires_at=now + timedelta(minutes=5), token_id="t")
     runtime = SimpleNamespace(settings=make_settings(**settings), chat=None)
-    return Connection(socket, runtime=runtime, claims=claims, connection_id="c")  # type: ignore[arg-type]
+    return cls(socket, runtime=runtime, claims=claims, connection_id="c")  # type: ignore[arg-type]
 
 
 def event(seq: int | None, kind: str = "task.created") -> Envelope:
@@ -84,17 +84,19 @@ async def test_slow_consumer_gets_resync_and_is_closed() -> None:
 
 async def test_a_gap_is_filled_even_while_other_events_keep_arriving() -> None:
     socket = FakeSocket()
-    conn = connection(socket)
     replayed = asyncio.Event()
 
-    async def replay_from_log() -> None:  # stands in for the database read
-        replayed.set()
-        for seq in (1, 2):
-            await conn._send_text(event(seq).text)
-            conn._cursor = seq
-        await conn._release_held()
+    class LogConnection(Connection):
+        __slots__ = ()
 
-    conn._replay = replay_from_log  # type: ignore[method-assign]
+        async def _replay(self) -> None:  # stands in for the database read
+            replayed.set()
+            for seq in (1, 2):
+                await self._send_text(event(seq).text)
+                self._cursor = seq
+            await self._release_held()
+
+    conn = connection(socket, cls=LogConnection)
     writer = asyncio.create_task(conn._write_loop())
     conn.deliver(event(3))  # 1 and 2 never come live
 
