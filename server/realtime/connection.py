@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -90,9 +89,11 @@ class Connection:
         self.expires_at = claims.expires_at.timestamp()
         self.connection_id = connection_id
         settings = runtime.settings
-        self._queue: deque[_Item] = deque()
+        # A list and a bare future rather than a deque and an asyncio.Event: each of those keeps
+        # a 600-byte deque block alive per idle socket. The queue is short and bounded.
+        self._queue: list[_Item] = []
         self._max_queue = settings.ws_send_queue
-        self._wakeup = asyncio.Event()
+        self._wakeup: asyncio.Future[None] | None = None
         self._cursor = 0
         self._held: dict[int, Envelope] = {}
         self._gap_deadline = 0.0  # when the oldest held event stops waiting for its predecessors
@@ -118,7 +119,11 @@ class Connection:
             self._queue.clear()
         else:
             self._queue.append(item)
-        self._wakeup.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
 
     def send_direct(self, frame: dict[str, Any]) -> None:
         self._enqueue(_Direct(orjson.dumps(frame).decode()))
@@ -176,7 +181,7 @@ class Connection:
         """Ask the writer to close the socket after what is already queued."""
         if self._closing is None:
             self._closing = (code, reason)
-        self._wakeup.set()
+        self._wake()
 
     async def _close(self) -> None:
         code, reason = self._closing or (CloseCode.NORMAL, "")
@@ -264,11 +269,12 @@ class Connection:
                 await self._replay()  # a held event's predecessors never came live: read them
                 continue
             if not self._queue and not self._overflowed and self._closing is None:
-                self._wakeup.clear()
+                self._wakeup = asyncio.get_running_loop().create_future()
                 timeout = max(0.0, self._gap_deadline - time.monotonic()) if self._held else None
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(timeout):
-                        await self._wakeup.wait()
+                        await self._wakeup
+                self._wakeup = None
                 continue
             if self._overflowed:
                 await self._send(protocol.resync_required(self._cursor, "slow consumer: too many events queued"))
@@ -276,7 +282,7 @@ class Connection:
                 return
             if not self._queue:
                 return  # closing, everything queued was sent
-            item = self._queue.popleft()
+            item = self._queue.pop(0)
             if isinstance(item, Envelope):
                 await self._on_event(item)
             elif isinstance(item, _Direct):

@@ -6,7 +6,6 @@ import asyncio
 import secrets
 from urllib.parse import urlsplit
 
-from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from server.auth.tokens import TokenClaims
@@ -15,6 +14,9 @@ from server.realtime import protocol
 from server.realtime.connection import Connection
 from server.runtime import Runtime
 from server.settings import Settings
+
+PATH = "/api/ws"
+"""Served by `server.app.App` before routing (see there why)."""
 
 #: Query parameters that would carry a token: refused, because URLs end up in access logs.
 TOKEN_PARAMS = ("token", "access_token", "jwt", "auth", "authorization")
@@ -86,8 +88,3 @@ async def _authenticate(
         raise AppError(f"expected an auth frame first, got {frame.type!r}")
     claims = runtime.tokens.decode(frame.token)
     return claims, frame.after_seq if frame.after_seq is not None else after_seq
-
-
-#: A plain Starlette route, not FastAPI's: FastAPI's dependency machinery would stay alive with
-#: every open socket (about 7 KB each) and this endpoint injects nothing.
-route = WebSocketRoute("/api/ws", chat_socket)

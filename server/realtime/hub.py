@@ -69,10 +69,13 @@ class Hub:
         try:
             if count == 0:
                 ready = self._ready[user_id] = asyncio.Event()
-                await self._broker.subscribe(self.channel(user_id))
-                ready.set()
-            else:
-                await self._ready[user_id].wait()
+                try:
+                    await self._broker.subscribe(self.channel(user_id))
+                finally:
+                    ready.set()
+                    del self._ready[user_id]  # only needed while subscribing: not kept per user
+            elif (pending := self._ready.get(user_id)) is not None:
+                await pending.wait()
             yield
         finally:
             if subscriber is not None:
@@ -84,7 +87,6 @@ class Hub:
             self._interest[user_id] -= 1
             if self._interest[user_id] == 0:
                 del self._interest[user_id]
-                self._ready.pop(user_id, None)
                 await self._broker.unsubscribe(self.channel(user_id))
 
     async def publish(self, user_id: int, envelopes: Sequence[Envelope]) -> bool:
