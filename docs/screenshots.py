@@ -1,6 +1,6 @@
 """Redraw the chat widget's screenshots in docs/: the demo page after a few chat turns, on a desktop and a phone.
 
-    python docs/screenshots.py [--chromium /usr/bin/chromium] [--out docs]
+    python -m docs.screenshots [--chromium /usr/bin/chromium] [--out docs]   (from the repository root)
 
 The app runs in this process with the offline rules assistant and a throwaway SQLite database;
 Playwright drives a headless Chromium (Debian's package, or the one named by TEST_CHROMIUM).
@@ -23,20 +23,9 @@ from playwright.async_api import Browser, Page, ViewportSize, async_playwright, 
 
 from server.app import create_app
 from server.settings import Settings
+from tests.support.browser import BROWSER_ARGS, DESKTOP, PHONE
 
 DOCS = Path(__file__).resolve().parent
-BROWSER_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-DESKTOP: ViewportSize = {"width": 1280, "height": 800}
-PHONE: ViewportSize = {"width": 390, "height": 844}
 EMAIL = "alex@example.com"
 PASSWORD = "correct horse battery"  # noqa: S105  a throwaway demo account
 TURNS = [

@@ -29,9 +29,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@dataclass
-class LiveServer:
-    app: FastAPI
+class _OnLoopback:
     port: int
 
     @property
@@ -41,6 +39,12 @@ class LiveServer:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/api/ws"
+
+
+@dataclass
+class LiveServer(_OnLoopback):
+    app: FastAPI
+    port: int
 
     @property
     def runtime(self) -> Runtime:
@@ -67,21 +71,13 @@ async def serve_in_process(app: FastAPI) -> AsyncIterator[LiveServer]:
 
 
 @dataclass
-class ServerProcess:
+class ServerProcess(_OnLoopback):
     """`python -m server` in a subprocess: what fan-out across workers and restarts need."""
 
     port: int
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/api/ws"
 
     async def start(self) -> None:
         env = {**os.environ, **self.env}

@@ -14,22 +14,10 @@ from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, as
 from server.app import create_app
 from tests.conftest import JWT_SECRET, make_settings
 from tests.support import services
+from tests.support.browser import BROWSER_ARGS, DEFAULT_CHROMIUM, DESKTOP
 from tests.support.live import LiveServer, ServerProcess, free_port, serve_in_process
 from tests.support.timing import TIMEOUT
 
-DEFAULT_CHROMIUM = "/usr/bin/chromium"
-BROWSER_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-DESKTOP: ViewportSize = {"width": 1280, "height": 800}
-PHONE: ViewportSize = {"width": 390, "height": 844}
 SLOW_CHUNK_DELAY = 0.05
 """Echo provider pause between 8-character chunks: a 2,000-character reply takes about 12 s."""
 SEED_STORAGE = """(() => {

@@ -12,9 +12,10 @@ import pytest
 from playwright.async_api import Locator, Page, WebSocket, expect
 
 from tests.conftest import AppUser
+from tests.support.browser import PHONE
 from tests.support.live import LiveServer, ServerProcess
 from tests.support.timing import TIMEOUT, wait_until
-from tests.system.conftest import PHONE, OpenPage
+from tests.system.conftest import OpenPage
 
 pytestmark = pytest.mark.browser
 
