@@ -68,6 +68,13 @@ class WSClient:
                 if frame["type"] == type and all(frame.get(k) == v for k, v in match.items()):
                     return frame
 
+    async def seen(self, type: str, *, timeout: float = TIMEOUT, **match: Any) -> dict[str, Any]:
+        """A frame of `type` received at any time (already logged, maybe skipped over), or the next one."""
+        for frame in self.log:
+            if frame["type"] == type and all(frame.get(k) == v for k, v in match.items()):
+                return frame
+        return await self.receive(type, timeout=timeout, **match)
+
     async def until(self, type: str, *, timeout: float = TIMEOUT, **match: Any) -> list[dict[str, Any]]:
         """Every frame up to and including the next one of `type`."""
         start = len(self.log)
