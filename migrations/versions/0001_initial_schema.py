@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("last_seq", sa.BigInteger(), server_default="0", nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("email", name=op.f("uq_users_email")),
+        sqlite_autoincrement=True,  # ids are never reused on SQLite either
     )
     op.create_table(
         "conversations",
@@ -40,6 +41,7 @@ def upgrade() -> None:
             ["user_id"], ["users.id"], name=op.f("fk_conversations_user_id_users"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_conversations")),
+        sqlite_autoincrement=True,  # ids are never reused on SQLite either
     )
     op.create_index("ix_conversations_user_updated", "conversations", ["user_id", "updated_at"])
 
@@ -66,6 +68,7 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_tasks_user_id_users"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tasks")),
+        sqlite_autoincrement=True,  # ids are never reused on SQLite either
     )
     op.create_index("ix_tasks_user_completed", "tasks", ["user_id", "completed"])
     op.create_index("ix_tasks_user_created", "tasks", ["user_id", "created_at"])
@@ -92,6 +95,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_messages_user_id_users"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_messages")),
         sa.UniqueConstraint("user_id", "client_msg_id", name="uq_messages_user_client_msg"),
+        sqlite_autoincrement=True,  # ids are never reused on SQLite either
     )
     op.create_index("ix_messages_conversation_created", "messages", ["conversation_id", "created_at"])
     op.create_index("ix_messages_conversation_id", "messages", ["conversation_id", "id"])

@@ -24,6 +24,10 @@ TITLE_MAX = 200
 DESCRIPTION_MAX = 1000
 
 
+#: SQLite otherwise reuses the highest id after it is deleted: "task 7" must never name two tasks.
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -57,6 +61,7 @@ def _owner_fk(table: str) -> Any:
 
 class User(SQLModel, table=True):
     __tablename__ = "users"
+    __table_args__ = (NEVER_REUSE_IDS,)
 
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=320, unique=True, nullable=False)
@@ -72,6 +77,7 @@ class Task(SQLModel, table=True):
     __table_args__ = (
         Index("ix_tasks_user_completed", "user_id", "completed"),
         Index("ix_tasks_user_created", "user_id", "created_at"),
+        NEVER_REUSE_IDS,
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -85,7 +91,7 @@ class Task(SQLModel, table=True):
 
 class Conversation(SQLModel, table=True):
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_user_updated", "user_id", "updated_at"),)
+    __table_args__ = (Index("ix_conversations_user_updated", "user_id", "updated_at"), NEVER_REUSE_IDS)
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = _owner_fk("users")
@@ -103,6 +109,7 @@ class Message(SQLModel, table=True):
         Index("ix_messages_turn", "turn_id"),
         # Idempotency: a retried `chat` frame carries the same client_msg_id (NULLs never collide).
         UniqueConstraint("user_id", "client_msg_id", name="uq_messages_user_client_msg"),
+        NEVER_REUSE_IDS,
     )
 
     ROLES: ClassVar[tuple[str, ...]] = ("user", "assistant", "tool")

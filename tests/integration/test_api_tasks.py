@@ -98,3 +98,10 @@ async def test_tasks_need_a_token(client: httpx.AsyncClient, user: AppUser) -> N
     response = await client.get(user.url("/tasks"))
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_ids_of_deleted_tasks_are_never_reused(client: httpx.AsyncClient, user: AppUser) -> None:
+    first = await create(client, user, "short-lived")
+    await client.delete(user.url(f"/tasks/{first['id']}"), headers=user.headers)
+    second = await create(client, user, "successor")
+    assert int(str(second["id"])) > int(str(first["id"]))  # "task 7" never names two different tasks
