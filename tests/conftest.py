@@ -32,6 +32,7 @@ def make_settings(**overrides: Any) -> Settings:
         "assistant_provider": "echo",
         "echo_chunk_delay": 0.005,  # turns of long messages last long enough to cancel or interrupt
         "ws_auth_timeout": 1.0,
+        "shutdown_grace": 1.0,  # a test server stops promptly even with a long turn running
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

@@ -49,6 +49,11 @@ IN_FLIGHT_WAIT = 2.0
 """How long a duplicate waits for the original's commit before answering `busy`."""
 
 
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 def lock_key(user_id: int, conversation_id: int) -> str:
     # The user is part of the key: someone guessing another user's conversation id takes a lock
     # nobody else uses (and then gets 404), instead of briefly making that conversation busy.
@@ -97,7 +102,22 @@ class ChatService:
 
         A retry is recognised by the unique (user, client_msg_id) constraint rather than a
         look-up first: the common case costs no extra round trip.
+
+        The work runs shielded from the caller's cancellation (a socket closing mid-way): a
+        message is either refused, or committed with its turn started and its lock owned.
         """
+        accept = asyncio.create_task(self._accept(user_id, conversation_id, text, client_msg_id, on_ack))
+        accept.add_done_callback(_retrieve)  # if the caller is gone, its error is still consumed
+        return await asyncio.shield(accept)
+
+    async def _accept(
+        self,
+        user_id: int,
+        conversation_id: int | None,
+        text: str,
+        client_msg_id: str,
+        on_ack: AckCallback | None,
+    ) -> dict[str, Any]:
         turn_id = secrets.token_hex(16)
         owner = f"{turn_id}:{client_msg_id}"
         if conversation_id is not None:
@@ -113,6 +133,8 @@ class ChatService:
             async with transaction(self._db, self._hub, publish=False) as outbox:
                 session = outbox.session
                 now = utcnow()
+                # The user's row first, as in every writing transaction: one lock order, no deadlocks.
+                seq = await outbox.reserve(user_id, 2)
                 if conversation_id is None:
                     conversation_id = await conversations.insert(session, user_id, title=text, now=now)
                     # A brand-new conversation: nobody else can hold its lock yet.
@@ -120,7 +142,6 @@ class ChatService:
                     locked = conversation_id
                 elif not await conversations.touch(session, user_id, conversation_id, now=now):
                     raise NotFoundError("Conversation not found")
-                seq = await outbox.reserve(user_id, 2)
                 row = {
                     "conversation_id": conversation_id,
                     "user_id": user_id,
@@ -217,8 +238,13 @@ class ChatService:
 
     async def _in_flight(self, user_id: int, client_msg_id: str, holder: str) -> dict[str, Any]:
         """The conversation is locked. By this very message on another socket? Then share its ack."""
-        if not holder.endswith(f":{client_msg_id}"):
-            raise BusyError()
+        if holder.partition(":")[2] != client_msg_id:  # owner = "<turn_id hex>:<client_msg_id>"
+            # Busy with another turn, unless this message was accepted earlier (a late retry).
+            async with self._reads() as session:
+                existing = await messages.by_client_msg_id(session, user_id, client_msg_id)
+            if existing is None:
+                raise BusyError()
+            return ack_of(existing)
         deadline = time.monotonic() + IN_FLIGHT_WAIT
         while time.monotonic() < deadline:
             async with self._reads() as session:

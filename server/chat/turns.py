@@ -11,18 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
 from server.assistant.agent import Agent
 from server.assistant.providers.base import ProviderError, ToolCallRequest
 from server.chat.history import to_chat_messages
 from server.db import conversations, messages
-from server.db.engine import Sessionmaker
+from server.db.engine import Sessionmaker, is_unavailable
 from server.db.models import Message, utcnow
 from server.realtime import protocol
 from server.realtime.envelope import Envelope
@@ -33,6 +34,8 @@ from server.schemas import message_frame
 
 logger = logging.getLogger(__name__)
 
+FINISH_RETRY_FOR = 30.0
+"""How long a finished turn keeps retrying to save its reply while the database is unavailable."""
 DELTA_INTERVAL = 0.04
 """Coalescing window: at most ~25 `delta` frames a second per turn, whatever the model's token rate."""
 
@@ -51,6 +54,7 @@ class Turn:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     status: str = "running"
     lock_held: bool = True
+    cancel_requested: bool = False
     reason: str | None = None
     message_id: int | None = None
     finished: asyncio.Event = field(default_factory=asyncio.Event)
@@ -163,6 +167,7 @@ class TurnRegistry:
         turn = self._turns.get(turn_id)
         if turn is None or turn.user_id != user_id:
             return False
+        turn.cancel_requested = True
         if turn.generation is not None and not turn.generation.done():
             turn.generation.cancel()
         return True
@@ -199,6 +204,8 @@ class TurnRegistry:
         try:
             async with self._hub.interest(turn.user_id):  # hear `cancel` from other workers
                 turn.generation = asyncio.create_task(self._generate(turn, deltas))
+                if turn.cancel_requested:  # a cancel came before the generation existed
+                    turn.generation.cancel()
                 try:
                     async with asyncio.timeout(self._turn_timeout):
                         await turn.generation
@@ -265,43 +272,70 @@ class TurnRegistry:
         return result
 
     async def _finish(self, turn: Turn, *, tail: list[Envelope]) -> None:
-        """Persist the reply with its status, free the conversation, then tell every socket."""
-        try:
-            async with transaction(self._db, self._hub, publish=False) as outbox:
-                now = utcnow()
-                seq = await outbox.reserve(turn.user_id, 2)
-                reply = {
-                    "conversation_id": turn.conversation_id,
-                    "user_id": turn.user_id,
-                    "role": "assistant",
-                    "content": turn.text,
-                    "status": turn.status,
-                    "turn_id": turn.turn_id,
-                    "seq": seq,
-                    "created_at": now,
-                }
-                turn.message_id = reply["id"] = await messages.insert(outbox.session, reply)
-                await conversations.touch(outbox.session, turn.user_id, turn.conversation_id, now=now)
-                outbox.record(
-                    turn.user_id, {**protocol.message(turn.conversation_id, message_frame(reply)), "seq": seq}
-                )
-                end = protocol.turn_end(
-                    turn.turn_id, turn.conversation_id, turn.status, turn.message_id, reason=turn.reason
-                )
-                outbox.record(turn.user_id, {**end, "seq": seq + 1})
-        except SQLAlchemyError:
-            # Typically the conversation was deleted mid-turn. Tell the sockets; nothing to keep.
-            logger.warning("Could not persist the reply of turn %s", turn.turn_id, exc_info=True)
-            turn.status, turn.reason = "failed", "The conversation no longer exists"
-            end = protocol.turn_end(turn.turn_id, turn.conversation_id, "failed", 0, reason=turn.reason)
-            await self._release_lock(turn)
-            await self._hub.publish(turn.user_id, [*tail, Envelope.event(end)])
-            return
+        """Persist the reply with its status, free the conversation, then tell every socket.
+
+        A database blip (a PostgreSQL restart or failover) must not lose a finished reply: the
+        write is retried, the conversation's lock still held and renewed, for FINISH_RETRY_FOR.
+        """
+        delay, deadline = 0.1, time.monotonic() + FINISH_RETRY_FOR
+        while True:
+            try:
+                outbox = await self._persist_reply(turn)
+                break
+            except IntegrityError:
+                # The conversation was deleted mid-turn: the reply has nowhere to go, but the
+                # turn's end is still logged, so every socket (and every resume) sees it.
+                logger.info("Conversation %s was deleted during turn %s", turn.conversation_id, turn.turn_id)
+                turn.status, turn.reason = "failed", "The conversation no longer exists"
+                outbox = await self._persist_end_only(turn)
+                break
+            except Exception as exc:
+                if not is_unavailable(exc) or time.monotonic() > deadline:
+                    logger.exception("Could not persist the reply of turn %s", turn.turn_id)
+                    turn.status, turn.reason = "failed", "The reply could not be saved"
+                    end = protocol.turn_end(turn.turn_id, turn.conversation_id, "failed", None, reason=turn.reason)
+                    await self._release_lock(turn)
+                    await self._hub.publish(turn.user_id, [*tail, Envelope.event(end)])
+                    return
+                logger.warning("Database unavailable saving turn %s; retrying in %.1fs", turn.turn_id, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
         # Free before anyone hears the turn ended: a client that sends its next message on
         # `turn.end` must not find the conversation busy.
         await self._release_lock(turn)
         outbox.prepend(turn.user_id, tail)  # the last delta, the reply and turn.end: one publish
         await outbox.publish(self._hub)
+
+    async def _persist_reply(self, turn: Turn) -> Outbox:
+        async with transaction(self._db, self._hub, publish=False) as outbox:
+            now = utcnow()
+            seq = await outbox.reserve(turn.user_id, 2)
+            reply = {
+                "conversation_id": turn.conversation_id,
+                "user_id": turn.user_id,
+                "role": "assistant",
+                "content": turn.text,
+                "status": turn.status,
+                "turn_id": turn.turn_id,
+                "seq": seq,
+                "created_at": now,
+            }
+            turn.message_id = reply["id"] = await messages.insert(outbox.session, reply)
+            await conversations.touch(outbox.session, turn.user_id, turn.conversation_id, now=now)
+            frame = protocol.message(turn.conversation_id, message_frame(reply))
+            outbox.record(turn.user_id, {**frame, "seq": seq})
+            end = protocol.turn_end(
+                turn.turn_id, turn.conversation_id, turn.status, turn.message_id, reason=turn.reason
+            )
+            outbox.record(turn.user_id, {**end, "seq": seq + 1})
+        return outbox
+
+    async def _persist_end_only(self, turn: Turn) -> Outbox:
+        async with transaction(self._db, self._hub, publish=False) as outbox:
+            seq = await outbox.reserve(turn.user_id)
+            end = protocol.turn_end(turn.turn_id, turn.conversation_id, turn.status, None, reason=turn.reason)
+            outbox.record(turn.user_id, {**end, "seq": seq})
+        return outbox
 
     async def _renew_lock(self, turn: Turn) -> None:
         while True:

@@ -78,9 +78,10 @@ async def create(session: AsyncSession, user_id: int, *, title: str) -> Conversa
 
 async def delete(outbox: Outbox, user_id: int, conversation_id: int) -> None:
     conversation = await get(outbox.session, user_id, conversation_id)
+    seq = await outbox.reserve(user_id)  # the user's row first (see db/tasks.py)
     await outbox.session.delete(conversation)  # messages go with it (ON DELETE CASCADE)
     await outbox.session.flush()
-    await outbox.emit(user_id, {"type": "conversation.deleted", "conversation_id": conversation_id})
+    outbox.record(user_id, {"type": "conversation.deleted", "conversation_id": conversation_id, "seq": seq})
 
 
 async def list_messages(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, func, insert, update
+from sqlalchemy import bindparam, delete, insert, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -41,20 +41,15 @@ async def last_seq(session: AsyncSession, user_id: int) -> int:
     return int(value or 0)
 
 
-async def read_after(session: AsyncSession, user_id: int, after_seq: int, *, limit: int) -> Sequence[tuple[int, str]]:
-    """Up to `limit` events with seq > after_seq, oldest first, as (seq, frame JSON)."""
-    rows = await session.exec(
-        select(col(Event.seq), col(Event.frame))
-        .where(col(Event.user_id) == user_id, col(Event.seq) > after_seq)
-        .order_by(col(Event.seq))
-        .limit(limit)
-    )
+async def read_after(
+    session: AsyncSession, user_id: int, after_seq: int, *, limit: int, up_to: int | None = None
+) -> Sequence[tuple[int, str]]:
+    """Up to `limit` events with after_seq < seq (<= up_to), oldest first, as (seq, frame JSON)."""
+    query = select(col(Event.seq), col(Event.frame)).where(col(Event.user_id) == user_id, col(Event.seq) > after_seq)
+    if up_to is not None:
+        query = query.where(col(Event.seq) <= up_to)
+    rows = await session.exec(query.order_by(col(Event.seq)).limit(limit))
     return [(int(seq), frame) for seq, frame in rows.all()]
-
-
-async def oldest_seq(session: AsyncSession, user_id: int) -> int | None:
-    value = await session.scalar(select(func.min(col(Event.seq))).where(col(Event.user_id) == user_id))
-    return None if value is None else int(value)
 
 
 async def prune(session: AsyncSession, *, before: datetime) -> int:

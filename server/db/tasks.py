@@ -15,6 +15,7 @@ from server.realtime.outbox import Outbox
 from server.schemas import TaskPublic
 
 Status = Literal["all", "pending", "completed"]
+UPDATABLE = ("title", "description", "completed")
 
 
 def _filtered(user_id: int, status: Status) -> Any:
@@ -42,33 +43,39 @@ async def get(session: AsyncSession, user_id: int, task_id: int) -> Task:
     return task
 
 
+# Each change takes the user's seq first: every writing transaction locks the user's row before
+# any other row, so two of them can never wait on each other (no deadlock).
+
+
 async def create(outbox: Outbox, user_id: int, *, title: str, description: str | None = None) -> Task:
+    seq = await outbox.reserve(user_id)
     task = Task(user_id=user_id, title=title, description=description)
     outbox.session.add(task)
     await outbox.session.flush()
-    await outbox.emit(user_id, {"type": "task.created", "task": TaskPublic.frame(task)})
+    outbox.record(user_id, {"type": "task.created", "task": TaskPublic.frame(task), "seq": seq})
     return task
 
 
 async def update(outbox: Outbox, user_id: int, task_id: int, changes: dict[str, Any]) -> Task:
     """Apply `changes` (title, description, completed); emits `task.updated` if anything changed."""
     task = await get(outbox.session, user_id, task_id)
-    changed = False
-    for field in ("title", "description", "completed"):
-        if field in changes and getattr(task, field) != changes[field]:
-            setattr(task, field, changes[field])
-            changed = True
-    if changed:
-        task.updated_at = utcnow()
-        await outbox.session.flush()
-        await outbox.emit(user_id, {"type": "task.updated", "task": TaskPublic.frame(task)})
+    changes = {field: value for field, value in changes.items() if field in UPDATABLE and getattr(task, field) != value}
+    if not changes:
+        return task
+    seq = await outbox.reserve(user_id)
+    for field, value in changes.items():
+        setattr(task, field, value)
+    task.updated_at = utcnow()
+    await outbox.session.flush()
+    outbox.record(user_id, {"type": "task.updated", "task": TaskPublic.frame(task), "seq": seq})
     return task
 
 
 async def delete(outbox: Outbox, user_id: int, task_id: int) -> Task:
     task = await get(outbox.session, user_id, task_id)
+    seq = await outbox.reserve(user_id)
     frame = TaskPublic.frame(task)
     await outbox.session.delete(task)
     await outbox.session.flush()
-    await outbox.emit(user_id, {"type": "task.deleted", "task": frame})
+    outbox.record(user_id, {"type": "task.deleted", "task": frame, "seq": seq})
     return task

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +65,7 @@ class Connection:
         "_bucket",
         "_closing",
         "_cursor",
+        "_floor",
         "_gap_deadline",
         "_held",
         "_max_queue",
@@ -95,6 +96,7 @@ class Connection:
         self._max_queue = settings.ws_send_queue
         self._wakeup: asyncio.Future[None] | None = None
         self._cursor = 0
+        self._floor = 0  # every seq in (floor, cursor] has been sent on this socket
         self._held: dict[int, Envelope] = {}
         self._gap_deadline = 0.0  # when the oldest held event stops waiting for its predecessors
         self._overflowed = False
@@ -136,7 +138,7 @@ class Connection:
             # Subscribed first, then read where the log stands: nothing falls in between.
             async with self.runtime.reads() as session:
                 last_seq = await events.last_seq(session, self.user_id)
-            self._cursor = last_seq
+            self._cursor = self._floor = last_seq
             await self._send(
                 protocol.hello(
                     user_id=self.user_id,
@@ -146,7 +148,8 @@ class Connection:
                 )
             )
             if after_seq is not None:
-                self._enqueue(_Replay(after_seq))
+                # Ahead of live events that arrived while hello was sent: the replay goes first.
+                self._queue.insert(0, _Replay(after_seq))
             # Either side ending ends the connection (websockets' patterns guide). The reader runs
             # in this task and the writer in one of its own: one task less per idle socket.
             reader = asyncio.current_task()
@@ -167,8 +170,10 @@ class Connection:
                     await writer
                 except (asyncio.CancelledError, WebSocketDisconnect):
                     pass
-                except Exception as exc:  # a dead peer (send timeout, reset): just close
+                except Exception as exc:  # a dead peer (send timeout, reset), or the log unreadable
                     logger.info("Connection %s ended: %r", self.connection_id, exc)
+                    if self._closing is None:  # 1011: reconnect and resume, not a normal close
+                        self._closing = (CloseCode.INTERNAL_ERROR, "internal error")
         await self._close()
 
     def _stop_reading(self, reader: asyncio.Task[Any]) -> None:
@@ -178,7 +183,8 @@ class Connection:
             reader.cancel()
 
     def close_later(self, code: int, reason: str) -> None:
-        """Ask the writer to close the socket after what is already queued."""
+        """Close the socket with this code: after what is queued when the writer decides it (overflow),
+        at once when the reader does (idle, token expiry)."""
         if self._closing is None:
             self._closing = (code, reason)
         self._wake()
@@ -314,12 +320,31 @@ class Connection:
             self._gap_deadline = time.monotonic() + GAP_WAIT
 
     async def _on_replay(self, after_seq: int) -> None:
+        """`resume`: send what the client missed up to where this socket's own stream began.
+
+        Everything in (floor, cursor] was already sent here, so only (after_seq, floor] is read
+        from the log: nothing is sent twice. (On a fresh socket floor == cursor, and the replay
+        runs before any live event, so it is also in order.)
+        """
         if after_seq > self._cursor:
             # The client claims to have seen events the log does not have (a reset database?).
             await self._send(protocol.resync_required(self._cursor, "after_seq is ahead of the server"))
             return
-        self._cursor = after_seq
-        await self._replay()
+        if after_seq >= self._floor:
+            return
+        wanted = self._floor - after_seq
+        rows: Sequence[tuple[int, str]] = []
+        if wanted <= self.runtime.settings.resume_max_events:
+            async with self.runtime.reads() as session:
+                rows = await events.read_after(session, self.user_id, after_seq, limit=wanted, up_to=self._floor)
+        if len(rows) != wanted:
+            # Too far behind, or the events were pruned: the client reloads from REST.
+            self._floor = self._cursor
+            await self._send(protocol.resync_required(self._cursor, "too far behind to replay"))
+            return
+        for _seq, text in rows:
+            await self._send_text(text)
+        self._floor = after_seq
 
     async def _replay(self) -> None:
         """Send every logged event after `cursor`, or `resync_required` if the log cannot fill the gap."""
@@ -330,7 +355,7 @@ class Connection:
             rows = await events.read_after(session, self.user_id, self._cursor, limit=limit + 1)
         if len(rows) > limit or (rows and rows[0][0] != self._cursor + 1) or (not rows and latest > self._cursor):
             # Too far behind, or the events were pruned: the client reloads from REST.
-            self._cursor = latest
+            self._cursor = self._floor = latest
             self._held.clear()
             await self._send(protocol.resync_required(latest, "too far behind to replay"))
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from urllib.parse import urlsplit
 
@@ -35,8 +36,9 @@ def origin_allowed(websocket: WebSocket, settings: Settings) -> bool:
 
 
 def _after_seq(websocket: WebSocket) -> int | None:
-    raw = websocket.query_params.get("after_seq")
-    return int(raw) if raw is not None and raw.isdigit() else None
+    raw = websocket.query_params.get("after_seq", "")
+    # ASCII digits only: str.isdigit() accepts "²", which int() then rejects.
+    return int(raw) if re.fullmatch(r"[0-9]{1,18}", raw) else None
 
 
 async def chat_socket(websocket: WebSocket) -> None:

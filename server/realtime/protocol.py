@@ -194,8 +194,9 @@ def tool_result(turn_id: str, conversation_id: int, call_id: str, result: Any) -
 
 
 def turn_end(
-    turn_id: str, conversation_id: int, status: str, message_id: int, *, reason: str | None = None
+    turn_id: str, conversation_id: int, status: str, message_id: int | None, *, reason: str | None = None
 ) -> dict[str, Any]:
+    """`message_id` is the persisted reply; None only when there is none (the conversation was deleted)."""
     frame = {
         "type": "turn.end",
         "turn_id": turn_id,

@@ -70,3 +70,31 @@ async def test_outage_answers_clearly_and_recovers(live: LiveServer, outage_db: 
             assert (await http.get(tasks_url, headers=headers)).status_code == 200
         history = await http.get(f"/api/{body['id']}/conversations/{ack['conversation_id']}/messages", headers=headers)
     assert [m["content"] for m in history.json()["data"] if m["role"] == "user"] == ["while the database is down"]
+
+
+async def test_a_reply_survives_a_database_blip_as_the_turn_ends(
+    outage_db: services.PostgresDatabase, redis_url: str, redis_prefix: str
+) -> None:
+    settings = make_settings(
+        database_url=outage_db.url, redis_url=redis_url, redis_prefix=redis_prefix, echo_chunk_delay=0.01
+    )
+    async with serve_in_process(create_app(settings)) as live, httpx.AsyncClient(base_url=live.base_url) as http:
+        body = (await http.post("/api/auth/signup", json={"email": "b@example.com", "password": "password123"})).json()
+        async with await WSClient.open(live.ws_url, body["token"]) as ws:
+            await ws.chat("y" * 400)
+            ack = await ws.receive("ack")
+            await ws.receive("delta")
+            await cut_connections(outage_db)  # PostgreSQL restarts while the reply streams
+            end = await ws.receive("turn.end", turn_id=ack["turn_id"])
+        assert end["status"] == "done" and end["message_id"] and "seq" in end
+        headers = {"Authorization": f"Bearer {body['token']}"}
+        history = await http.get(f"/api/{body['id']}/conversations/{ack['conversation_id']}/messages", headers=headers)
+    assert history.json()["data"][-1]["content"] == "Echo: " + "y" * 400
+
+
+async def cut_connections(database: services.PostgresDatabase) -> None:
+    admin = await asyncpg.connect(services._asyncpg_dsn(services.PG_ADMIN_URL))
+    try:
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", database.name)
+    finally:
+        await admin.close()

@@ -366,3 +366,21 @@ async def test_a_message_sent_on_turn_end_is_never_busy(server: LiveServer, user
             await ws.receive("ack")
         await ws.receive("turn.end")
     assert [f for f in ws.log if f["type"] == "error"] == []
+
+
+async def test_a_late_retry_gets_its_ack_even_while_another_turn_runs(server: LiveServer, user: AppUser) -> None:
+    async with await WSClient.open(server.ws_url, user.token) as ws:
+        await ws.chat("first", client_msg_id="early")
+        first = await ws.receive("ack")
+        await ws.receive("turn.end", turn_id=first["turn_id"])
+        await ws.chat(LONG, conversation_id=first["conversation_id"], client_msg_id="long-one")
+        await ws.receive("ack")
+        # The retry of an accepted message is answered with its ack, not `busy`.
+        await ws.chat("first", conversation_id=first["conversation_id"], client_msg_id="early")
+        assert await ws.receive("ack", client_msg_id="early") == first
+
+
+async def test_odd_after_seq_values_are_ignored(server: LiveServer, user: AppUser) -> None:
+    async with await WSClient.open(f"{server.ws_url}?after_seq=%C2%B2", user.token) as ws:
+        await ws.send({"type": "ping", "id": 1})
+        await ws.receive("pong")

@@ -129,3 +129,18 @@ async def test_broker_reconnect_replays_what_sockets_missed(server: LiveServer, 
         runtime.hub.on_reconnected()  # what the broker calls once it is back
         event = await ws.receive("turn.start")
     assert event["turn_id"] == "lost-while-away" and event["seq"] == 1
+
+
+async def test_resume_never_resends_what_this_socket_already_got(
+    server: LiveServer, user: AppUser, client: httpx.AsyncClient
+) -> None:
+    await client.post(user.url("/tasks"), json={"title": "before"}, headers=user.headers)  # seq 1
+    async with await WSClient.open(server.ws_url, user.token) as ws:
+        assert ws.hello["last_seq"] == 1
+        await client.post(user.url("/tasks"), json={"title": "live"}, headers=user.headers)  # seq 2, live
+        assert (await ws.receive("task.created"))["seq"] == 2
+        await ws.send({"type": "resume", "after_seq": 0})  # the client had seen nothing
+        replayed = await ws.receive("task.created")
+        await ws.expect_nothing()
+    assert replayed["seq"] == 1 and replayed["task"]["title"] == "before"
+    assert seqs(ws.log) == [2, 1]  # seq 2 once: what the socket already sent is not replayed

@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 #: How long one `get_message` waits; bounds how quickly the reader notices a stop.
 POLL_SECONDS = 1.0
+COMMAND_TIMEOUT = 5.0
 BACKOFF_FIRST = 0.05
 BACKOFF_MAX = 5.0
 
@@ -112,12 +113,16 @@ class RedisBroker:
     async def _apply(self, command: str, channel: str) -> None:
         # A failure here is not the caller's problem: the reader loop notices the broken
         # connection and re-subscribes the whole current set.
-        if self._pubsub is None:
-            return
+        if self._pubsub is None or self._lost:
+            return  # known to be down: the reader's reconnect subscribes the current set
         try:
-            await getattr(self._pubsub, command)(channel)
-        except (RedisError, OSError) as exc:
-            logger.warning("Redis %s %s failed, the reader will retry: %s", command, channel, exc)
+            # Bounded: a Redis that accepts connections but never answers must not hold the lock
+            # (and with it every new socket and turn of this worker) forever.
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                await getattr(self._pubsub, command)(channel)
+        except (RedisError, OSError, TimeoutError) as exc:
+            logger.warning("Redis %s %s failed, the reader will retry: %r", command, channel, exc)
+            self._lost = True
 
     async def _read_loop(self) -> None:
         backoff = BACKOFF_FIRST
@@ -169,7 +174,8 @@ class RedisBroker:
             if not self._channels:
                 self._lost = False  # nothing to restore; the next subscribe opens a fresh connection
                 return
-            await self._pubsub.subscribe(*self._channels)
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                await self._pubsub.subscribe(*self._channels)
             self._lost = False
         self.reconnects += 1
         logger.info("Redis subscriber (re)connected; %d channels subscribed", len(self._channels))
