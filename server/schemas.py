@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
-from server.db.models import DESCRIPTION_MAX, TITLE_MAX, Conversation, Message, Task
+from server.db.models import DESCRIPTION_MAX, TITLE_MAX, Message, Task
 
 MAX_MESSAGE_CHARS = 10_000
 
@@ -184,7 +184,3 @@ class MessagesPublic(BaseModel):
     """Oldest first."""
     has_more: bool
     """More messages exist beyond this page in the direction asked for."""
-
-
-def conversation_frame(conversation: Conversation) -> dict[str, Any]:
-    return ConversationPublic.model_validate(conversation).model_dump(mode="json")

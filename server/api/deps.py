@@ -25,7 +25,7 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
-    async with runtime.db() as session:
+    async with runtime.reads() as session:
         yield session
 
 

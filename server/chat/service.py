@@ -2,12 +2,14 @@
 
 Order of operations, and why:
 
-1. A message with the same `client_msg_id` exists -> answer with its ack (a retry): no new turn.
-2. The conversation must be the user's (else 404, the same answer as a missing one).
-3. Take the conversation's turn lock -> `busy` if another turn runs there (unless the holder is
-   this very `client_msg_id` in flight on another socket: then wait for it and share its ack).
-4. One transaction: user message + `message` and `turn.start` events, with gap-free seqs.
-5. Only after commit: the ack, then publishing, then the turn starts in the background.
+1. Take the conversation's turn lock (key per user) -> `busy` if another turn runs there, unless
+   the holder is this very `client_msg_id` in flight, or it was accepted earlier: then its ack.
+2. One transaction, the user's row locked first: user message + `message` and `turn.start`
+   events with gap-free seqs; the conversation must be the user's (else 404, like a missing one).
+   A unique-key violation means a retry: answer with the earlier ack, start no turn.
+3. Only after commit: the ack, the turn starts in the background, then publishing.
+
+All of it runs shielded from the caller's cancellation, so a committed message always has its turn.
 """
 
 from __future__ import annotations

@@ -69,13 +69,6 @@ async def touch(session: AsyncSession, user_id: int, conversation_id: int, *, no
     return result.scalar_one_or_none() is not None
 
 
-async def create(session: AsyncSession, user_id: int, *, title: str) -> Conversation:
-    conversation = Conversation(user_id=user_id, title=title_from(title))
-    session.add(conversation)
-    await session.flush()
-    return conversation
-
-
 async def delete(outbox: Outbox, user_id: int, conversation_id: int) -> None:
     conversation = await get(outbox.session, user_id, conversation_id)
     seq = await outbox.reserve(user_id)  # the user's row first (see db/tasks.py)

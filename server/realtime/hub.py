@@ -39,7 +39,6 @@ class Hub:
         self._interest: dict[int, int] = {}
         self._ready: dict[int, asyncio.Event] = {}
         self._control: list[ControlHandler] = []
-        self.publish_failures = 0
 
     def channel(self, user_id: int) -> str:
         return f"{self._prefix}{user_id}"
@@ -47,10 +46,6 @@ class Hub:
     def on_control(self, handler: ControlHandler) -> None:
         """Register a handler for worker-to-worker control messages (e.g. `cancel`)."""
         self._control.append(handler)
-
-    @property
-    def socket_count(self) -> int:
-        return sum(len(subs) for subs in self._subscribers.values())
 
     def sockets_of(self, user_id: int) -> int:
         return len(self._subscribers.get(user_id, ()))
@@ -102,7 +97,6 @@ class Hub:
         try:
             await self._broker.publish(channel, messages)
         except BrokerError as exc:
-            self.publish_failures += 1
             logger.warning("Could not publish %d event(s) for user %s: %s", len(envelopes), user_id, exc)
             for data in messages:
                 self.on_message(channel, data)

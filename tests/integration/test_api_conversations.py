@@ -14,17 +14,16 @@ from tests.support.live import LiveServer
 
 async def seed(server: LiveServer, user: AppUser, title: str, messages: int) -> tuple[int, list[int]]:
     async with server.runtime.db() as session, session.begin():
-        conversation = await conversations.create(session, user.id, title=title)
-        assert conversation.id is not None
+        conversation_id = await conversations.insert(session, user.id, title=title, now=utcnow())
         rows = [
             Message(
-                conversation_id=conversation.id, user_id=user.id, role=("user", "assistant")[n % 2], content=f"m{n}"
+                conversation_id=conversation_id, user_id=user.id, role=("user", "assistant")[n % 2], content=f"m{n}"
             )
             for n in range(messages)
         ]
         session.add_all(rows)
         await session.flush()
-    return conversation.id, [row.id for row in rows if row.id is not None]
+    return conversation_id, [row.id for row in rows if row.id is not None]
 
 
 async def test_conversations_are_listed_newest_activity_first(

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from server.db import conversations
-from server.db.models import Message
+from server.db.models import Message, utcnow
 from tests.conftest import AppUser, MakeUser
 from tests.support.live import LiveServer
 
@@ -18,11 +18,9 @@ async def owner_with_data(
     owner = await make_user()
     task = (await client.post(owner.url("/tasks"), json={"title": "secret"}, headers=owner.headers)).json()
     async with server.runtime.db() as session, session.begin():
-        conversation = await conversations.create(session, owner.id, title="private chat")
-        assert conversation.id is not None
-        session.add(Message(conversation_id=conversation.id, user_id=owner.id, role="user", content="private"))
-    assert conversation.id is not None
-    return owner, task["id"], conversation.id
+        conversation_id = await conversations.insert(session, owner.id, title="private chat", now=utcnow())
+        session.add(Message(conversation_id=conversation_id, user_id=owner.id, role="user", content="private"))
+    return owner, task["id"], conversation_id
 
 
 async def test_other_users_urls_are_forbidden(

@@ -54,8 +54,6 @@ class RedisBroker:
         self._has_channels = asyncio.Event()
         self._lost = False
         """The subscriber connection broke (or a subscribe failed): re-subscribe and tell the listener."""
-        self.reconnects = 0
-        """How many times the subscriber connection was re-established (for tests and metrics)."""
 
     @property
     def client(self) -> Redis:
@@ -177,7 +175,6 @@ class RedisBroker:
             async with asyncio.timeout(COMMAND_TIMEOUT):
                 await self._pubsub.subscribe(*self._channels)
             self._lost = False
-        self.reconnects += 1
         logger.info("Redis subscriber (re)connected; %d channels subscribed", len(self._channels))
         if self._listener is not None:
             self._listener.on_reconnected()
