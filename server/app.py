@@ -7,11 +7,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from server.api import auth, chat, conversations, demo, health, mcp, tasks
 from server.api.errors import RequestIdMiddleware, install_error_handlers
+from server.db import migrate
 from server.logs import configure_logging
 from server.realtime import endpoint
 from server.runtime import open_runtime
@@ -26,14 +27,22 @@ Every error is JSON: `{"detail": ..., "code": ...}`.
 """
 
 
+#: Start-up failures that are the operator's to fix: uvicorn logs one line saying how, no traceback.
+OPERATOR_ERRORS: tuple[type[Exception], ...] = (migrate.SchemaNotCurrentError,)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    async with open_runtime(app.state.settings) as runtime:
-        app.state.runtime = runtime
-        # MCP calls run in the SDK manager's task group: it starts after the runtime it uses
-        # and stops (cancelling calls still running) before the runtime closes.
-        async with app.state.mcp.serve(runtime):
-            yield
+    try:
+        async with open_runtime(app.state.settings) as runtime:
+            app.state.runtime = runtime
+            # MCP calls run in the SDK manager's task group: it starts after the runtime it uses
+            # and stops (cancelling calls still running) before the runtime closes.
+            async with app.state.mcp.serve(runtime):
+                yield
+    except OPERATOR_ERRORS as exc:
+        app.state.startup_error = str(exc)
+        raise
 
 
 class App(FastAPI):
@@ -50,7 +59,20 @@ class App(FastAPI):
             scope["app"] = self
             await endpoint.chat_socket(WebSocket(scope, receive, send))
             return
+        if scope["type"] == "lifespan":
+            send = self._one_line_startup_errors(send)
         await super().__call__(scope, receive, send)
+
+    def _one_line_startup_errors(self, send: Send) -> Send:
+        """Starlette reports a failed start-up with the traceback; for an operator error, its message."""
+
+        async def send_message(message: Message) -> None:
+            error = getattr(self.state, "startup_error", None)
+            if message["type"] == "lifespan.startup.failed" and error:
+                message = {**message, "message": error}
+            await send(message)
+
+        return send_message
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

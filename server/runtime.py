@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -73,6 +74,13 @@ def create_locks(settings: Settings, broker: Broker) -> TurnLocks:
     return MemoryLocks()
 
 
+async def _cancel_and_wait(task: asyncio.Task[None]) -> None:
+    """Stop a background loop and wait until it has (its owner must not outlive it)."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 @asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     """Open every resource in dependency order; close them in reverse, even on errors.
@@ -86,6 +94,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         stack.push_async_callback(engine.dispose)
         if settings.should_migrate:
             await migrate.upgrade(engine)
+        else:
+            await migrate.check_current(engine)
         db = create_sessionmaker(engine)
         reads = create_read_sessionmaker(engine)
 
@@ -113,7 +123,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         pruner = asyncio.create_task(
             prune_forever(db, retention=timedelta(hours=settings.event_retention_hours)), name="event-pruner"
         )
-        stack.callback(pruner.cancel)
+        stack.push_async_callback(_cancel_and_wait, pruner)
 
         yield Runtime(
             settings=settings,

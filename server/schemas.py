@@ -51,7 +51,8 @@ class LoginRequest(BaseModel):
 
 
 class AuthResponse(BaseModel):
-    id: int
+    id: str
+    """The user's id as a string, like the token's `sub` claim (path parameters take the same digits)."""
     email: str
     token: str
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -15,27 +13,11 @@ from server.app import create_app
 from server.settings import Settings
 from tests.support import services
 from tests.support.live import LiveServer, serve_in_process
+from tests.support.settings import PASSWORD, make_settings
+from tests.support.users import AppUser, MakeUser
 
-JWT_SECRET = "test-secret-" + "x" * 40
 STACKS = ["embedded", "production"]
 """embedded: SQLite file + in-process broker. production: PostgreSQL + Redis."""
-
-
-def make_settings(**overrides: Any) -> Settings:
-    """Settings for tests: fast bcrypt, a fixed secret, nothing read from the environment's .env."""
-    values: dict[str, Any] = {
-        "jwt_secret": JWT_SECRET,
-        "bcrypt_rounds": 4,
-        "environment": "development",
-        "log_level": "warning",
-        "auto_migrate": True,
-        "assistant_provider": "echo",
-        "echo_chunk_delay": 0.005,  # turns of long messages last long enough to cancel or interrupt
-        "ws_auth_timeout": 1.0,
-        "shutdown_grace": 1.0,  # a test server stops promptly even with a long turn running
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture(scope="session")
@@ -95,35 +77,16 @@ async def client(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-@dataclass
-class AppUser:
-    id: int
-    email: str
-    password: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    def url(self, path: str) -> str:
-        return f"/api/{self.id}{path}"
-
-
-MakeUser = Callable[[], Awaitable[AppUser]]
-
-
 @pytest.fixture
 def make_user(client: httpx.AsyncClient) -> MakeUser:
     """Sign up a fresh user with a unique email."""
 
     async def make() -> AppUser:
         email = f"user-{secrets.token_hex(6)}@example.com"
-        password = "correct horse battery"
-        response = await client.post("/api/auth/signup", json={"email": email, "password": password})
+        response = await client.post("/api/auth/signup", json={"email": email, "password": PASSWORD})
         assert response.status_code == 201, response.text
         body = response.json()
-        return AppUser(id=body["id"], email=email, password=password, token=body["token"])
+        return AppUser(id=int(body["id"]), email=email, password=PASSWORD, token=body["token"])
 
     return make
 

@@ -22,7 +22,7 @@ async def signup(body: Credentials, runtime: RuntimeDep) -> AuthResponse:
     async with runtime.db() as session, session.begin():
         user = await users.create(session, email=body.email, password_hash=password_hash)
     assert user.id is not None
-    return AuthResponse(id=user.id, email=user.email, token=runtime.tokens.issue(user.id))
+    return AuthResponse(id=str(user.id), email=user.email, token=runtime.tokens.issue(user.id))
 
 
 @router.post("/login", response_model=AuthResponse, responses=error_responses(401))
@@ -41,7 +41,7 @@ async def login(body: LoginRequest, runtime: RuntimeDep, session: SessionDep) ->
         new_hash = await runtime.passwords.hash(body.password)
         await users.set_password_hash(session, user.id, new_hash)
         await session.commit()
-    return AuthResponse(id=user.id, email=user.email, token=runtime.tokens.issue(user.id))
+    return AuthResponse(id=str(user.id), email=user.email, token=runtime.tokens.issue(user.id))
 
 
 @router.get("/me", response_model=UserPublic, responses=error_responses(401))

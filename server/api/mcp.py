@@ -17,8 +17,9 @@ from starlette.types import Receive, Scope, Send
 
 from server.assistant.providers.base import ToolCallRequest
 from server.assistant.tools import run_tool, tool_specs
+from server.auth.bearer import bearer_token
 from server.auth.tokens import TokenClaims
-from server.errors import AuthError, UnavailableError
+from server.errors import UnavailableError
 from server.runtime import Runtime
 
 PATH = "/mcp"
@@ -84,10 +85,7 @@ class MCPEndpoint:
     def _authenticate(self, request: Request) -> TokenClaims:
         """The same check as REST's `CurrentUser`: a bearer JWT, decoded by the runtime's codec."""
         assert self._runtime is not None
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise AuthError("Not authenticated")
-        return self._runtime.tokens.decode(token.strip())
+        return self._runtime.tokens.decode(bearer_token(request.headers.get("authorization")))
 
     async def _list_tools(
         self, _ctx: ServerRequestContext[Any], _params: types.PaginatedRequestParams | None

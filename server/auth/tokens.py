@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from jose import JWTError, jwt
+from jose import ExpiredSignatureError, JWTError, jwt
 
 from server.errors import AuthError
 
@@ -52,5 +52,8 @@ class TokenCodec:
                 expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
                 token_id=str(claims.get("jti", "")),
             )
+        except ExpiredSignatureError as exc:
+            # Said apart from a bad token (RFC 6750 section 3.1 "The access token expired"): the client refreshes.
+            raise AuthError("Token expired") from exc
         except (JWTError, KeyError, TypeError, ValueError) as exc:
             raise AuthError("Could not validate credentials") from exc

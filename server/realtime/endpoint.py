@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from server.auth.bearer import bearer_token
 from server.auth.tokens import TokenClaims
 from server.errors import AppError, CloseCode
 from server.realtime import protocol
@@ -72,10 +73,7 @@ async def _authenticate(
     """A bearer header (CLI, servers), else an `auth` frame within the timeout (browsers)."""
     header = websocket.headers.get("authorization")
     if header is not None:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise AppError("expected 'Authorization: Bearer <token>'")
-        return runtime.tokens.decode(token.strip()), after_seq
+        return runtime.tokens.decode(bearer_token(header)), after_seq
     try:
         message = await asyncio.wait_for(websocket.receive(), timeout=runtime.settings.ws_auth_timeout)
     except TimeoutError:

@@ -2,7 +2,7 @@
 
 One broker subscription per user channel, reference-counted across the sockets and running
 turns of that user in this process. Delivery to a socket never blocks: each subscriber owns a
-bounded queue and its own overflow policy (see `realtime/session.py`).
+bounded queue and its own overflow policy (see `Connection` in `realtime/connection.py`).
 """
 
 from __future__ import annotations

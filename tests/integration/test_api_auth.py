@@ -8,8 +8,10 @@ import time
 
 import httpx
 import pytest
+from jose import jwt
 
-from tests.conftest import JWT_SECRET, AppUser, MakeUser
+from tests.support.settings import JWT_SECRET
+from tests.support.users import AppUser, MakeUser
 
 
 def new_email() -> str:
@@ -23,9 +25,13 @@ async def test_signup_returns_id_email_and_token(client: httpx.AsyncClient) -> N
     body = response.json()
     assert set(body) == {"id", "email", "token"}
     assert body["email"] == email
+    assert isinstance(body["id"], str) and body["id"].isdigit()  # the seed's contract: a string id
+    assert jwt.get_unverified_claims(body["token"])["sub"] == body["id"]
     me = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {body['token']}"})
     assert me.status_code == 200
-    assert me.json()["id"] == body["id"]
+    assert me.json()["id"] == int(body["id"])
+    tasks = await client.get(f"/api/{body['id']}/tasks", headers={"Authorization": f"Bearer {body['token']}"})
+    assert tasks.status_code == 200  # the string id works as the path parameter
 
 
 async def test_signup_stores_email_lower_case(client: httpx.AsyncClient) -> None:
@@ -66,7 +72,7 @@ async def test_login_succeeds_and_email_is_case_insensitive(client: httpx.AsyncC
     response = await client.post("/api/auth/login", json={"email": user.email.upper(), "password": user.password})
     assert response.status_code == 200
     body = response.json()
-    assert body["id"] == user.id and body["email"] == user.email
+    assert body["id"] == str(user.id) and body["email"] == user.email
     me = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {body['token']}"})
     assert me.json() == {"id": user.id, "email": user.email, "created_at": me.json()["created_at"]}
 

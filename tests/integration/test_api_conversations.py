@@ -8,8 +8,8 @@ import httpx
 
 from server.db import conversations
 from server.db.models import Message, utcnow
-from tests.conftest import AppUser
 from tests.support.live import LiveServer
+from tests.support.users import AppUser
 
 
 async def seed(server: LiveServer, user: AppUser, title: str, messages: int) -> tuple[int, list[int]]:

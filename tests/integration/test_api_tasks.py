@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import AppUser
+from tests.support.users import AppUser
 
 
 async def create(client: httpx.AsyncClient, user: AppUser, title: str, **extra: object) -> dict[str, object]:

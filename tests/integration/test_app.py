@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import httpx
 import pytest
 
 from server.app import create_app
-from tests.conftest import make_settings
+from server.runtime import open_runtime
 from tests.support.live import LiveServer, free_port, serve_in_process
+from tests.support.settings import make_settings
 
 
 async def test_unknown_route_and_method_are_json(client: httpx.AsyncClient) -> None:
@@ -59,15 +61,22 @@ async def test_health_and_readiness(client: httpx.AsyncClient, server: LiveServe
     assert ready.json() == {"status": "ready", "database": "ok", "redis": expected_redis}
 
 
-async def test_readiness_fails_when_redis_is_unreachable(tmp_path: object) -> None:
+async def test_readiness_fails_when_redis_is_unreachable_and_logs_why_once(
+    tmp_path: object, caplog: pytest.LogCaptureFixture
+) -> None:
     settings = make_settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/ready.db", redis_url=f"redis://127.0.0.1:{free_port()}/0"
     )
+    caplog.set_level(logging.WARNING, logger="server")
     async with serve_in_process(create_app(settings)) as live, httpx.AsyncClient(base_url=live.base_url) as http:
         response = await http.get("/readyz")
+        again = await http.get("/readyz")
         assert (await http.get("/healthz")).status_code == 200
-    assert response.status_code == 503
+    assert response.status_code == again.status_code == 503
     assert response.json() == {"status": "unavailable", "database": "ok", "redis": "down"}
+    reasons = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Readiness: redis is down")]
+    assert len(reasons) == 1, reasons  # the reason, once per change rather than once per probe
+    assert "onnect" in reasons[0]  # names the connection failure
 
 
 async def test_cors_allows_only_configured_origins(tmp_path: object) -> None:
@@ -116,3 +125,13 @@ async def test_openapi_documents_every_route_with_errors_and_bearer(client: http
         if "{task_id}" in path or "{conversation_id}" in path:
             assert "404" in operation["responses"], (method, path)
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_shutdown_stops_and_awaits_every_background_task(tmp_path: object) -> None:
+    settings = make_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/tasks.db")
+    before = set(asyncio.all_tasks())
+    async with open_runtime(settings):
+        started = {task.get_name() for task in asyncio.all_tasks() - before}
+        assert "event-pruner" in started
+    left = [task.get_name() for task in asyncio.all_tasks() - before if not task.done()]
+    assert left == []

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import AppUser
 from tests.support.live import LiveServer
+from tests.support.users import AppUser, signup
 from tests.support.wsclient import WSClient
 
 Say = Callable[[str], Awaitable[dict[str, Any]]]
@@ -23,12 +23,8 @@ async def http(assistant_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]
 
 
 @pytest.fixture
-async def owner(http: httpx.AsyncClient) -> AppUser:
-    import secrets
-
-    email = f"assistant-{secrets.token_hex(6)}@example.com"
-    body = (await http.post("/api/auth/signup", json={"email": email, "password": "password123"})).json()
-    return AppUser(id=body["id"], email=email, password="password123", token=body["token"])
+async def owner(assistant_server: LiveServer) -> AppUser:
+    return await signup(assistant_server.base_url)
 
 
 @pytest.fixture(params=["rest", "websocket"])

@@ -10,7 +10,6 @@ import httpx
 import pytest
 
 from server.app import create_app
-from tests.conftest import AppUser, MakeUser, make_settings
 from tests.fakes.openai_server import (
     Disconnect,
     ErrorStatus,
@@ -24,7 +23,9 @@ from tests.fakes.openai_server import (
     tool_reply,
 )
 from tests.support.live import LiveServer, serve_in_process
+from tests.support.settings import make_settings
 from tests.support.timing import TIMEOUT
+from tests.support.users import AppUser, MakeUser
 from tests.support.wsclient import WSClient
 
 

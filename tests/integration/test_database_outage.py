@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from server.app import create_app
-from tests.conftest import make_settings
 from tests.support import services
 from tests.support.live import LiveServer, serve_in_process
+from tests.support.settings import make_settings
 from tests.support.wsclient import WSClient
 
 

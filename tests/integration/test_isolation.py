@@ -7,8 +7,8 @@ import pytest
 
 from server.db import conversations
 from server.db.models import Message, utcnow
-from tests.conftest import AppUser, MakeUser
 from tests.support.live import LiveServer
+from tests.support.users import AppUser, MakeUser
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ from mcp_types import CallToolResult
 
 from server.assistant.tools import TOOLS, tool_specs
 from server.auth.tokens import TokenCodec
-from tests.conftest import AppUser, MakeUser
 from tests.support.live import LiveServer
 from tests.support.timing import TIMEOUT
+from tests.support.users import AppUser, MakeUser
 from tests.support.wsclient import WSClient
 
 Connect = Callable[[str | None], AbstractAsyncContextManager[Client]]

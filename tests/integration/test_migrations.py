@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 from server.db import migrate
 from tests.support import services
+from tests.support.live import ServerProcess, free_port
+from tests.support.settings import server_env
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -68,5 +70,35 @@ async def test_alembic_cli_upgrades_and_downgrades(empty_database: str, project_
         async with engine.connect() as connection:
             tables = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
         assert tables == {"alembic_version"}
+    finally:
+        await engine.dispose()
+
+
+async def test_server_refuses_an_unmigrated_database_with_a_one_line_fix(empty_database: str, tmp_path: Path) -> None:
+    """AUTO_MIGRATE off and no schema: no 'ready' server that answers 500 to everything."""
+    server = ServerProcess(
+        port=free_port(), env=server_env(database_url=empty_database, auto_migrate=False), log_path=tmp_path / "log"
+    )
+    with pytest.raises(RuntimeError, match="server exited"):
+        await server.start()
+    log = (tmp_path / "log").read_text()
+    assert "not migrated" in log and "alembic upgrade head" in log
+    assert "Traceback" not in log
+
+
+async def test_schema_check_accepts_head_and_a_newer_release_refuses_a_missing_one(empty_database: str) -> None:
+    engine = create_async_engine(empty_database)
+    try:
+        with pytest.raises(migrate.SchemaNotCurrentError, match="alembic upgrade head"):
+            await migrate.check_current(engine)
+        await migrate.upgrade(engine)
+        await migrate.check_current(engine)  # at head: fine
+        async with engine.begin() as connection:  # a newer release's migration ran (rolling deploy)
+            await connection.execute(text("UPDATE alembic_version SET version_num = 'ffffffffffff'"))
+        await migrate.check_current(engine)
+        async with engine.begin() as connection:  # the schema's record lost (or never written)
+            await connection.execute(text("DELETE FROM alembic_version"))
+        with pytest.raises(migrate.SchemaNotCurrentError, match="alembic upgrade head"):
+            await migrate.check_current(engine)
     finally:
         await engine.dispose()

@@ -10,8 +10,8 @@ from sqlmodel import col, select
 
 from server.db.models import Event, utcnow
 from server.realtime.retention import prune_once
-from tests.conftest import AppUser
 from tests.support.live import LiveServer
+from tests.support.users import AppUser
 
 
 async def test_prune_deletes_only_old_events(server: LiveServer, user: AppUser, client: httpx.AsyncClient) -> None:

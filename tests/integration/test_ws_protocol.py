@@ -10,8 +10,9 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from server.auth.tokens import TokenCodec
-from tests.conftest import JWT_SECRET, AppUser, MakeUser
 from tests.support.live import LiveServer
+from tests.support.settings import JWT_SECRET
+from tests.support.users import AppUser, MakeUser
 from tests.support.wsclient import WSClient, seqs
 
 LONG = "x" * 3000

@@ -10,8 +10,8 @@ from sqlmodel import col
 from server.db.models import Event
 from server.realtime import protocol
 from server.realtime.outbox import transaction
-from tests.conftest import AppUser
 from tests.support.live import LiveServer
+from tests.support.users import AppUser
 from tests.support.wsclient import WSClient, seqs
 
 LONG = "z" * 3000

@@ -4,32 +4,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import orjson
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from server.app import create_app
 from server.realtime.envelope import Envelope
-from tests.conftest import make_settings
 from tests.support.live import serve_in_process
+from tests.support.settings import make_settings
 from tests.support.timing import TIMEOUT, wait_until
+from tests.support.users import signup
 
 
 async def test_slow_consumer_is_resynced_and_closed(tmp_path: Path) -> None:
     settings = make_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/slow.db", ws_send_queue=8)
-    async with serve_in_process(create_app(settings)) as live, httpx.AsyncClient(base_url=live.base_url) as http:
-        body = (await http.post("/api/auth/signup", json={"email": "s@example.com", "password": "password123"})).json()
+    async with serve_in_process(create_app(settings)) as live:
+        user = await signup(live.base_url)
         # max_queue=1: the client library stops reading the socket as soon as one frame waits.
         async with connect(
-            live.ws_url, additional_headers={"Authorization": f"Bearer {body['token']}"}, max_queue=1
+            live.ws_url, additional_headers={"Authorization": f"Bearer {user.token}"}, max_queue=1
         ) as ws:
             assert orjson.loads(await ws.recv())["type"] == "hello"
             big = "x" * 200_000
             for offset in range(200):  # ~40 MB of deltas the client never reads
                 envelope = Envelope.event({"type": "delta", "turn_id": "t", "offset": offset, "text": big})
-                await live.runtime.hub.publish(body["id"], [envelope])
-            await wait_until(lambda: live.runtime.hub.sockets_of(body["id"]) == 0, timeout=TIMEOUT * 3)
+                await live.runtime.hub.publish(user.id, [envelope])
+            await wait_until(lambda: live.runtime.hub.sockets_of(user.id) == 0, timeout=TIMEOUT * 3)
             last = None
             try:
                 while True:

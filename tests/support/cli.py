@@ -17,10 +17,9 @@ import pexpect
 from client_demo.config import Login, TokenStore
 from server.assistant.factory import PROVIDERS
 from tests.support.live import ServerProcess, free_port
+from tests.support.settings import PASSWORD, server_env
 from tests.support.timing import TIMEOUT
 
-JWT_SECRET = "cli-test-secret-" + "y" * 40
-PASSWORD = "correct horse battery"
 PROVIDER = "rules" if "rules" in PROVIDERS else "echo"
 """The offline rules agent calls tools; until it exists, the echo provider stands in."""
 
@@ -29,22 +28,17 @@ CHAT_DEMO = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "clie
 """The installed console script (`pip install -e .`), else the module."""
 
 
-def make_server(directory: Path, *, provider: str = PROVIDER, **env: str) -> ServerProcess:
+def make_server(directory: Path, *, provider: str = PROVIDER, **env: object) -> ServerProcess:
     """A `python -m server` on a free port with its own SQLite file, run from `directory` (no stray .env)."""
     directory.mkdir(parents=True, exist_ok=True)
     return ServerProcess(
         port=free_port(),
-        env={
-            "DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'chat.db'}",
-            "JWT_SECRET": JWT_SECRET,
-            "BCRYPT_ROUNDS": "4",
-            "ENVIRONMENT": "development",
-            "LOG_LEVEL": "warning",
-            "ASSISTANT_PROVIDER": provider,
-            "SHUTDOWN_GRACE": "1",
-            "SERVER_CWD": str(directory),
+        env=server_env(
+            database_url=f"sqlite+aiosqlite:///{directory / 'chat.db'}",
+            assistant_provider=provider,
+            SERVER_CWD=str(directory),
             **env,
-        },
+        ),
         log_path=directory / "server.log",
     )
 
@@ -63,7 +57,7 @@ def signup(base_url: str) -> RestUser:
     response = httpx.post(f"{base_url}/api/auth/signup", json={"email": email, "password": PASSWORD}, timeout=TIMEOUT)
     assert response.status_code == 201, response.text
     body = response.json()
-    return RestUser(id=body["id"], email=email, token=body["token"])
+    return RestUser(id=int(body["id"]), email=email, token=body["token"])
 
 
 @dataclass

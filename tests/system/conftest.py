@@ -12,10 +12,10 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright, expect
 
 from server.app import create_app
-from tests.conftest import JWT_SECRET, make_settings
 from tests.support import services
 from tests.support.browser import BROWSER_ARGS, DEFAULT_CHROMIUM, DESKTOP
 from tests.support.live import LiveServer, ServerProcess, free_port, serve_in_process
+from tests.support.settings import make_settings, server_env
 from tests.support.timing import TIMEOUT
 
 SLOW_CHUNK_DELAY = 0.05
@@ -83,16 +83,7 @@ async def server_process(tmp_path: Path) -> AsyncIterator[ServerProcess]:
     """`python -m server` on a free port with a SQLite file, not started: the test starts and restarts it."""
     server = ServerProcess(
         port=free_port(),
-        env={
-            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'restart.db'}",
-            "JWT_SECRET": JWT_SECRET,
-            "BCRYPT_ROUNDS": "4",
-            "ASSISTANT_PROVIDER": "rules",
-            "ENVIRONMENT": "development",
-            "AUTO_MIGRATE": "true",
-            "LOG_LEVEL": "warning",
-            "SHUTDOWN_GRACE": "1",
-        },
+        env=server_env(database_url=f"sqlite+aiosqlite:///{tmp_path / 'restart.db'}", assistant_provider="rules"),
         log_path=tmp_path / "server.log",
     )
     try:

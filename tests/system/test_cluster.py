@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,28 +10,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import JWT_SECRET
-from tests.support import services
+from tests.support import services, users
 from tests.support.live import ServerProcess, free_port
+from tests.support.settings import server_env
 from tests.support.wsclient import WSClient, seqs
 
 LONG = "w" * 4000
 
 
-def server_env(database_url: str, redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
-    return {
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "REDIS_PREFIX": prefix,
-        "JWT_SECRET": JWT_SECRET,
-        "BCRYPT_ROUNDS": "4",
-        "AUTO_MIGRATE": "true",
-        "ASSISTANT_PROVIDER": "echo",
-        "ECHO_CHUNK_DELAY": "0.005",
-        "LOG_LEVEL": "warning",
-        "SHUTDOWN_GRACE": "0.5",
-        **extra,
-    }
+def cluster_env(database_url: str, redis_url: str, prefix: str, **extra: object) -> dict[str, str]:
+    values: dict[str, object] = {"shutdown_grace": 0.5, **extra}
+    return server_env(database_url=database_url, redis_url=redis_url, redis_prefix=prefix, **values)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +28,7 @@ async def workers(
     postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[tuple[ServerProcess, ServerProcess]]:
     logs = tmp_path_factory.mktemp("cluster")
-    env = server_env(postgres_url, redis_url, f"todochat-test-{services.RUN_ID}-cluster")
+    env = cluster_env(postgres_url, redis_url, f"todochat-test-{services.RUN_ID}-cluster")
     first = ServerProcess(port=free_port(), env=env, log_path=logs / "a.log")
     second = ServerProcess(port=free_port(), env=env, log_path=logs / "b.log")
     await first.start()  # migrates; then the second finds the schema in place
@@ -53,12 +41,8 @@ async def workers(
 
 
 async def signup(base_url: str) -> tuple[int, str]:
-    async with httpx.AsyncClient(base_url=base_url) as http:
-        response = await http.post(
-            "/api/auth/signup", json={"email": f"c-{secrets.token_hex(5)}@example.com", "password": "password123"}
-        )
-    body = response.json()
-    return body["id"], body["token"]
+    user = await users.signup(base_url)
+    return user.id, user.token
 
 
 async def test_a_turn_on_one_worker_streams_live_to_the_other(workers: tuple[ServerProcess, ServerProcess]) -> None:
@@ -115,7 +99,7 @@ async def test_same_client_msg_id_on_two_workers_is_one_message(workers: tuple[S
 async def test_graceful_shutdown_closes_1012_and_keeps_the_turn(
     postgres_url: str, redis_url: str, tmp_path: Path
 ) -> None:
-    env = server_env(postgres_url, redis_url, f"todochat-test-{services.RUN_ID}-drain", SHUTDOWN_GRACE="30")
+    env = cluster_env(postgres_url, redis_url, f"todochat-test-{services.RUN_ID}-drain", shutdown_grace=30)
     leaving = ServerProcess(port=free_port(), env=env, log_path=tmp_path / "leaving.log")
     staying = ServerProcess(port=free_port(), env=env, log_path=tmp_path / "staying.log")
     await leaving.start()
@@ -196,7 +180,7 @@ class RedisProcess:
 async def test_redis_restart_loses_nothing_acked(postgres_url: str, tmp_path: Path) -> None:
     redis_server = RedisProcess(free_port())
     await redis_server.start()
-    env = server_env(postgres_url, redis_server.url, f"todochat-test-{services.RUN_ID}-outage")
+    env = cluster_env(postgres_url, redis_server.url, f"todochat-test-{services.RUN_ID}-outage")
     a_server = ServerProcess(port=free_port(), env=env, log_path=tmp_path / "a.log")
     b_server = ServerProcess(port=free_port(), env=env, log_path=tmp_path / "b.log")
     await a_server.start()

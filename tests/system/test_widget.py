@@ -11,10 +11,10 @@ import httpx
 import pytest
 from playwright.async_api import Locator, Page, WebSocket, expect
 
-from tests.conftest import AppUser
 from tests.support.browser import PHONE
 from tests.support.live import LiveServer, ServerProcess
 from tests.support.timing import TIMEOUT, wait_until
+from tests.support.users import AppUser
 from tests.system.conftest import OpenPage
 
 pytestmark = pytest.mark.browser
@@ -79,7 +79,7 @@ async def signup(base_url: str) -> AppUser:
         response = await client.post("/api/auth/signup", json={"email": email, "password": PASSWORD})
     assert response.status_code == 201, response.text
     body = response.json()
-    return AppUser(id=body["id"], email=email, password=PASSWORD, token=body["token"])
+    return AppUser(id=int(body["id"]), email=email, password=PASSWORD, token=body["token"])
 
 
 async def rest(base_url: str, user: AppUser, method: str, path: str, **kwargs: Any) -> Any:

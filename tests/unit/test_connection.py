@@ -13,7 +13,7 @@ from server.auth.tokens import TokenClaims
 from server.errors import CloseCode
 from server.realtime.connection import Connection
 from server.realtime.envelope import Envelope
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 from tests.support.timing import TIMEOUT
 
 

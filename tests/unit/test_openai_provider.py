@@ -15,7 +15,6 @@ from server.assistant.factory import create_agent
 from server.assistant.providers.base import ChatMessage, ProviderError, ProviderEvent, TextDelta, ToolCallRequest
 from server.assistant.providers.openai import INVALID_JSON_KEY, SYSTEM_PROMPT, OpenAIProvider
 from server.assistant.tools import TOOLS, tool_specs
-from tests.conftest import make_settings
 from tests.fakes.openai_server import (
     Disconnect,
     ErrorStatus,
@@ -33,6 +32,7 @@ from tests.fakes.openai_server import (
     tool_reply,
 )
 from tests.support.live import free_port
+from tests.support.settings import make_settings
 from tests.support.timing import QUIET, TIMEOUT
 
 API_KEY = "sk-test-0123456789"

@@ -17,7 +17,7 @@ async def test_hash_and_verify() -> None:
 
 
 async def test_default_cost_is_at_least_12() -> None:
-    from tests.conftest import make_settings
+    from tests.support.settings import make_settings
 
     settings = make_settings(bcrypt_rounds=12)
     digest = await PasswordHasher(rounds=settings.bcrypt_rounds).hash("x" * 8)

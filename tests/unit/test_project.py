@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from server.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_ci_runs_the_readme_test_command() -> None:
+@pytest.mark.parametrize("marker", ["TEST-COMMAND", "LINT-COMMAND"])
+def test_ci_runs_the_readme_commands(marker: str) -> None:
     lines = (ROOT / ".ci/run").read_text().splitlines()
-    command = lines[lines.index("# TEST-COMMAND (kept identical to the README's; a unit test checks it)") + 1]
+    command = lines[lines.index(f"# {marker} (kept identical to the README's; a unit test checks it)") + 1]
     assert command in (ROOT / "README.md").read_text()
 
 

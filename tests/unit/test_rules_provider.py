@@ -18,7 +18,7 @@ from server.assistant.providers.rules.replies import chunks
 from server.assistant.tools import TOOLS, tool_specs
 from server.chat.history import to_chat_messages
 from server.db.models import Message
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 
 SEED = (
     ("Buy groceries", False),  # 1
