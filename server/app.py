@@ -14,9 +14,9 @@ from server.api import auth, chat, conversations, demo, health, mcp, tasks
 from server.api.errors import RequestIdMiddleware, install_error_handlers
 from server.db import migrate
 from server.logs import configure_logging
-from server.realtime import endpoint
 from server.runtime import open_runtime
 from server.settings import Settings
+from server.ws import endpoint
 
 API_DESCRIPTION = """\
 REST surface of the Todo chatbot backend. Authenticate with `POST /api/auth/signup` or

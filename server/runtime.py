@@ -15,17 +15,17 @@ from server.assistant.factory import create_agent
 from server.assistant.tools import run_tool
 from server.auth.passwords import PasswordHasher
 from server.auth.tokens import TokenCodec
+from server.chat.locks import MemoryLocks, RedisLocks, TurnLocks
 from server.chat.service import ChatService
 from server.chat.turns import TurnRegistry
 from server.db import migrate
 from server.db.engine import Sessionmaker, create_engine, create_read_sessionmaker, create_sessionmaker
+from server.db.outbox import Outbox, transaction
+from server.db.retention import prune_forever
 from server.realtime.broker.base import Broker
 from server.realtime.broker.memory import MemoryBroker
 from server.realtime.broker.redis import RedisBroker
 from server.realtime.hub import Hub
-from server.realtime.locks import MemoryLocks, RedisLocks, TurnLocks
-from server.realtime.outbox import Outbox, transaction
-from server.realtime.retention import prune_forever
 from server.settings import Settings
 
 
@@ -47,7 +47,7 @@ class Runtime:
 
     def transaction(self) -> AbstractAsyncContextManager[Outbox]:
         """A write transaction whose events are published after it commits."""
-        return transaction(self.db, self.hub)
+        return transaction(self.db, self.hub.publish_pending)
 
 
 #: Broker implementations by URL scheme; the embedded default has no URL.

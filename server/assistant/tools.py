@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from server.assistant.providers.base import ToolCallRequest, ToolSpec
 from server.db import tasks
+from server.db.outbox import Outbox
 from server.errors import NotFoundError
-from server.realtime.outbox import Outbox
 from server.schemas import Description, Title
 
 LIST_LIMIT = 200

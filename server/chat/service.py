@@ -23,15 +23,15 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from server.chat.locks import TurnLocks
 from server.chat.turns import Turn, TurnRegistry
 from server.db import conversations, messages
 from server.db.engine import Sessionmaker
 from server.db.models import Message, utcnow
+from server.db.outbox import transaction
 from server.errors import BusyError, NotFoundError
 from server.realtime import protocol
 from server.realtime.hub import Hub
-from server.realtime.locks import TurnLocks
-from server.realtime.outbox import transaction
 from server.schemas import message_frame
 
 AckCallback = Callable[[dict[str, Any]], None]
@@ -132,7 +132,7 @@ class ChatService:
         locked = conversation_id
 
         try:
-            async with transaction(self._db, self._hub, publish=False) as outbox:
+            async with transaction(self._db, None) as outbox:
                 session = outbox.session
                 now = utcnow()
                 # The user's row first, as in every writing transaction: one lock order, no deadlocks.
@@ -193,7 +193,7 @@ class ChatService:
                 lock_owner=owner,
             )
         )
-        await outbox.publish(self._hub)
+        await outbox.publish(self._hub.publish_pending)
         return ack
 
     async def outcome(self, ack: dict[str, Any]) -> TurnOutcome:

@@ -22,14 +22,14 @@ from sqlalchemy.exc import IntegrityError
 from server.assistant.agent import Agent
 from server.assistant.providers.base import ProviderError, ToolCallRequest
 from server.chat.history import to_chat_messages
+from server.chat.locks import TurnLocks
 from server.db import conversations, messages
 from server.db.engine import Sessionmaker, is_unavailable
 from server.db.models import Message, utcnow
+from server.db.outbox import Outbox, PendingEvent, transaction
 from server.realtime import protocol
 from server.realtime.envelope import Envelope
 from server.realtime.hub import Hub
-from server.realtime.locks import TurnLocks
-from server.realtime.outbox import Outbox, transaction
 from server.schemas import message_frame
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ class DeltaStream:
             self._offset += len(text)
             await self._hub.publish(self._turn.user_id, [Envelope.event(frame)])
 
-    async def close(self) -> list[Envelope]:
+    async def close(self) -> list[PendingEvent]:
         """Stop the ticker; the text not yet sent comes back, to go out with the turn's last events."""
         if self._ticker is not None:
             self._ticker.cancel()
@@ -109,7 +109,7 @@ class DeltaStream:
             self._pending.clear()
             frame = protocol.delta(self._turn.turn_id, self._turn.conversation_id, self._offset, text)
             self._offset += len(text)
-            return [Envelope.event(frame)]
+            return [PendingEvent(orjson.dumps(frame).decode())]
 
     async def _tick(self) -> None:
         while True:
@@ -251,7 +251,7 @@ class TurnRegistry:
             deltas.push(text)
 
     async def _execute_tool(self, turn: Turn, call: ToolCallRequest) -> Any:
-        async with transaction(self._db, self._hub) as outbox:
+        async with transaction(self._db, self._hub.publish_pending) as outbox:
             await outbox.emit(
                 turn.user_id, protocol.tool_call(turn.turn_id, turn.conversation_id, call.id, call.name, call.arguments)
             )
@@ -271,7 +271,7 @@ class TurnRegistry:
         turn.tool_calls.append({"name": call.name, "arguments": call.arguments, "result": result})
         return result
 
-    async def _finish(self, turn: Turn, *, tail: list[Envelope]) -> None:
+    async def _finish(self, turn: Turn, *, tail: list[PendingEvent]) -> None:
         """Persist the reply with its status, free the conversation, then tell every socket.
 
         A database blip (a PostgreSQL restart or failover) must not lose a finished reply: the
@@ -295,7 +295,7 @@ class TurnRegistry:
                     turn.status, turn.reason = "failed", "The reply could not be saved"
                     end = protocol.turn_end(turn.turn_id, turn.conversation_id, "failed", None, reason=turn.reason)
                     await self._release_lock(turn)
-                    await self._hub.publish(turn.user_id, [*tail, Envelope.event(end)])
+                    await self._hub.publish_pending({turn.user_id: [*tail, PendingEvent(orjson.dumps(end).decode())]})
                     return
                 logger.warning("Database unavailable saving turn %s; retrying in %.1fs", turn.turn_id, delay)
                 await asyncio.sleep(delay)
@@ -304,10 +304,10 @@ class TurnRegistry:
         # `turn.end` must not find the conversation busy.
         await self._release_lock(turn)
         outbox.prepend(turn.user_id, tail)  # the last delta, the reply and turn.end: one publish
-        await outbox.publish(self._hub)
+        await outbox.publish(self._hub.publish_pending)
 
     async def _persist_reply(self, turn: Turn) -> Outbox:
-        async with transaction(self._db, self._hub, publish=False) as outbox:
+        async with transaction(self._db, None) as outbox:
             now = utcnow()
             seq = await outbox.reserve(turn.user_id, 2)
             reply = {
@@ -331,7 +331,7 @@ class TurnRegistry:
         return outbox
 
     async def _persist_end_only(self, turn: Turn) -> Outbox:
-        async with transaction(self._db, self._hub, publish=False) as outbox:
+        async with transaction(self._db, None) as outbox:
             seq = await outbox.reserve(turn.user_id)
             end = protocol.turn_end(turn.turn_id, turn.conversation_id, turn.status, None, reason=turn.reason)
             outbox.record(turn.user_id, {**end, "seq": seq})

@@ -10,8 +10,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.db.models import Conversation, Message
+from server.db.outbox import Outbox
 from server.errors import NotFoundError
-from server.realtime.outbox import Outbox
 
 TITLE_CHARS = 80
 

@@ -10,8 +10,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.db.models import Task, utcnow
+from server.db.outbox import Outbox
 from server.errors import NotFoundError
-from server.realtime.outbox import Outbox
 from server.schemas import TaskPublic
 
 Status = Literal["all", "pending", "completed"]

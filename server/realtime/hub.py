@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from server.db.outbox import Pending
 from server.realtime.broker.base import Broker, BrokerError
 from server.realtime.envelope import Envelope
 
@@ -102,6 +103,11 @@ class Hub:
                 self.on_message(channel, data)
             return False
         return True
+
+    async def publish_pending(self, pending: Pending) -> None:
+        """Publish committed events (an outbox's), user by user, each user's in order."""
+        for user_id, events in pending.items():
+            await self.publish(user_id, [Envelope(text=event.text, seq=event.seq) for event in events])
 
     async def send_control(self, user_id: int, message: dict[str, Any]) -> bool:
         return await self.publish(user_id, [Envelope.command(message)])

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from server.realtime.locks import MemoryLocks, RedisLocks, TurnLocks
+from server.chat.locks import MemoryLocks, RedisLocks, TurnLocks
 from tests.support import services
 from tests.support.live import free_port
 from tests.support.timing import wait_until

@@ -9,7 +9,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from server.db.models import Event, utcnow
-from server.realtime.retention import prune_once
+from server.db.retention import prune_once
 from tests.support.live import LiveServer
 from tests.support.users import AppUser
 

@@ -8,8 +8,8 @@ from sqlalchemy import delete
 from sqlmodel import col
 
 from server.db.models import Event
+from server.db.outbox import transaction
 from server.realtime import protocol
-from server.realtime.outbox import transaction
 from tests.support.live import LiveServer
 from tests.support.users import AppUser
 from tests.support.wsclient import WSClient, seqs
@@ -111,7 +111,7 @@ async def test_a_gap_in_live_events_is_filled_from_the_log(
     runtime = server.runtime
     async with await WSClient.open(server.ws_url, user.token) as ws:
         # An event that is committed but never published: as if its publisher died after commit.
-        async with transaction(runtime.db, runtime.hub, publish=False) as outbox:
+        async with transaction(runtime.db, None) as outbox:
             await outbox.emit(user.id, {"type": "conversation.deleted", "conversation_id": 424242})
         await client.post(user.url("/tasks"), json={"title": "after the gap"}, headers=user.headers)
         first = await ws.next()
@@ -123,7 +123,7 @@ async def test_a_gap_in_live_events_is_filled_from_the_log(
 async def test_broker_reconnect_replays_what_sockets_missed(server: LiveServer, user: AppUser) -> None:
     runtime = server.runtime
     async with await WSClient.open(server.ws_url, user.token) as ws:
-        async with transaction(runtime.db, runtime.hub, publish=False) as outbox:
+        async with transaction(runtime.db, None) as outbox:
             await outbox.emit(user.id, protocol.turn_start("lost-while-away", 1))
         await ws.expect_nothing()
         runtime.hub.on_reconnected()  # what the broker calls once it is back

@@ -11,8 +11,8 @@ import orjson
 
 from server.auth.tokens import TokenClaims
 from server.errors import CloseCode
-from server.realtime.connection import Connection
 from server.realtime.envelope import Envelope
+from server.ws.connection import Connection
 from tests.support.settings import make_settings
 from tests.support.timing import TIMEOUT
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.realtime.ratelimit import TokenBucket
+from server.ws.ratelimit import TokenBucket
 
 
 def test_burst_then_steady_rate() -> None:

@@ -13,9 +13,9 @@ from server.auth.bearer import bearer_token
 from server.auth.tokens import TokenClaims
 from server.errors import AppError, CloseCode
 from server.realtime import protocol
-from server.realtime.connection import Connection
 from server.runtime import Runtime
 from server.settings import Settings
+from server.ws.connection import Connection
 
 PATH = "/api/ws"
 """Served by `server.app.App` before routing (see there why)."""

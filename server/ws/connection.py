@@ -32,8 +32,8 @@ from server.db.engine import is_unavailable
 from server.errors import AppError, AuthError, CloseCode, ErrorCode
 from server.realtime import protocol
 from server.realtime.envelope import Envelope
-from server.realtime.ratelimit import TokenBucket
 from server.runtime import Runtime
+from server.ws.ratelimit import TokenBucket
 
 logger = logging.getLogger(__name__)
 
