@@ -41,6 +41,7 @@ class TaskRef(_Args):
 class UpdateTask(TaskRef):
     title: Title | None = Field(default=None, description="New title")
     description: Description | None = Field(default=None, description="New description")
+    completed: bool | None = Field(default=None, description="false reopens a completed task; true completes it")
 
 
 async def add_task(outbox: Outbox, user_id: int, args: AddTask) -> dict[str, Any]:
@@ -65,8 +66,10 @@ async def delete_task(outbox: Outbox, user_id: int, args: TaskRef) -> dict[str, 
 
 async def update_task(outbox: Outbox, user_id: int, args: UpdateTask) -> dict[str, Any]:
     changes = args.model_dump(exclude_unset=True, exclude={"task_id"})
+    # null means "no change" for the columns that cannot be empty; a null description clears it
+    changes = {field: value for field, value in changes.items() if value is not None or field == "description"}
     if not changes:
-        return {"error": "invalid_arguments", "message": "Give a new title or description"}
+        return {"error": "invalid_arguments", "message": "Give a new title, description or completed"}
     task = await tasks.update(outbox, user_id, args.task_id, changes)
     return {"task_id": task.id, "status": "updated", "title": task.title}
 
@@ -79,7 +82,11 @@ TOOLS: dict[str, tuple[type[_Args], _Handler, str]] = {
     "list_tasks": (ListTasks, list_tasks, "List the user's tasks, optionally only pending or completed ones."),
     "complete_task": (TaskRef, complete_task, "Mark a task as completed."),
     "delete_task": (TaskRef, delete_task, "Delete a task."),
-    "update_task": (UpdateTask, update_task, "Change a task's title and/or description."),
+    "update_task": (
+        UpdateTask,
+        update_task,
+        "Change a task's title, description or completed state (completed=false reopens it).",
+    ),
 }
 
 

@@ -124,6 +124,32 @@ async def test_follow_up_with_it_survives_in_the_persisted_history(
     assert await tasks_of(http, owner) == {"Water the plants": True}
 
 
+async def test_reports_complete_and_reopening_undoes(say: Say, http: httpx.AsyncClient, owner: AppUser) -> None:
+    for title in ("Pay the bills", "Call mom", "Email mom"):
+        await http.post(owner.url("/tasks"), json={"title": title}, headers=owner.headers)
+
+    await say("I've paid the bills")
+    await say("just called mom")
+    assert await tasks_of(http, owner) == {"Pay the bills": True, "Call mom": True, "Email mom": False}
+
+    reopened = await say("reopen it")
+    assert [(c["name"], c["arguments"]) for c in reopened["tool_calls"]] == [
+        ("update_task", {"task_id": await task_id(http, owner, "Call mom"), "completed": False})
+    ]
+    assert reopened["tool_calls"][0]["result"]["status"] == "updated"
+    await say("mark the bills task as not done")
+    assert await tasks_of(http, owner) == {"Pay the bills": False, "Call mom": False, "Email mom": False}
+
+    await say("I need to pay the bills")  # a duty, not a report: a new task
+    body = (await http.get(owner.url("/tasks"), headers=owner.headers)).json()
+    assert sorted((t["title"], t["completed"]) for t in body["data"]) == [
+        ("Call mom", False),
+        ("Email mom", False),
+        ("Pay the bills", False),
+        ("Pay the bills", False),
+    ]
+
+
 async def test_rest_chat_validation_and_ownership(http: httpx.AsyncClient, owner: AppUser) -> None:
     assert (await http.post(owner.url("/chat"), json={"message": "hi"})).status_code == 401
     assert (await http.post(owner.url("/chat"), json={"message": ""}, headers=owner.headers)).status_code == 422

@@ -113,6 +113,37 @@ async def test_task_lifecycle_matches_rest(connect: Connect, client: httpx.Async
         assert await rest_tasks(client, user) == []
 
 
+async def test_update_task_reopens_and_completes(connect: Connect, client: httpx.AsyncClient, user: AppUser) -> None:
+    """`completed` on update_task: false reopens a task, true completes it; the result keeps its shape."""
+    async with connect(user.token) as mcp:
+        schema = (await mcp.list_tools()).tools[list(TOOLS).index("update_task")].input_schema
+        assert {"type": "boolean"} in schema["properties"]["completed"]["anyOf"]
+        assert "completed" not in schema.get("required", [])
+
+        task_id = ok(await mcp.call_tool("add_task", {"title": "Pay the bills"}))["task_id"]
+        ok(await mcp.call_tool("complete_task", {"task_id": task_id}))
+
+        reopened = ok(await mcp.call_tool("update_task", {"task_id": task_id, "completed": False}))
+        assert reopened == {"task_id": task_id, "status": "updated", "title": "Pay the bills"}
+        [task] = await rest_tasks(client, user)
+        assert (task["title"], task["completed"]) == ("Pay the bills", False)
+        assert [t["id"] for t in ok(await mcp.call_tool("list_tasks", {"status": "pending"}))] == [task_id]
+
+        both = ok(await mcp.call_tool("update_task", {"task_id": task_id, "title": "Pay bills", "completed": True}))
+        assert both == {"task_id": task_id, "status": "updated", "title": "Pay bills"}
+        [task] = await rest_tasks(client, user)
+        assert (task["title"], task["completed"]) == ("Pay bills", True)
+
+        # null is "no change" for the fields that cannot be empty, so these change nothing
+        for arguments in ({"task_id": task_id}, {"task_id": task_id, "completed": None, "title": None}):
+            error = failed(await mcp.call_tool("update_task", arguments))
+            assert error["error"] == "invalid_arguments" and "completed" in error["message"]
+        bad = failed(await mcp.call_tool("update_task", {"task_id": task_id, "completed": "maybe"}))
+        assert bad["error"] == "invalid_arguments" and "completed" in bad["message"]
+    [task] = await rest_tasks(client, user)
+    assert (task["title"], task["completed"]) == ("Pay bills", True)
+
+
 async def test_errors_are_structured_results(connect: Connect, user: AppUser) -> None:
     missing = 999_999_999
     async with connect(user.token) as mcp:

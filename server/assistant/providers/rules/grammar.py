@@ -14,8 +14,19 @@ from server.assistant.providers.rules.intents import (
     ListTasks,
     Say,
     Status,
+    Undo,
 )
-from server.assistant.providers.rules.refs import Pronoun, Ref, Unnamed, parse_refs
+from server.assistant.providers.rules.refs import (
+    ByWords,
+    Everything,
+    Pronoun,
+    Ref,
+    Unnamed,
+    parse_ref,
+    parse_refs,
+    words,
+)
+from server.assistant.providers.rules.verbs import base_forms
 from server.db.models import DESCRIPTION_MAX, TITLE_MAX
 
 QUOTES = "\"'`"
@@ -29,8 +40,8 @@ QUOTED = re.compile(r"(?:^|(?<=\s))[\"'`](.+?)[\"'`](?=$|[\s.,!?;:])")
 def match(text: str) -> list[Intent] | None:
     """The intents of one command (no politeness left around it), or None if no phrasing fits."""
     for pattern, build in _RULES:
-        if m := pattern.fullmatch(text):
-            return build(m)
+        if (m := pattern.fullmatch(text)) and (intents := build(m)) is not None:
+            return intents
     return None
 
 
@@ -75,8 +86,38 @@ def _ask_update(m: re.Match[str]) -> list[Intent]:
     return [Say("ask_update")]
 
 
-def _reopen(m: re.Match[str]) -> list[Intent]:
-    return [Say("cant_reopen")]
+def _not_done(m: re.Match[str]) -> list[Intent]:
+    """ "task 4 isn't done" reopens it; "my tasks aren't done" asks what is pending."""
+    if isinstance(parse_ref(m["ref"]), Everything):
+        return [ListTasks("pending")]
+    return _act("reopen")(m)
+
+
+def _undo(m: re.Match[str]) -> list[Intent]:
+    return [Undo()]
+
+
+def _cant_undo(m: re.Match[str]) -> list[Intent]:
+    return [Say("cant_undo")]
+
+
+def _finished(m: re.Match[str]) -> list[Intent]:
+    """ "I finished the report this morning": when it happened is not part of the task's name."""
+    refs = parse_refs(_WHEN.sub("", m["ref"]))
+    return [Act("complete", ref) for ref in refs] or [Act("complete", Unnamed())]
+
+
+def _report(m: re.Match[str]) -> list[Intent] | None:
+    """ "I paid the bills": complete the task it describes; None when it is no report of a finished task."""
+    verbs = base_forms(m["verb"], after_i=m["i"] is not None)
+    said = _WHEN.sub("", m["ref"]).strip()
+    if not verbs or _NOT_AN_OBJECT.search(said) or len(said.split()) > REPORT_WORDS:
+        return None
+    ref = parse_ref(said)
+    if not isinstance(ref, ByWords):
+        return None  # "I loved it" is no news about the task last mentioned
+    forms = frozenset().union(*(words(verb) for verb in verbs))
+    return [Act("complete", ByWords(f"{m['verb'].lower()} {said}", ref.words, forms))]
 
 
 def _list(m: re.Match[str]) -> list[Intent]:
@@ -170,23 +211,48 @@ _TASKY = (
     r"|finish|accomplished|plate|agenda|to do|next|due|unfinished|incomplete)\b)"
 )
 
+# --- reports: "I paid the bills" -----------------------------------------------------------------
+
+REPORT_WORDS = 6
+"""A report names one task; a longer sentence is telling something else."""
+_WHEN = re.compile(
+    r"(?:\s+(?:yesterday|today|tonight|earlier(?:\s+today)?|this\s+(?:morning|afternoon|evening|week)"
+    r"|last\s+(?:night|week)|just\s+now|already|finally|at\s+last|on\s+time))+$",
+    _I,
+)
+_NOT_AN_OBJECT = re.compile(
+    r"[,;:]|^to\s+(?!(?:the|a|an|my|our|his|her|their|your)\b)"
+    r"|\b(?:but|because|though|although|so|if|when|while|until|need|needs|must|should|will|would|could|can"
+    r"|gonna|going|want|wants|not|never|yet)\b|n'?t\b",
+    _I,
+)
+"""What a plain object has not: a clause ("but ...", "so ..."), a wish or duty, a negation, an infinitive."""
+
 # --- the table: first match wins, so specific phrasings come before general ones ----------------
 
 _VERB_DONE = r"(?:complete|completed|done|finished|checked)"
 _ACT_DELETE = r"(?:delete|remove|cancel|drop|erase|discard|scrap|trash|get rid of|throw away|throw out|kill|nuke|bin)"
 _LIST_SUFFIX = r"(?:\s+(?:from|off)\s+(?:my|the)\s+(?:[\w-]+\s+)?(?:list|tasks|todos?|to-?dos?))?"
 _TO = r"\s*(?:\s(?:to|into|as)\s|:|=)\s*"
+_UNDONE = (
+    r"(?:not\s+(?:yet\s+)?(?:done|complete|completed|finished|checked(?:\s+off)?)|incomplete|undone|uncompleted"
+    r"|unfinished|unchecked|pending|open|active|to\s*-?\s*do)(?:\s+again)?"
+)
+_LIST_NAME = r"(?:my|the)\s+(?:[\w-]+\s+)?(?:list|tasks|todos?|to-?dos?|to-?do list)"
 
-_RULES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], list[Intent]]]] = [
+_RULES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], list[Intent] | None]]] = [
     (re.compile(pattern, _I), build)
     for pattern, build in [
-        # the tools cannot reopen a task, so say so before "mark ... done" reads it as completing
+        # reopen: before "mark ... done" reads "mark it as not done" as completing
+        (rf"mark\s+(?:as\s+)?{_UNDONE}", _act("reopen", default=Pronoun())),
         (
-            r"(?:mark|set)\s+.+?\s+(?:as\s+)?(?:not\s+(?:yet\s+)?(?:done|complete|completed|finished)|incomplete"
-            r"|undone|uncompleted|unfinished|pending|open)",
-            _reopen,
+            rf"(?:mark|set|change|turn|switch|move)\s+(?P<ref>.+?)\s+(?:back\s+)?(?:(?:as|to|into)\s+)?{_UNDONE}",
+            _act("reopen"),
         ),
-        (r"(?:reopen|uncheck|untick|undo|uncomplete)\b.*", _reopen),
+        (rf"put\s+(?P<ref>.+?)\s+back(?:\s+(?:on|in|onto)\s+{_LIST_NAME})?", _act("reopen")),
+        (r"(?:reopen|re-open|uncheck|untick|uncomplete|unmark)(?:\s+(?P<ref>.+))?", _act("reopen", default=Pronoun())),
+        (r"undo(?:\s+(?:that|it|this|(?:(?:the|my)\s+)?last\s+(?:one|change|thing|action|step)))?", _undo),
+        (r"undo\b.*", _cant_undo),
         # complete: the anchored forms first, so "check off" is never read as a listing
         (rf"mark\s+(?P<ref>.+?)\s+(?:as\s+)?{_VERB_DONE}", _act("complete")),
         (rf"mark\s+(?:as\s+)?{_VERB_DONE}(?:\s+(?P<ref>.+))?", _act("complete", default=Pronoun())),
@@ -230,8 +296,9 @@ _RULES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], list[Intent]]]] = 
         # complete: verbs in front, "I finished ...", then a bare "done"
         (r"(?:complete|finish|close)\s+(?P<ref>.+)", _act("complete")),
         (
-            r"(?:i(?:'ve|'m|\s+have|\s+am)?\s+)?(?:just\s+)?(?:finished|completed|done with|done|did)\s+(?P<ref>.+)",
-            _act("complete"),
+            r"(?:i(?:'ve|'m|\s+have|\s+am)?\s+)?(?:just\s+)?(?:finished|completed|done with|done|did)\s+"
+            r"(?!not\b|never\b)(?P<ref>.+)",
+            _finished,
         ),
         (r"(?:all\s+)?(?:done|finished|complete)", _act("complete", default=Pronoun())),
         # add
@@ -251,6 +318,19 @@ _RULES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], list[Intent]]]] = 
         (r"put\s+(?P<t>.+?)\s+(?:on|in|onto)\s+(?:my|the)\s+(?:[\w-]+\s+)?(?:list|tasks|todos?)", _added),
         (r"(?:add|create|new|save|insert|log|record|schedule)\b\s*(?P<t>.*)", _added),
         (r"(?:todo|to-do|to do|task|new task|reminder)\s*[:\-]\s*(?P<t>.+)", _added),
+        # "I paid the bills", "just called mom": a past tense and what it was done to
+        (
+            r"(?:(?P<i>i)(?:'?ve|\s+have)?\s+)?(?:(?:just|already|finally|also|actually)\s+)*"
+            r"(?P<verb>[a-z]+)\s+(?P<ref>.+)",
+            _report,
+        ),
+        # "task 4 isn't done": after the listings, so "what's not done?" still lists
+        (
+            r"(?!(?:i|i'm|im|we|you)\b)(?P<ref>(?:\S+\s+){0,6}?\S+?)\s+(?:still\s+)?(?:(?:is|are|was|has|have)\s*)?"
+            r"(?:still\s+)?(?:n'?t|not)\s+(?:been\s+)?(?:yet\s+)?(?:done|complete|completed|finished|checked\s+off)"
+            r"(?:\s+yet)?",
+            _not_done,
+        ),
         # "task 3 is done", "groceries done": last, as the widest complete phrasing
         (
             rf"(?P<ref>(?:\S+\s+){{0,6}}?\S+?)\s+(?:is\s+|are\s+|was\s+|has been\s+)?(?:now\s+|all\s+)?{_VERB_DONE}",

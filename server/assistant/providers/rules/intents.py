@@ -1,4 +1,4 @@
-"""What a user message can ask of the rules agent: add, list, complete, delete, update, or just talk."""
+"""What a user message can ask of the rules agent: add, list, complete, reopen, delete, update, or just talk."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Literal
 from server.assistant.providers.rules.refs import Ref
 
 Status = Literal["all", "pending", "completed"]
-Action = Literal["complete", "delete", "update"]
+Action = Literal["complete", "reopen", "delete", "update"]
 Topic = Literal[
     "help", "greeting", "thanks", "bye", "how_are_you", "identity", "ack", "never_mind", "unknown",
-    "ask_add", "ask_update", "ask_action", "bulk", "too_long", "cant_reopen",
+    "ask_add", "ask_update", "ask_action", "bulk", "too_long", "cant_undo",
 ]  # fmt: skip
 
 
@@ -28,7 +28,7 @@ class ListTasks:
 
 @dataclass(frozen=True, slots=True)
 class Act:
-    """Complete, delete or update the task `ref` names."""
+    """Complete, reopen, delete or update the task `ref` names."""
 
     action: Action
     ref: Ref
@@ -45,6 +45,11 @@ class Answer:
 
 
 @dataclass(frozen=True, slots=True)
+class Undo:
+    """ "undo that": the planner works out from the conversation what it takes back."""
+
+
+@dataclass(frozen=True, slots=True)
 class Say:
     """Nothing to do with the tools: help, small talk, or a question back to the user."""
 
@@ -53,4 +58,4 @@ class Say:
     """For "ask_action": the task the user named without saying what to do with it."""
 
 
-Intent = Add | ListTasks | Act | Answer | Say
+Intent = Add | ListTasks | Act | Answer | Undo | Say

@@ -11,12 +11,12 @@ from server.assistant.providers.rules.refs import TaskView
 
 @dataclass(frozen=True, slots=True)
 class Changed:
-    """A tool created, completed, deleted or updated a task."""
+    """A tool created, completed, deleted or updated (renamed, described, reopened) a task."""
 
     tool: str
     result: dict[str, Any]
     fields: tuple[str, ...] = ()
-    """For update_task: which of title and description changed."""
+    """For update_task: which of title, description and completed it was given."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +49,10 @@ class Unresolved:
 
 
 @dataclass(frozen=True, slots=True)
-class AlreadyDone:
+class Unchanged:
+    """The task named by title words is already done (when completing) or pending (when reopening): no call."""
+
     task: TaskView
 
 
-Outcome = Changed | Listed | Failed | Unresolved | AlreadyDone | Say
+Outcome = Changed | Listed | Failed | Unresolved | Unchanged | Say

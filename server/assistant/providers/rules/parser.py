@@ -74,11 +74,12 @@ def parse(text: str) -> list[Intent]:
     return intents or [Say("unknown")]
 
 
-# "add milk and add eggs" is two commands; "add milk and eggs" is one task. Only split before a verb.
+# "add milk and add eggs" is two commands; "add milk and eggs" is one task. Only split before a verb,
+# or before a new duty: "I paid the bills but I still need to file the receipt".
 _SPLIT = re.compile(
-    r"(?:\s*[,;]\s*|\.\s+|\s+(?:and|then|also|plus)\s+)(?:(?:and|then|also|please)\s+)*"
+    r"(?:\s*[,;]\s*|\.\s+|\s+(?:and|then|also|plus|but|so)\s+)(?:(?:and|then|also|please|but|so)\s+)*"
     r"(?=(?:add|create|delete|remove|complete|mark|show|list|rename|update|change|check\s+off|tick\s+off"
-    r"|remind\s+me|what'?s|what\s+is|what\s+are)\b)",
+    r"|remind\s+me|what'?s|what\s+is|what\s+are|i\s+(?:still\s+|also\s+)?(?:need|have)\s+to)\b)",
     _I,
 )
 

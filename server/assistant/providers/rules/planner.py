@@ -10,10 +10,10 @@ when nothing is left to call, the outcomes are what the reply is made of.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import Any, Final, Literal
 
-from server.assistant.providers.rules.intents import Act, Add, Answer, Intent, ListTasks, Say
-from server.assistant.providers.rules.outcomes import AlreadyDone, Changed, Failed, Listed, Outcome, Unresolved
+from server.assistant.providers.rules.intents import Act, Add, Answer, Intent, ListTasks, Say, Undo
+from server.assistant.providers.rules.outcomes import Changed, Failed, Listed, Outcome, Unchanged, Unresolved
 from server.assistant.providers.rules.parser import parse
 from server.assistant.providers.rules.refs import (
     ById,
@@ -31,7 +31,8 @@ from server.assistant.providers.rules.refs import (
 )
 from server.assistant.providers.rules.transcript import Mention, Record, Transcript, mentioned
 
-ACTION_TOOLS = {"complete": "complete_task", "delete": "delete_task", "update": "update_task"}
+ACTION_TOOLS = {"complete": "complete_task", "reopen": "update_task", "delete": "delete_task", "update": "update_task"}
+CHANGING_TOOLS = frozenset({"add_task", "complete_task", "delete_task", "update_task"})
 ANSWER_WORDS = 5
 """A longer message after "which one?" is a new subject, not title words picking a task."""
 
@@ -47,7 +48,7 @@ def plan(transcript: Transcript, tools: frozenset[str]) -> Step:
         return Step(outcomes=(Say("greeting"),))
     index = len(transcript.turns) - 1
     turn = transcript.turns[index]
-    intents = parse(turn.text)
+    intents = _intents(transcript, index)
     if len(intents) == 1 and (isinstance(intents[0], Answer) or intents[0] == Say("unknown")):
         intents = _answer(intents[0], turn.text, _open_question(transcript, tools))
     return walk(intents, turn.records, transcript.mention_before(index), tools)
@@ -59,8 +60,37 @@ def _open_question(transcript: Transcript, tools: frozenset[str]) -> Unresolved 
         return None
     index = len(transcript.turns) - 2
     previous = transcript.turns[index]
-    step = walk(parse(previous.text), previous.records, transcript.mention_before(index), tools)
+    step = walk(_intents(transcript, index), previous.records, transcript.mention_before(index), tools)
     return next((o for o in step.outcomes if isinstance(o, Unresolved) and o.asks), None)
+
+
+def _intents(transcript: Transcript, index: int) -> list[Intent]:
+    """The intents of `turns[index]`'s message, with "undo" worked out from the turns before it."""
+    intents: list[Intent] = []
+    for intent in parse(transcript.turns[index].text):
+        intents.extend(_undo(transcript, index) if isinstance(intent, Undo) else [intent])
+    return intents
+
+
+def _undo(transcript: Transcript, index: int) -> list[Intent]:
+    """What "undo" takes back: the completions of the latest turn that changed anything, reopened.
+
+    Only when completing is all that turn did: a deleted task is gone and an old title is not
+    kept, so a rename, a deletion or a turn that mixed them with completions gets a reply instead.
+    """
+    for turn in reversed(transcript.turns[:index]):
+        changes = [r for r in turn.records if r.call.name in CHANGING_TOOLS and _succeeded(r.result)]
+        if not changes:
+            continue
+        done = [r.result["task_id"] for r in changes if r.call.name == "complete_task"]
+        if len(done) == len(changes) and all(isinstance(task_id, int) for task_id in done):
+            return [Act("reopen", ById(task_id)) for task_id in done]
+        break
+    return [Say("cant_undo")]
+
+
+def _succeeded(result: Any) -> bool:
+    return isinstance(result, dict) and "error" not in result
 
 
 def _answer(intent: Intent, text: str, question: Unresolved | None) -> list[Intent]:
@@ -151,6 +181,8 @@ class _Replay:
         elif name in {"add_task", "complete_task", "update_task"}:
             old = self.catalog.get(task_id)
             completed = name == "complete_task" or (old is not None and old.completed)
+            if name == "update_task" and isinstance(record.call.arguments.get("completed"), bool):
+                completed = record.call.arguments["completed"]
             self.catalog[task_id] = TaskView(task_id, title, completed, old.description if old else None)
 
     def tasks(self) -> list[TaskView] | Failed:
@@ -198,6 +230,8 @@ def _run(intent: Intent, replay: _Replay) -> Outcome | None:
         return intent
     if isinstance(intent, Answer):
         return Say("unknown")  # a bare "yes" or "the second one" with no question before it
+    if isinstance(intent, Undo):
+        return Say("cant_undo")  # `_intents` works "undo" out; this is only a safety net
     if isinstance(intent, ListTasks):
         return _outcome("list_tasks", {"status": intent.status}, replay)
     if isinstance(intent, Add):
@@ -213,6 +247,8 @@ def _run(intent: Intent, replay: _Replay) -> Outcome | None:
         arguments["title"] = intent.title
     if intent.description:
         arguments["description"] = intent.description
+    if intent.action == "reopen":
+        arguments["completed"] = False
     return _outcome(ACTION_TOOLS[intent.action], arguments, replay)
 
 
@@ -233,13 +269,16 @@ def _target(act: Act, replay: _Replay) -> int | Outcome:
     tasks = replay.tasks()
     if isinstance(tasks, Failed):
         return tasks
-    match = find(ref, tasks, prefer_pending=act.action == "complete")
+    match = find(ref, tasks, prefer=_PREFER.get(act.action))
     if match.kind != "one":
         return Unresolved(act, match.kind, ref.phrase, match.tasks)
     task = match.tasks[0]
-    if act.action == "complete" and task.completed:
-        return AlreadyDone(task)
+    if (act.action == "complete" and task.completed) or (act.action == "reopen" and not task.completed):
+        return Unchanged(task)
     return task.id
+
+
+_PREFER: Final[dict[str, Literal["pending", "completed"]]] = {"complete": "pending", "reopen": "completed"}
 
 
 def _outcome(name: str, arguments: dict[str, Any], replay: _Replay) -> Outcome | None:
@@ -258,7 +297,7 @@ def interpret(name: str, arguments: dict[str, Any], result: Any) -> Outcome:
             return _failure(name, arguments, result)
         return Listed(status, tuple(views))
     if isinstance(result, dict) and isinstance(result.get("task_id"), int) and isinstance(result.get("title"), str):
-        return Changed(name, result, tuple(k for k in ("title", "description") if k in arguments))
+        return Changed(name, result, tuple(k for k in ("title", "description", "completed") if k in arguments))
     return _failure(name, arguments, result)
 
 

@@ -21,6 +21,8 @@ class ByWords:
     phrase: str
     """What the user said, for the reply ("I couldn't find a task matching ...")."""
     words: frozenset[str]
+    verbs: frozenset[str] = frozenset()
+    """For a report ("I paid the bills"): the verb's possible base forms, one of which the title must hold."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,17 +142,21 @@ def _singular(word: str) -> str:
     return word
 
 
-def find(ref: ByWords, tasks: Iterable[TaskView], *, prefer_pending: bool) -> Match:
+def find(ref: ByWords, tasks: Iterable[TaskView], *, prefer: Literal["pending", "completed"] | None = None) -> Match:
     """Tasks whose title holds every word of `ref`; an exact title wins over longer ones.
 
-    Completing prefers the pending tasks, so "check off groceries" ignores last week's
-    groceries. With no full match, tasks sharing a word are offered as suggestions, never acted on.
+    `prefer` picks among the fits: completing prefers pending tasks, so "check off groceries"
+    ignores last week's groceries, and reopening prefers completed ones. A report fits a title
+    with its verb ("paid the bills": "Pay the bills"), or one that is its object alone ("Bills").
+    With no fit, tasks sharing a word are offered as suggestions, never acted on.
     """
     pool = sorted(tasks, key=lambda t: t.id)
-    full = [t for t in pool if ref.words <= words(t.title)]
-    if prefer_pending and any(not t.completed for t in full):
-        full = [t for t in full if not t.completed]
-    exact = [t for t in full if words(t.title) == ref.words]
+    full = [t for t in pool if ref.words <= words(t.title) and (not ref.verbs or ref.verbs & words(t.title))]
+    if not full and ref.verbs:
+        full = [t for t in pool if words(t.title) == ref.words]
+    if prefer is not None and any(t.completed == (prefer == "completed") for t in full):
+        full = [t for t in full if t.completed == (prefer == "completed")]
+    exact = [t for t in full if words(t.title) - ref.verbs == ref.words]
     if len(exact) == 1:
         return Match("one", (exact[0],))
     if len(full) == 1:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from server.assistant.providers.rules.intents import Say, Topic
-from server.assistant.providers.rules.outcomes import AlreadyDone, Changed, Failed, Listed, Outcome, Unresolved
+from server.assistant.providers.rules.outcomes import Changed, Failed, Listed, Outcome, Unchanged, Unresolved
 from server.assistant.providers.rules.refs import TaskView
 
 WORDS_PER_CHUNK = 3
@@ -18,7 +18,8 @@ HELP = (
     "I keep your to-do list. You can say things like:\n"
     '- "Add a task to buy groceries", "remind me to call mom"\n'
     '- "What\'s pending?", "What have I completed?", "Show me all my tasks"\n'
-    '- "Mark task 3 as complete", "check off groceries"\n'
+    '- "Mark task 3 as complete", "check off groceries", "I paid the bills"\n'
+    '- "Reopen task 3", "mark it as not done"\n'
     '- "Delete the meeting task", "drop #4"\n'
     '- "Rename task 1 to Call mom tonight", "update the description of task 2 to bring passport"\n'
     'Name a task by its number ("task 3", "#3"), by words from its title, or say "it" for the one we just '
@@ -41,11 +42,13 @@ _SAID: dict[Topic, str] = {
     "ask_update": 'What should I change? For example: "rename task 2 to Book flights" or "update the description '
     'of task 2 to bring passport".',
     "bulk": "I can only do that one task at a time: tell me which one, by number or by name.",
-    "cant_reopen": "I can't reopen a task or undo a change yet; you can add it again as a new task.",
+    "cant_undo": "I can only undo marking tasks done, when that was the last change. Renames and deletions stay; "
+    "you can add a deleted task again.",
     "too_long": "That's too long for me: titles can be up to 200 characters and descriptions up to 1000.",
 }
 
-_VERBS = {"complete": "mark as done", "delete": "delete", "update": "change"}
+_VERBS = {"complete": "mark as done", "reopen": "reopen", "delete": "delete", "update": "change"}
+_VERBS_IT = {"complete": "mark it as done", "reopen": "reopen it", "delete": "delete it", "update": "change it"}
 
 
 def compose(outcomes: tuple[Outcome, ...]) -> str:
@@ -79,6 +82,8 @@ def _changed(changed: Changed) -> str:
         return f'Nice work! Marked "{title}" (task {task_id}) as done.'
     if changed.tool == "delete_task":
         return f'Deleted "{title}" (task {task_id}).'
+    if changed.fields == ("completed",):
+        return f'Reopened "{title}" (task {task_id}): it\'s pending again.'
     if changed.fields == ("description",):
         return f'Updated the description of "{title}" (task {task_id}).'
     if "description" in changed.fields:
@@ -138,13 +143,16 @@ def _unresolved(unresolved: Unresolved) -> str:
         task = unresolved.candidates[0]
         return (
             f'I couldn\'t find a task matching "{unresolved.query}". Did you mean #{task.id} "{task.title}"? '
-            f'Say "yes" to {verb} it.'
+            f'Say "yes" to {_VERBS_IT[unresolved.act.action]}.'
         )
     return f'I couldn\'t find a task matching "{unresolved.query}". Did you mean one of these?\n{options}'
 
 
-def _already_done(done: AlreadyDone) -> str:
-    return f'"{done.task.title}" (task {done.task.id}) is already done.'
+def _unchanged(unchanged: Unchanged) -> str:
+    task = unchanged.task
+    if task.completed:
+        return f'"{task.title}" (task {task.id}) is already done.'
+    return f'"{task.title}" (task {task.id}) isn\'t marked done, so there is nothing to reopen.'
 
 
 _RENDERERS: dict[type, Callable[[Any], str]] = {
@@ -153,5 +161,5 @@ _RENDERERS: dict[type, Callable[[Any], str]] = {
     Listed: _listed,
     Failed: _failed,
     Unresolved: _unresolved,
-    AlreadyDone: _already_done,
+    Unchanged: _unchanged,
 }
