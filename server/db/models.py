@@ -70,6 +70,9 @@ class User(SQLModel, table=True):
     created_at: datetime = _timestamp()
     last_seq: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     """The user's event sequence: bumped in the transaction that writes each event, so it is gap-free."""
+    running_turns: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    """How many of the user's turns are running (rows in `turns`): kept with them, under the user's row lock,
+    so the limit on concurrent turns holds exactly across every worker."""
 
 
 class Task(SQLModel, table=True):
@@ -121,7 +124,7 @@ class Message(SQLModel, table=True):
     content: str = Field(sa_column=Column(Text, nullable=False))
     """User input is limited to 10,000 characters at the edge; replies and tool results may be longer."""
     status: str | None = Field(default=None, max_length=16)
-    """For assistant replies: done, cancelled or failed (a partial reply is kept)."""
+    """For assistant replies: done, cancelled, failed or interrupted (a partial reply is kept)."""
     client_msg_id: str | None = Field(default=None, max_length=64)
     turn_id: str | None = Field(default=None, max_length=32)
     """The turn a user message started, or the turn an assistant or tool message belongs to."""
@@ -146,3 +149,39 @@ class Event(SQLModel, table=True):
     frame: str = Field(sa_column=Column(Text, nullable=False))
     """The event's JSON frame exactly as sent live, seq included, so replay sends it verbatim."""
     created_at: datetime = _timestamp()
+
+
+class Turn(SQLModel, table=True):
+    """A running turn: the row exists from the accepted user message until the reply is persisted.
+
+    The database, not Redis, decides whether a conversation is busy: one row per conversation at
+    most (a unique key), claimed in the statement that stores the user's message. `worker_id` names
+    the worker whose lease keeps the turn alive; when that lease runs out, any live worker ends the
+    turn as `interrupted` with `partial_reply`, the text checkpointed so far.
+    """
+
+    __tablename__ = "turns"
+    __table_args__ = (Index("ix_turns_worker", "worker_id"),)
+
+    turn_id: str = Field(sa_column=Column(String(32), primary_key=True))
+    user_id: int = _owner_fk("users")
+    conversation_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False, unique=True)
+    )
+    client_msg_id: str = Field(sa_column=Column(String(64), nullable=False))
+    message_id: int = Field(sa_column=Column(Integer, nullable=False))
+    """The user message that started the turn; with `seq`, what a retry's ack needs."""
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    worker_id: str = Field(sa_column=Column(String(64), nullable=False))
+    started_at: datetime = _timestamp()
+    partial_reply: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class Worker(SQLModel, table=True):
+    """A live worker process, as long as it keeps renewing `heartbeat_at` (its lease)."""
+
+    __tablename__ = "workers"
+
+    id: str = Field(sa_column=Column(String(64), primary_key=True))
+    started_at: datetime = _timestamp()
+    heartbeat_at: datetime = _timestamp()

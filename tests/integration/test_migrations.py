@@ -46,7 +46,7 @@ async def test_upgrade_head_matches_the_models(empty_database: str) -> None:
         async with engine.connect() as connection:
             assert await connection.run_sync(_differences) == []
             tables = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
-        assert tables == {"alembic_version", "users", "tasks", "conversations", "messages", "events"}
+        assert tables == {"alembic_version", *SQLModel.metadata.tables}
     finally:
         await engine.dispose()
 
