@@ -15,7 +15,7 @@ from tests.conftest import AppUser
 from tests.support.browser import PHONE
 from tests.support.live import LiveServer, ServerProcess
 from tests.support.timing import TIMEOUT, wait_until
-from tests.system.conftest import OpenPage
+from tests.system.conftest import CrossOrigin, OpenPage
 
 pytestmark = pytest.mark.browser
 
@@ -330,6 +330,24 @@ async def test_the_socket_authenticates_by_first_frame_and_pings_every_25_second
     await wait_until(lambda: received[-1]["type"] == "pong")
     assert sent.count({"type": "ping"}) == 1
     await widget.online()
+
+
+async def test_a_page_on_another_origin_embeds_it_with_one_script_tag(
+    cross_origin: CrossOrigin, open_page: OpenPage
+) -> None:
+    """The loader finds its server and its modules from its own tag; `TodoChat` works before they are in."""
+    page = await open_page(f"{cross_origin.host.base_url}/shop")
+    widget = Widget(page)
+    await expect(widget.root.get_by_role("heading", name="Shop helper")).to_be_visible()  # opened by the page
+    await expect(widget.root.get_by_role("button", name="Open the Shop helper")).to_be_hidden()
+
+    user = await signup(cross_origin.backend.base_url)
+    await widget.login(user)
+    reply = await widget.turn("Add a task to buy stamps")
+    await expect(reply).to_contain_text(re.compile("stamps", re.I))
+    await expect(widget.task(re.compile("buy stamps", re.I))).to_be_visible()
+    key = storage_key(cross_origin.backend, "session")
+    assert await page.evaluate(f"JSON.parse(sessionStorage.getItem({key!r})).userId") == user.id
 
 
 # --- 5. untrusted text -------------------------------------------------------------------------
