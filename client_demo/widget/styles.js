@@ -14,7 +14,9 @@ export const STYLES = `
   transform: none !important; filter: none !important; contain: none !important;
   z-index: 2147483000 !important;
   --accent: #4f46e5; --accent-strong: #4338ca; --accent-soft: #eef2ff;
-  --text: #111827; --muted: #6b7280; --faint: #9ca3af;
+  /* --muted is for small secondary text: at least 4.5:1 on every background it sits on, hover and
+     current-conversation tints included (WCAG 1.4.3). --faint is for dots and marks, never text. */
+  --text: #111827; --muted: #5f6673; --faint: #9ca3af;
   --line: #e5e7eb; --surface: #f8fafc; --bg: #ffffff; --bubble: #f1f5f9;
   --ok: #059669; --warn: #d97706; --bad: #dc2626;
   --radius: 14px;
@@ -97,20 +99,20 @@ h2, h3, p { margin: 0; }
 .small-btn { border: 1px solid var(--line); background: var(--bg); border-radius: 8px; padding: 3px 9px; font-size: 12px; font-weight: 600; color: var(--accent); }
 .small-btn:hover { border-color: var(--accent); }
 .conv-list, .task-list { list-style: none; margin: 0; padding: 0; overflow-y: auto; min-height: 0; }
-.side-empty { color: var(--faint); font-size: 13px; padding: 2px 6px; }
+.side-empty { color: var(--muted); font-size: 13px; padding: 2px 6px; }
 .conv { width: 100%; display: flex; align-items: center; gap: 8px; text-align: left; border: 0; background: transparent; padding: 7px 8px; border-radius: 8px; }
 .conv:hover { background: #eef0f4; }
 .conv[aria-current="true"] { background: var(--accent-soft); color: var(--accent-strong); }
 .conv-title { flex: 1; min-width: 0; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; font-size: 13px; }
-.conv-time { font-size: 11px; color: var(--faint); flex: none; }
+.conv-time { font-size: 11px; color: var(--muted); flex: none; }
 .unread { width: 8px; height: 8px; border-radius: 50%; background: var(--accent); flex: none; }
 .task { display: flex; align-items: flex-start; gap: 8px; padding: 6px 6px; border-radius: 8px; }
 .task:hover { background: #eef0f4; }
 .task input { margin: 2px 0 0; width: 16px; height: 16px; accent-color: var(--accent); flex: none; cursor: pointer; }
 .task label { flex: 1; min-width: 0; cursor: pointer; overflow-wrap: anywhere; font-size: 13px; }
 .task-desc { display: block; color: var(--muted); font-size: 12px; }
-.task-id { color: var(--faint); font-size: 11px; flex: none; margin-top: 2px; }
-.task.done .task-title { text-decoration: line-through; color: var(--faint); }
+.task-id { color: var(--muted); font-size: 11px; flex: none; margin-top: 2px; }
+.task.done .task-title { text-decoration: line-through; color: var(--muted); }
 .task.fresh { animation: flash 1.2s ease-out; }
 .scrim { position: absolute; inset: 0; background: rgba(15, 23, 42, .25); z-index: 1; }
 
@@ -130,9 +132,10 @@ h2, h3, p { margin: 0; }
 .bubble { padding: 9px 13px; border-radius: 16px; white-space: pre-wrap; overflow-wrap: anywhere; }
 .msg.user .bubble { background: var(--accent); color: #fff; border-bottom-right-radius: 5px; }
 .msg.assistant .bubble { background: var(--bubble); border-bottom-left-radius: 5px; }
-.msg.pending .bubble { opacity: .75; }
+/* Not sent yet: told apart by its colours and outline, not by fading (which lowers the contrast). */
+.msg.pending .bubble { background: var(--accent-soft); color: var(--accent-strong); box-shadow: inset 0 0 0 1px var(--accent); }
 .msg.failed .bubble { background: #fee2e2; color: #7f1d1d; }
-.meta { font-size: 11px; color: var(--faint); margin: 3px 6px 0; }
+.meta { font-size: 11px; color: var(--muted); margin: 3px 6px 0; }
 .msg.failed .meta, .msg .meta.bad { color: var(--bad); }
 .typing { display: inline-flex; gap: 4px; padding: 4px 0; }
 .typing i { width: 6px; height: 6px; border-radius: 50%; background: var(--faint); animation: bounce 1s infinite ease-in-out; }
