@@ -5,13 +5,13 @@
  * render.js's job, and talking to the server connection.js's and api.js's.
  */
 
+import { parseTime } from "./text.js";
+
 /** @typedef {import("./protocol.js").ServerFrame} ServerFrame */
 /** @typedef {import("./protocol.js").Message} Message */
 /** @typedef {import("./protocol.js").Task} Task */
 /** @typedef {import("./protocol.js").Conversation} Conversation */
 /** @typedef {import("./protocol.js").TurnStatus} TurnStatus */
-
-import { parseTime } from "./text.js";
 
 export const BUSY_RETRY_MS = 1500;
 
