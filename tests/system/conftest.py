@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright, expect
 
 from server.app import create_app
@@ -65,6 +68,43 @@ async def widget_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
     settings = make_settings(database_url=f"sqlite+aiosqlite:///{path}", assistant_provider="rules")
     async with serve_in_process(create_app(settings)) as live:
         yield live
+
+
+SHOP_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Shop</title></head>
+<body><main><h1>Shop</h1></main>
+<script src="{backend}/widget/chat-widget.js" data-title="Shop helper"></script>
+<script>window.TodoChat.open();</script>
+</body></html>"""
+"""A third-party page: the one script tag, and a call to `TodoChat` before the widget's modules are in."""
+
+
+@dataclass
+class CrossOrigin:
+    host: LiveServer
+    """Serves SHOP_PAGE at `/shop`, on its own origin."""
+    backend: LiveServer
+    """The rules assistant, with the host's origin in CORS_ORIGINS (REST, module scripts, the socket)."""
+
+
+@pytest.fixture(scope="session")
+async def cross_origin(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[CrossOrigin]:
+    # Both on loopback: Chromium refuses a page on a public origin any request to loopback.
+    pages = FastAPI()
+    backend_url = ""
+
+    @pages.get("/shop", response_class=HTMLResponse)
+    async def shop() -> str:
+        return SHOP_PAGE.format(backend=backend_url)
+
+    async with serve_in_process(pages) as host:
+        path = tmp_path_factory.mktemp("widget-cors") / "cors.db"
+        settings = make_settings(
+            database_url=f"sqlite+aiosqlite:///{path}", assistant_provider="rules", cors_origins=[host.base_url]
+        )
+        async with serve_in_process(create_app(settings)) as backend:
+            backend_url = backend.base_url
+            yield CrossOrigin(host=host, backend=backend)
 
 
 @pytest.fixture(scope="session")

@@ -9,13 +9,14 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Locator, Page, WebSocket, expect
+from playwright.async_api import FloatRect, Locator, Page, ViewportSize, WebSocket, expect
 
-from tests.support.browser import PHONE
+from tests.support import node
+from tests.support.browser import DESKTOP, PHONE
 from tests.support.live import LiveServer, ServerProcess
 from tests.support.timing import TIMEOUT, wait_until
 from tests.support.users import AppUser
-from tests.system.conftest import OpenPage
+from tests.system.conftest import CrossOrigin, OpenPage
 
 pytestmark = pytest.mark.browser
 
@@ -332,6 +333,26 @@ async def test_the_socket_authenticates_by_first_frame_and_pings_every_25_second
     await widget.online()
 
 
+async def test_a_page_on_another_origin_embeds_it_with_one_script_tag(
+    cross_origin: CrossOrigin, open_page: OpenPage
+) -> None:
+    """The loader finds its server and its modules from its own tag; `TodoChat` works before they are in."""
+    page = await open_page(f"{cross_origin.host.base_url}/shop")
+    widget = Widget(page)
+    await expect(widget.root.get_by_role("heading", name="Shop helper")).to_be_visible()  # opened by the page
+    await expect(widget.root.get_by_role("button", name="Open the Shop helper")).to_be_hidden()
+
+    user = await signup(cross_origin.backend.base_url)
+    await widget.login(user)
+    reply = await widget.turn("Add a task to buy stamps")
+    await expect(reply).to_contain_text(re.compile("stamps", re.I))
+    await expect(widget.task(re.compile("buy stamps", re.I))).to_be_visible()
+    key = storage_key(cross_origin.backend, "session")
+    assert await page.evaluate(f"JSON.parse(sessionStorage.getItem({key!r})).userId") == str(
+        user.id
+    )  # the string id signup returns
+
+
 # --- 5. untrusted text -------------------------------------------------------------------------
 
 
@@ -474,3 +495,98 @@ async def test_the_panel_fills_a_phone_screen(widget_server: LiveServer, open_pa
     await expect(launcher).to_be_focused()
     await launcher.click()
     await expect(widget.input).to_be_focused()
+
+
+async def test_the_headline_stays_beside_the_open_panel_at_1200_px(
+    widget_server: LiveServer, open_page: OpenPage
+) -> None:
+    """The demo page keeps its text in a column the open panel does not cover."""
+    page = await open_page(widget_server.base_url, viewport={"width": 1200, "height": 800})
+    widget = Widget(page)
+    panel = widget.root.locator(".panel")
+    await expect(panel).to_be_visible()
+
+    panel_box = await panel.bounding_box()
+    assert panel_box is not None
+    for selector in ("h1", ".lead"):
+        box = await page.locator(selector).bounding_box()
+        assert box is not None
+        assert box["width"] >= 300, f"{selector} squeezed to {box['width']} px"
+        assert not overlaps(box, panel_box), f"the open panel covers {selector}: {box} vs {panel_box}"
+    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+async def test_the_page_fits_a_phone_screen_beside_the_launcher(widget_server: LiveServer, open_page: OpenPage) -> None:
+    page = await open_page(widget_server.base_url, viewport=PHONE)
+    widget = Widget(page)
+    await widget.root.get_by_role("button", name="Minimize the chat").click()
+    launcher = await widget.root.get_by_role("button", name="Open the Todo assistant").bounding_box()
+    assert launcher is not None
+    for selector in ("h1", ".lead"):
+        box = await page.locator(selector).bounding_box()
+        assert box is not None
+        assert box["x"] >= 0
+        assert box["x"] + box["width"] <= PHONE["width"]
+        assert not overlaps(box, launcher), f"the launcher covers {selector}"
+    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def overlaps(a: FloatRect, b: FloatRect) -> bool:
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
+
+
+# --- accessibility (axe-core) ---------------------------------------------------------------
+
+
+async def serious_violations(page: Page) -> list[str]:
+    """axe-core's serious and critical findings on the whole page, the widget's shadow root included."""
+    await page.emulate_media(reduced_motion="reduce")  # no highlight animation mid-measurement
+    await page.add_script_tag(path=node.require(node.AXE))
+    found: list[str] = await page.evaluate(
+        """async () => {
+            const { violations } = await axe.run(document, { resultTypes: ["violations"] });
+            return violations
+                .filter((v) => v.impact === "serious" || v.impact === "critical")
+                .flatMap((v) => v.nodes.map(
+                    (n) => `${v.impact} ${v.id}: ${JSON.stringify(n.target)}\n${n.failureSummary}`,
+                ));
+        }"""
+    )
+    return found
+
+
+def assert_no_violations(found: list[str]) -> None:
+    assert not found, "axe-core found:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+async def test_axe_finds_nothing_serious_logged_out(
+    widget_server: LiveServer, open_page: OpenPage, viewport: ViewportSize
+) -> None:
+    page = await open_page(widget_server.base_url, viewport=viewport)
+    await expect(Widget(page).root.get_by_label("Email")).to_be_visible()
+    assert_no_violations(await serious_violations(page))
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+async def test_axe_finds_nothing_serious_inside_a_conversation(
+    widget_server: LiveServer, open_page: OpenPage, viewport: ViewportSize
+) -> None:
+    user = await signup(widget_server.base_url)
+    await rest(widget_server.base_url, user, "POST", "/tasks", json={"title": "Renew passport"})
+    page = await open_page(widget_server.base_url, viewport=viewport)
+    widget = Widget(page)
+    await widget.login(user)
+    await widget.turn("Add a task to buy groceries")
+    await widget.turn("Mark buy groceries as done")  # tool lines, a done task
+    assert_no_violations(await serious_violations(page))
+
+    if viewport is PHONE:  # the drawer with the conversations and tasks
+        await widget.root.get_by_role("button", name="Conversations and tasks").click()
+        await expect(widget.task("Renew passport")).to_be_visible()
+        assert_no_violations(await serious_violations(page))
