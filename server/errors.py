@@ -13,6 +13,7 @@ Exception tree (domain and database code raise these, never ``HTTPException``)::
     ├── RateLimitedError        429 rate_limited
     ├── UpstreamError           502 upstream           (the model server failed)
     └── UnavailableError        503 unavailable
+        └── OverloadedError     503 overloaded         (this worker sheds load; `retry_after`)
 
 Over HTTP every error renders as ``{"detail", "code"}``; over WebSocket as an ``error`` frame
 ``{"type": "error", "code", "detail", "ref"}`` and the socket stays open. Only the conditions in
@@ -41,6 +42,7 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"
     UPSTREAM = "upstream"
+    OVERLOADED = "overloaded"
 
 
 class CloseCode(IntEnum):
@@ -130,3 +132,8 @@ class UnavailableError(AppError):
     status_code = 503
     code = ErrorCode.UNAVAILABLE
     default_detail = "Service temporarily unavailable"
+
+
+class OverloadedError(UnavailableError):
+    code = ErrorCode.OVERLOADED
+    default_detail = "The server is busy, retry shortly"

@@ -15,18 +15,24 @@ from server.assistant.factory import create_agent
 from server.assistant.tools import run_tool
 from server.auth.passwords import PasswordHasher
 from server.auth.tokens import TokenCodec
-from server.chat.locks import MemoryLocks, RedisLocks, TurnLocks
+from server.chat.admission import Admission
+from server.chat.leases import Leases, new_worker_id
 from server.chat.service import ChatService
 from server.chat.turns import TurnRegistry
 from server.db import migrate
 from server.db.engine import Sessionmaker, create_engine, create_read_sessionmaker, create_sessionmaker
+from server.db.events import EventLog
 from server.db.outbox import Outbox, transaction
 from server.db.retention import prune_forever
+from server.db.turnstore.base import TurnStore
+from server.db.turnstore.postgres import PostgresTurnStore
+from server.db.turnstore.sql import SqlTurnStore
 from server.realtime.broker.base import Broker
 from server.realtime.broker.memory import MemoryBroker
 from server.realtime.broker.redis import RedisBroker
 from server.realtime.hub import Hub
 from server.settings import Settings
+from server.ws.connection import Limits
 
 
 @dataclass(slots=True)
@@ -37,13 +43,17 @@ class Runtime:
     """Sessions for transactions."""
     reads: Sessionmaker
     """Sessions for reads only (autocommit where that saves round trips)."""
+    events: EventLog
     broker: Broker
     hub: Hub
-    locks: TurnLocks
+    store: TurnStore
+    """The turn's hot path in storage (asyncpg on PostgreSQL)."""
     turns: TurnRegistry
     chat: ChatService
+    leases: Leases
     passwords: PasswordHasher
     tokens: TokenCodec
+    socket_limits: Limits
 
     def transaction(self) -> AbstractAsyncContextManager[Outbox]:
         """A write transaction whose events are published after it commits."""
@@ -68,10 +78,27 @@ def create_broker(settings: Settings) -> Broker:
     return factory(settings)
 
 
-def create_locks(settings: Settings, broker: Broker) -> TurnLocks:
-    if isinstance(broker, RedisBroker):
-        return RedisLocks(broker.client, prefix=settings.redis_prefix)
-    return MemoryLocks()
+async def open_store(settings: Settings, engine: AsyncEngine) -> TurnStore:
+    """asyncpg straight on PostgreSQL (the hot path); SQLAlchemy Core elsewhere (the embedded SQLite)."""
+    if engine.dialect.name == "postgresql":
+        return await PostgresTurnStore.open(
+            settings.database_url,
+            pool_size=settings.turn_pool_size,
+            history_limit=settings.history_messages,
+            prepared_statements=settings.db_prepared_statements,
+        )
+    return SqlTurnStore(engine, history_limit=settings.history_messages)
+
+
+def socket_limits(settings: Settings) -> Limits:
+    return Limits(
+        send_queue=settings.ws_send_queue,
+        rate_per_second=settings.ws_rate_per_second,
+        rate_burst=settings.ws_rate_burst,
+        idle_timeout=settings.ws_idle_timeout,
+        max_frame_bytes=settings.ws_max_frame_bytes,
+        resume_max_events=settings.resume_max_events,
+    )
 
 
 async def _cancel_and_wait(task: asyncio.Task[None]) -> None:
@@ -87,7 +114,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
 
     Shutdown follows uvicorn's own: by the time this unwinds, uvicorn has stopped accepting
     and closed the sockets (1012). Running turns then get `shutdown_grace` to finish before
-    they are cancelled (their partial replies persist); then the broker and database close.
+    they are cancelled (their partial replies persist); the lease is given up; then the broker
+    (after publishing what is queued) and the database close.
     """
     async with AsyncExitStack() as stack:
         engine = create_engine(settings)
@@ -101,23 +129,36 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
 
         broker = create_broker(settings)
         hub = Hub(broker, prefix=settings.redis_prefix)
-        await broker.start(hub)
-        stack.push_async_callback(broker.stop)
+        await hub.start()
+        stack.push_async_callback(hub.stop)
 
-        locks = create_locks(settings, broker)
+        store = await open_store(settings, engine)
+        stack.push_async_callback(store.close)
+
         agent = create_agent(settings)
         stack.push_async_callback(agent.aclose)
+        admission = Admission(settings.max_turns_in_flight)
+        worker_id = new_worker_id()
         turns = TurnRegistry(
+            store=store,
             db=db,
-            reads=reads,
             hub=hub,
-            locks=locks,
             agent=agent,
             run_tool=run_tool,
-            lock_ttl=settings.turn_lock_seconds,
             turn_timeout=settings.turn_timeout,
-            history_messages=settings.history_messages,
+            on_done=lambda _turn: admission.leave(),
         )
+        leases = Leases(
+            store=store,
+            turns=turns,
+            hub=hub,
+            worker_id=worker_id,
+            heartbeat=settings.worker_heartbeat,
+            lease=settings.worker_lease,
+            single_process=settings.redis_url is None,
+        )
+        await leases.start()
+        stack.push_async_callback(leases.stop)
         stack.push_async_callback(turns.shutdown, settings.shutdown_grace)
 
         pruner = asyncio.create_task(
@@ -130,13 +171,21 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             engine=engine,
             db=db,
             reads=reads,
+            events=EventLog(reads),
             broker=broker,
             hub=hub,
-            locks=locks,
+            store=store,
             turns=turns,
             chat=ChatService(
-                db=db, reads=reads, hub=hub, locks=locks, turns=turns, lock_ttl=settings.turn_lock_seconds
+                store=store,
+                hub=hub,
+                turns=turns,
+                admission=admission,
+                worker_id=worker_id,
+                max_concurrent_turns=settings.max_concurrent_turns,
             ),
+            leases=leases,
             passwords=PasswordHasher(rounds=settings.bcrypt_rounds),
             tokens=TokenCodec(secret=settings.resolve_jwt_secret(), expire_minutes=settings.jwt_expire_minutes),
+            socket_limits=socket_limits(settings),
         )

@@ -75,9 +75,21 @@ class Settings(BaseSettings):
     """A resume that would replay more than this gets `resync_required` instead."""
     event_retention_hours: float = Field(72.0, gt=0)
 
-    turn_lock_seconds: float = Field(60.0, gt=1)
-    """Time-to-live of a conversation's turn lock; renewed while the turn runs."""
     turn_timeout: float = Field(300.0, gt=0)
+    max_turns_in_flight: int = Field(256, ge=1)
+    """Turns one worker runs at once, from the accepted message to the persisted reply; more are
+    refused at once with `overloaded` (admission control: overload sheds instead of collapsing)."""
+    max_concurrent_turns: int = Field(3, ge=1)
+    """Turns one user may have running at once, across every worker (the database counts them)."""
+    worker_heartbeat: float = Field(1.0, gt=0)
+    """How often a worker renews its lease (and saves the partial replies of its longer turns)."""
+    worker_lease: float = Field(5.0, gt=0)
+    """A worker not heard from for this long is taken for dead: its turns end as `interrupted`."""
+    turn_pool_size: int = Field(8, ge=1)
+    """Connections of the turn's hot path (asyncpg, PostgreSQL only), per worker, beside the DB pool."""
+    db_prepared_statements: bool = True
+    """Server-side prepared statements. Off behind a PgBouncer in transaction mode (without its
+    prepared-statement support), where a statement may land on another server connection."""
     shutdown_grace: float = Field(10.0, ge=0)
     """Seconds running turns get to finish on shutdown before they are cancelled and persisted."""
 

@@ -28,7 +28,7 @@ async def chat(user_id: OwnerId, body: ChatRequest, runtime: RuntimeDep) -> Chat
         user_id, conversation_id=body.conversation_id, text=body.message, client_msg_id=client_msg_id
     )
     async with asyncio.timeout(runtime.settings.turn_timeout + 10):
-        outcome = await runtime.chat.outcome(ack)
+        outcome = await runtime.chat.outcome(user_id, ack)
     if outcome.status == "failed":
         raise UpstreamError(f"The assistant could not answer: {outcome.reason or 'the model server failed'}")
     return ChatResponse(

@@ -48,5 +48,7 @@ async def list_messages(
 @router.delete("/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
 async def delete_conversation(user_id: OwnerId, conversation_id: int, runtime: RuntimeDep) -> Response:
     async with runtime.transaction() as outbox:
-        await conversations.delete(outbox, user_id, conversation_id)
+        ended = await conversations.delete(outbox, user_id, conversation_id)
+    for turn_id in ended:  # stop the reply wherever it runs; it finds its turn ended and writes nothing
+        runtime.turns.cancel(user_id, turn_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,40 +1,42 @@
-"""One chat turn, shared by the WebSocket and REST: persist the user's message, ack, start the reply.
+"""One chat turn, shared by the WebSocket and REST: admit, persist the user's message, ack, start the reply.
 
 Order of operations, and why:
 
-1. Take the conversation's turn lock (key per user) -> `busy` if another turn runs there, unless
-   the holder is this very `client_msg_id` in flight, or it was accepted earlier: then its ack.
-2. One transaction, the user's row locked first: user message + `message` and `turn.start`
-   events with gap-free seqs; the conversation must be the user's (else 404, like a missing one).
-   A unique-key violation means a retry: answer with the earlier ack, start no turn.
-3. Only after commit: the ack, the turn starts in the background, then publishing.
+1. Admission: a bounded number of turns in flight per worker; the excess is refused at once
+   (`overloaded`), before any database or Redis work.
+2. One statement (group commit: shared with the other messages of this loop iteration) stores
+   the message and its `message` + `turn.start` events with the user's next seqs, and registers
+   the turn: the database answers `busy` (a turn runs in the conversation), `duplicate` (this
+   `client_msg_id` was accepted before: its original ack), or a refusal.
+3. Only after commit: the ack, the turn starts in the background, then the events are published.
 
-All of it runs shielded from the caller's cancellation, so a committed message always has its turn.
+Steps 2 and 3 run in the batch, not in the caller: a caller that goes away (a socket closing)
+cannot leave a committed message without its ack being decided and its turn started.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+import orjson
 
-from server.chat.locks import TurnLocks
+from server.chat.admission import Admission
+from server.chat.batching import AGAIN, Again, GroupCommit
 from server.chat.turns import Turn, TurnRegistry
-from server.db import conversations, messages
-from server.db.engine import Sessionmaker
-from server.db.models import Message, utcnow
-from server.db.outbox import transaction
-from server.errors import BusyError, NotFoundError
+from server.db.conversations import title_from
+from server.db.models import utcnow
+from server.db.turnstore.base import Accepted, AcceptItem, AcceptStatus, TurnStore
+from server.errors import BusyError, NotFoundError, RateLimitedError
 from server.realtime import protocol
+from server.realtime.envelope import Envelope
 from server.realtime.hub import Hub
-from server.schemas import message_frame
 
-AckCallback = Callable[[dict[str, Any]], None]
+AckCallback = Callable[[protocol.Ack], None]
+CONCURRENT_RETRY_AFTER = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,32 +46,44 @@ class TurnOutcome:
     response: str
     tool_calls: list[dict[str, Any]]
     reason: str | None = None
-    """Why a failed turn failed (known when it ran in this process)."""
 
 
-IN_FLIGHT_WAIT = 2.0
-"""How long a duplicate waits for the original's commit before answering `busy`."""
+@dataclass(slots=True)
+class _Submit:
+    item: AcceptItem
+    on_ack: AckCallback | None
+    ack: protocol.Ack | None = None
+    started: bool = False
 
 
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
+@dataclass(slots=True, eq=False)
+class _TurnEndWaiter:
+    """A hub subscriber that notices one turn's `turn.end` (for a REST call whose turn runs elsewhere)."""
+
+    turn_id: str
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    reason: str | None = None
+
+    def deliver(self, envelope: Envelope) -> None:
+        if envelope.seq is not None and '"turn.end"' in envelope.text:
+            frame = orjson.loads(envelope.text)
+            if frame.get("type") == "turn.end" and frame.get("turn_id") == self.turn_id:
+                self.reason = frame.get("reason")
+                self.ended.set()
+
+    def catch_up(self) -> None:
+        return None  # the caller reads the database after subscribing
 
 
-def lock_key(user_id: int, conversation_id: int) -> str:
-    # The user is part of the key: someone guessing another user's conversation id takes a lock
-    # nobody else uses (and then gets 404), instead of briefly making that conversation busy.
-    return f"conversation:{user_id}:{conversation_id}"
-
-
-def ack_of(message: Message) -> dict[str, Any]:
-    assert message.id is not None and message.client_msg_id and message.turn_id and message.seq is not None
+def ack_of(result: Accepted, client_msg_id: str) -> protocol.Ack:
+    assert result.conversation_id is not None and result.message_id is not None and result.seq is not None
+    assert result.turn_id is not None
     return protocol.ack(
-        client_msg_id=message.client_msg_id,
-        conversation_id=message.conversation_id,
-        message_id=message.id,
-        turn_id=message.turn_id,
-        seq=message.seq,
+        client_msg_id=client_msg_id,
+        conversation_id=result.conversation_id,
+        message_id=result.message_id,
+        turn_id=result.turn_id,
+        seq=result.seq,
     )
 
 
@@ -77,19 +91,20 @@ class ChatService:
     def __init__(
         self,
         *,
-        db: Sessionmaker,
-        reads: Sessionmaker,
+        store: TurnStore,
         hub: Hub,
-        locks: TurnLocks,
         turns: TurnRegistry,
-        lock_ttl: float,
+        admission: Admission,
+        worker_id: str,
+        max_concurrent_turns: int,
     ) -> None:
-        self._db = db
-        self._reads = reads
+        self._store = store
         self._hub = hub
-        self._locks = locks
         self.turns = turns
-        self._lock_ttl = lock_ttl
+        self.admission = admission
+        self._worker_id = worker_id
+        self._max_concurrent = max_concurrent_turns
+        self._accepts: GroupCommit[_Submit, Accepted] = GroupCommit(self._flush_accepts, name="accept")
 
     async def submit(
         self,
@@ -99,159 +114,114 @@ class ChatService:
         text: str,
         client_msg_id: str,
         on_ack: AckCallback | None = None,
-    ) -> dict[str, Any]:
-        """Accept one user message and start its turn; returns the ack (the same one for a retry).
-
-        A retry is recognised by the unique (user, client_msg_id) constraint rather than a
-        look-up first: the common case costs no extra round trip.
-
-        The work runs shielded from the caller's cancellation (a socket closing mid-way): a
-        message is either refused, or committed with its turn started and its lock owned.
-        """
-        accept = asyncio.create_task(self._accept(user_id, conversation_id, text, client_msg_id, on_ack))
-        accept.add_done_callback(_retrieve)  # if the caller is gone, its error is still consumed
-        return await asyncio.shield(accept)
-
-    async def _accept(
-        self,
-        user_id: int,
-        conversation_id: int | None,
-        text: str,
-        client_msg_id: str,
-        on_ack: AckCallback | None,
-    ) -> dict[str, Any]:
+    ) -> protocol.Ack:
+        """Accept one user message and start its turn; returns the ack (the same one for a retry)."""
+        self.admission.enter()
+        now = utcnow()
         turn_id = secrets.token_hex(16)
-        owner = f"{turn_id}:{client_msg_id}"
-        if conversation_id is not None:
-            key = lock_key(user_id, conversation_id)
-            running = self.turns.running_in(key)
-            # A turn of this worker holds it: answer without asking Redis (cheap refusals under load).
-            holder = running.lock_owner if running else await self._locks.acquire(key, owner, self._lock_ttl)
-            if holder is not None:
-                return self._acked(await self._in_flight(user_id, client_msg_id, holder), on_ack)
-        locked = conversation_id
-
-        try:
-            async with transaction(self._db, None) as outbox:
-                session = outbox.session
-                now = utcnow()
-                # The user's row first, as in every writing transaction: one lock order, no deadlocks.
-                seq = await outbox.reserve(user_id, 2)
-                if conversation_id is None:
-                    conversation_id = await conversations.insert(session, user_id, title=text, now=now)
-                    # A brand-new conversation: nobody else can hold its lock yet.
-                    await self._locks.acquire(lock_key(user_id, conversation_id), owner, self._lock_ttl)
-                    locked = conversation_id
-                elif not await conversations.touch(session, user_id, conversation_id, now=now):
-                    raise NotFoundError("Conversation not found")
-                row = {
-                    "conversation_id": conversation_id,
-                    "user_id": user_id,
-                    "role": "user",
-                    "content": text,
-                    "client_msg_id": client_msg_id,
-                    "turn_id": turn_id,
-                    "seq": seq,
-                    "created_at": now,
-                }
-                message_id = await messages.insert(session, row)
-                row["id"] = message_id
-                outbox.record(user_id, {**protocol.message(conversation_id, message_frame(row)), "seq": seq})
-                outbox.record(user_id, {**protocol.turn_start(turn_id, conversation_id), "seq": seq + 1})
-        except IntegrityError:
-            # This client_msg_id was accepted before (a retry), or just now on another socket.
-            if locked is not None:
-                await self._locks.release(lock_key(user_id, locked), owner)
-            async with self._reads() as session:
-                existing = await messages.by_client_msg_id(session, user_id, client_msg_id)
-            if existing is None:
-                raise
-            return self._acked(ack_of(existing), on_ack)
-        except BaseException:
-            if locked is not None:
-                await self._locks.release(lock_key(user_id, locked), owner)
-            raise
-
-        ack = self._acked(
-            protocol.ack(
-                client_msg_id=client_msg_id,
-                conversation_id=conversation_id,
-                message_id=message_id,
-                turn_id=turn_id,
-                seq=seq,
-            ),
-            on_ack,
-        )
-        # Committed: the turn starts now, before anything else is awaited, so no cancellation of
-        # the caller (a closing socket) can leave an accepted message without its reply.
-        self.turns.start(
-            Turn(
-                turn_id=turn_id,
+        request = _Submit(
+            item=AcceptItem(
                 user_id=user_id,
                 conversation_id=conversation_id,
-                lock_key=lock_key(user_id, conversation_id),
-                lock_owner=owner,
-            )
+                title=title_from(text),
+                client_msg_id=client_msg_id,
+                turn_id=turn_id,
+                content=text,
+                created_at=now,
+                message_frame=protocol.message_event_text(
+                    role="user", content=text, created_at=now, turn_id=turn_id, client_msg_id=client_msg_id
+                ),
+                start_frame=protocol.turn_start_text(turn_id),
+            ),
+            on_ack=on_ack,
         )
-        await outbox.publish(self._hub.publish_pending)
-        return ack
+        future = self._accepts.submit(user_id, request)
+        # The slot goes with the turn when one starts; otherwise it is free once the batch decided.
+        future.add_done_callback(lambda _: None if request.started else self.admission.leave())
+        result = await asyncio.shield(future)
+        if request.ack is not None:
+            return request.ack
+        if result.status is AcceptStatus.BUSY:
+            raise BusyError()
+        if result.status is AcceptStatus.LIMITED:
+            raise RateLimitedError(
+                "Too many replies are being generated at once; wait for one to finish",
+                extra={"retry_after": CONCURRENT_RETRY_AFTER},
+            )
+        raise NotFoundError("Conversation not found")
 
-    async def outcome(self, ack: dict[str, Any]) -> TurnOutcome:
-        """Wait for the acked turn to end and read its reply and tool calls back from the database.
+    async def _flush_accepts(self, batch: list[_Submit]) -> list[Accepted | Again]:
+        results = await self._store.accept(
+            [request.item for request in batch], worker_id=self._worker_id, max_concurrent=self._max_concurrent
+        )
+        answers: list[Accepted | Again] = []
+        for request, result in zip(batch, results, strict=True):
+            if result.status is AcceptStatus.RETRY:
+                answers.append(AGAIN)
+                continue
+            answers.append(result)
+            item = request.item
+            if result.status not in (AcceptStatus.ACCEPTED, AcceptStatus.DUPLICATE):
+                continue
+            request.ack = ack_of(result, item.client_msg_id)
+            if request.on_ack is not None:
+                request.on_ack(request.ack)  # queued on the socket before any of the turn's events
+            if result.status is AcceptStatus.DUPLICATE:
+                continue
+            assert result.conversation_id is not None
+            request.started = True
+            self.turns.start(
+                Turn(
+                    turn_id=item.turn_id,
+                    user_id=item.user_id,
+                    conversation_id=result.conversation_id,
+                    message=item.content,
+                    history=result.history or [],
+                )
+            )
+            self._hub.publish(item.user_id, [Envelope(event.text, event.seq) for event in result.events])
+        return answers
 
-        The turn may run here (await it) or, for a retried request, on another worker (poll).
-        Callers bound the wait with `asyncio.timeout`.
+    async def outcome(self, user_id: int, ack: protocol.Ack) -> TurnOutcome:
+        """Wait for the acked turn to end, and its reply and tool calls.
+
+        The turn runs here (await it), or, for a retried request, on another worker: then its
+        `turn.end` arrives through the hub. Callers bound the wait with `asyncio.timeout`.
         """
-        turn_id = str(ack["turn_id"])
+        turn_id = ack["turn_id"]
         turn = self.turns.get(turn_id)
         if turn is not None:
             await turn.finished.wait()
-        while True:
-            async with self._reads() as session:
-                reply = await messages.turn_reply(session, turn_id)
-                calls = await messages.turn_tool_calls(session, turn_id) if reply is not None else []
-            if reply is not None:
-                break
-            await asyncio.sleep(0.05)  # running on another worker: no event reaches us here
+            return TurnOutcome(
+                conversation_id=ack["conversation_id"],
+                status=turn.status,
+                response=turn.text,
+                tool_calls=list(turn.tool_calls),
+                reason=turn.reason,
+            )
+        waiter = _TurnEndWaiter(turn_id)
+        async with self._hub.interest(user_id, waiter):
+            reply = await self._reply_of(turn_id)
+            if reply is None:
+                await waiter.ended.wait()
+                reply = await self._reply_of(turn_id)
+        status, response, calls = reply or ("failed", "", [])
         return TurnOutcome(
-            conversation_id=int(ack["conversation_id"]),
-            status=reply.status or "done",
-            response=reply.content,
-            tool_calls=[
-                {key: row.tool_call[key] for key in ("name", "arguments", "result")} for row in calls if row.tool_call
-            ],
-            reason=turn.reason if turn is not None else None,
+            conversation_id=ack["conversation_id"],
+            status=status,
+            response=response,
+            tool_calls=calls,
+            reason=waiter.reason,
         )
+
+    async def _reply_of(self, turn_id: str) -> tuple[str, str, list[dict[str, Any]]] | None:
+        reply = await self._store.turn_reply(turn_id)
+        return reply
 
     async def cancel(self, user_id: int, turn_id: str) -> None:
         """Stop a running turn wherever it runs; `NotFoundError` if the user never started it."""
         if self.turns.cancel_local(user_id, turn_id):
             return
-        async with self._reads() as session:
-            if await messages.turn_request(session, user_id, turn_id) is None:
-                raise NotFoundError("Turn not found")
-        await self.turns.cancel(user_id, turn_id)
-
-    @staticmethod
-    def _acked(ack: dict[str, Any], on_ack: AckCallback | None) -> dict[str, Any]:
-        if on_ack is not None:
-            on_ack(ack)
-        return ack
-
-    async def _in_flight(self, user_id: int, client_msg_id: str, holder: str) -> dict[str, Any]:
-        """The conversation is locked. By this very message on another socket? Then share its ack."""
-        if holder.partition(":")[2] != client_msg_id:  # owner = "<turn_id hex>:<client_msg_id>"
-            # Busy with another turn, unless this message was accepted earlier (a late retry).
-            async with self._reads() as session:
-                existing = await messages.by_client_msg_id(session, user_id, client_msg_id)
-            if existing is None:
-                raise BusyError()
-            return ack_of(existing)
-        deadline = time.monotonic() + IN_FLIGHT_WAIT
-        while time.monotonic() < deadline:
-            async with self._reads() as session:
-                existing = await messages.by_client_msg_id(session, user_id, client_msg_id)
-            if existing is not None:
-                return ack_of(existing)
-            await asyncio.sleep(0.02)  # the other worker is between taking the lock and committing
-        raise BusyError()
+        if not await self._store.turn_exists(user_id, turn_id):
+            raise NotFoundError("Turn not found")
+        self.turns.cancel(user_id, turn_id)

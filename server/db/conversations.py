@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, insert as sql_insert, update
+from sqlalchemy import bindparam, case, delete as sql_delete, func, insert as sql_insert, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.db.models import Conversation, Message
+from server.db.models import Conversation, Message, Turn, User
 from server.db.outbox import Outbox
 from server.errors import NotFoundError
 
@@ -69,12 +69,49 @@ async def touch(session: AsyncSession, user_id: int, conversation_id: int, *, no
     return result.scalar_one_or_none() is not None
 
 
-async def delete(outbox: Outbox, user_id: int, conversation_id: int) -> None:
+async def delete(outbox: Outbox, user_id: int, conversation_id: int) -> list[str]:
+    """Delete the conversation with its messages; a turn running in it ends (`cancelled`) here.
+
+    Returns the ids of the turns that were running, for the caller to stop once this commits:
+    their workers then find them ended and write nothing.
+    """
     conversation = await get(outbox.session, user_id, conversation_id)
-    seq = await outbox.reserve(user_id)  # the user's row first (see db/tasks.py)
+    await outbox.reserve(user_id, 0)  # the user's row first (see db/tasks.py)
+    ended = list(
+        (
+            await outbox.session.exec(
+                sql_delete(Turn).where(col(Turn.conversation_id) == conversation_id).returning(col(Turn.turn_id))
+            )
+        ).scalars()
+    )
+    if ended:
+        await outbox.session.exec(
+            update(User)
+            .where(col(User.id) == user_id)
+            .values(
+                running_turns=case(
+                    (col(User.running_turns) >= len(ended), col(User.running_turns) - len(ended)), else_=0
+                )
+            )
+        )
+    for turn_id in ended:
+        outbox.record(
+            user_id,
+            {
+                "type": "turn.end",
+                "seq": await outbox.reserve(user_id),
+                "turn_id": turn_id,
+                "conversation_id": conversation_id,
+                "status": "cancelled",
+                "message_id": None,
+                "reason": "The conversation was deleted",
+            },
+        )
+    seq = await outbox.reserve(user_id)
     await outbox.session.delete(conversation)  # messages go with it (ON DELETE CASCADE)
     await outbox.session.flush()
     outbox.record(user_id, {"type": "conversation.deleted", "conversation_id": conversation_id, "seq": seq})
+    return ended
 
 
 async def list_messages(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
+
 from sqlalchemy import event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError, TimeoutError as PoolTimeoutError
@@ -15,6 +17,10 @@ from server.settings import Settings
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 
+UNAVAILABLE_CLASSES = frozenset({"08", "53", "57", "40"})
+"""SQLSTATE classes of a server that cannot serve right now: connection exceptions, insufficient
+resources, operator intervention (shutdown, restart) and transaction rollback (retryable)."""
+
 
 def is_unavailable(exc: BaseException) -> bool:
     """The database cannot be reached right now (answered 503 / `unavailable`), as opposed to a bug.
@@ -25,6 +31,11 @@ def is_unavailable(exc: BaseException) -> bool:
     """
     if isinstance(exc, (PoolTimeoutError, OSError)):
         return True
+    if isinstance(exc, asyncpg.PostgresError):  # the turn's hot path speaks asyncpg directly
+        state = exc.sqlstate or ""
+        return state[:2] in UNAVAILABLE_CLASSES or (state == "55000" and "accepting connections" in str(exc))
+    if isinstance(exc, asyncpg.InterfaceError):
+        return "closed" in str(exc)  # "connection is closed"; other interface errors are bugs
     if not isinstance(exc, DBAPIError):
         return False
     return exc.connection_invalidated or not isinstance(exc, (IntegrityError, DataError, ProgrammingError))
@@ -41,10 +52,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
-        # No pre-ping: it costs a round trip per checkout. A connection that died (a PostgreSQL
-        # restart) fails on use; SQLAlchemy then invalidates the whole pool, that one request
-        # gets 503 `unavailable`, and the next ones reconnect.
-        pool_pre_ping=False,
+        # Pre-ping: a round trip per checkout, so the first request after a PostgreSQL restart does
+        # not fail. Affordable since the turn's hot path has its own pool (asyncpg, no pre-ping).
+        pool_pre_ping=True,
         pool_recycle=1800,
     )
 

@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, delete, insert, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server.db.engine import Sessionmaker
 from server.db.models import Event, User
 from server.errors import NotFoundError
 
@@ -56,3 +57,20 @@ async def prune(session: AsyncSession, *, before: datetime) -> int:
     """Delete events older than `before`; a resume that needed them gets `resync_required`."""
     result = await session.exec(delete(Event).where(col(Event.created_at) < before))
     return int(result.rowcount or 0)
+
+
+class EventLog:
+    """The log as sockets read it (`server.ws.sequencer.EventLog`), each read in a short session of its own."""
+
+    def __init__(self, reads: Sessionmaker) -> None:
+        self._reads = reads
+
+    async def last_seq(self, user_id: int) -> int:
+        async with self._reads() as session:
+            return await last_seq(session, user_id)
+
+    async def read_after(
+        self, user_id: int, after_seq: int, *, limit: int, up_to: int | None = None
+    ) -> Sequence[tuple[int, str]]:
+        async with self._reads() as session:
+            return await read_after(session, user_id, after_seq, limit=limit, up_to=up_to)

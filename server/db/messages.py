@@ -13,12 +13,19 @@ from server.db.models import Message
 
 
 class StoredMessage(Protocol):
-    """What history needs of a persisted message: an ORM object or a result row both fit."""
+    """What history needs of a persisted message: an ORM object, a result row or a `HistoryRow` fit."""
 
-    role: str
-    content: str
-    status: str | None
-    tool_call: dict[str, Any] | None
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def content(self) -> str: ...
+
+    @property
+    def status(self) -> str | None: ...
+
+    @property
+    def tool_call(self) -> dict[str, Any] | None: ...
 
 
 async def by_client_msg_id(session: AsyncSession, user_id: int, client_msg_id: str) -> Message | None:

@@ -42,7 +42,7 @@ class Outbox:
         """The first of `count` seqs; for rows that must know their seq before insert."""
         return await events.reserve_seqs(self.session, user_id, count)
 
-    def record(self, user_id: int, frame: dict[str, Any]) -> PendingEvent:
+    def record(self, user_id: int, frame: Mapping[str, Any]) -> PendingEvent:
         """Log `frame`, whose `seq` came from `reserve`, and queue it for publishing."""
         seq = frame.get("seq")
         assert isinstance(seq, int), "record() needs a frame with a reserved seq"
@@ -71,11 +71,11 @@ class Outbox:
         if pending:
             await publisher(pending)
 
-    async def emit(self, user_id: int, frame: dict[str, Any]) -> int:
-        """Give `frame` the next seq, log it and queue it; returns the seq."""
-        frame["seq"] = await self.reserve(user_id)
-        self.record(user_id, frame)
-        return int(frame["seq"])
+    async def emit(self, user_id: int, frame: Mapping[str, Any]) -> int:
+        """Log `frame` with the user's next seq and queue it; returns the seq."""
+        seq = await self.reserve(user_id)
+        self.record(user_id, {**frame, "seq": seq})
+        return seq
 
 
 @asynccontextmanager

@@ -1,13 +1,20 @@
-"""What travels through the broker: a client frame (with its seq, if persisted) or a control message.
+"""What travels through the broker: a batch of client frames (each with its seq, if persisted) or control messages.
 
-Wire form, one broker message each: ``E<seq>\\n<frame JSON>`` for a persisted event, ``E\\n<frame
-JSON>`` for an ephemeral one (`delta`), ``C\\n<control JSON>`` for worker-to-worker control
-(`cancel`). The seq sits in a header so a receiving worker orders and de-duplicates without
-parsing the frame; the frame text is sent to sockets exactly as published.
+Wire form, one broker message per batch, one line each (JSON text never holds a raw newline)::
+
+    <origin worker id>
+    E<seq> <frame JSON>      a persisted event
+    E <frame JSON>           an ephemeral frame (`delta`)
+    C <control JSON>         worker-to-worker control (`cancel`, `catch_up`, ...)
+
+The seq sits in a header so a receiving worker orders and de-duplicates without parsing the
+frame; the frame text is sent to sockets exactly as published. The origin lets the publishing
+worker skip its own batches: it delivered them to its own sockets before publishing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +30,8 @@ class Envelope:
     control: bool = False
 
     @classmethod
-    def event(cls, frame: dict[str, Any]) -> Envelope:
-        """An envelope for `frame`, persisted (it has a `seq`) or ephemeral."""
+    def event(cls, frame: Any) -> Envelope:
+        """An envelope for `frame` (a dict), persisted (it has a `seq`) or ephemeral."""
         seq = frame.get("seq")
         return cls(text=orjson.dumps(frame).decode(), seq=seq if isinstance(seq, int) else None)
 
@@ -32,16 +39,28 @@ class Envelope:
     def command(cls, message: dict[str, Any]) -> Envelope:
         return cls(text=orjson.dumps(message).decode(), control=True)
 
-    def encode(self) -> bytes:
+    def line(self) -> str:
         head = "C" if self.control else "E" if self.seq is None else f"E{self.seq}"
-        return f"{head}\n{self.text}".encode()
+        return f"{head} {self.text}"
 
-    @classmethod
-    def decode(cls, data: bytes | str) -> Envelope:
-        raw = data.decode() if isinstance(data, bytes) else data
-        head, sep, text = raw.partition("\n")
+
+def encode_batch(origin: str, envelopes: Sequence[Envelope]) -> bytes:
+    return "\n".join([origin, *(envelope.line() for envelope in envelopes)]).encode()
+
+
+def decode_batch(data: bytes | str) -> tuple[str, list[Envelope]]:
+    """The origin and the envelopes of one broker message; `ValueError` if it is not one."""
+    raw = data.decode() if isinstance(data, bytes) else data
+    origin, *lines = raw.split("\n")
+    envelopes = []
+    for line in lines:
+        head, sep, text = line.partition(" ")
         if not sep or head[:1] not in ("E", "C"):
-            raise ValueError(f"not an envelope: {raw[:40]!r}")
-        if head[0] == "C":
-            return cls(text=text, control=True)
-        return cls(text=text, seq=int(head[1:]) if len(head) > 1 else None)
+            raise ValueError(f"not an envelope: {line[:40]!r}")
+        if head == "C":
+            envelopes.append(Envelope(text=text, control=True))
+        else:
+            envelopes.append(Envelope(text=text, seq=int(head[1:]) if len(head) > 1 else None))
+    if not origin or not envelopes:
+        raise ValueError(f"not an envelope batch: {raw[:40]!r}")
+    return origin, envelopes

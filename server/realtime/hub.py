@@ -1,14 +1,17 @@
 """This process's sockets by user, and the bridge between them and the broker.
 
 One broker subscription per user channel, reference-counted across the sockets and running
-turns of that user in this process. Delivery to a socket never blocks: each subscriber owns a
-bounded queue and its own overflow policy (see `Connection` in `realtime/connection.py`).
+turns of that user in this process. Publishing never waits: the hub delivers to this worker's
+own sockets at once, then hands the batch to the `Publisher` for every other worker. Delivery
+to a socket never blocks either: each subscriber owns a bounded queue and its overflow policy
+(see `Connection` in `server/ws/connection.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -16,8 +19,9 @@ from typing import Any, Protocol
 import orjson
 
 from server.db.outbox import Pending
-from server.realtime.broker.base import Broker, BrokerError
-from server.realtime.envelope import Envelope
+from server.realtime.broker.base import Broker
+from server.realtime.envelope import Envelope, decode_batch
+from server.realtime.publisher import Publisher
 
 logger = logging.getLogger(__name__)
 
@@ -29,17 +33,28 @@ class Subscriber(Protocol):
         """Take one event for the socket without blocking."""
 
     def catch_up(self) -> None:
-        """The broker reconnected: fetch from the database whatever may have been missed."""
+        """Events may have been missed (the broker reconnected): fetch from the database what is."""
 
 
 class Hub:
-    def __init__(self, broker: Broker, *, prefix: str) -> None:
+    def __init__(self, broker: Broker, *, prefix: str, origin: str | None = None) -> None:
         self._broker = broker
         self._prefix = f"{prefix}:user:"
+        self.origin = origin or secrets.token_hex(6)
+        """This worker's name on the broker: its own batches come back and are skipped."""
+        self._publisher = Publisher(broker, origin=self.origin)
         self._subscribers: dict[int, set[Subscriber]] = {}
         self._interest: dict[int, int] = {}
         self._ready: dict[int, asyncio.Event] = {}
         self._control: list[ControlHandler] = []
+
+    async def start(self) -> None:
+        await self._broker.start(self)
+        self._publisher.start()
+
+    async def stop(self) -> None:
+        await self._publisher.stop()
+        await self._broker.stop()
 
     def channel(self, user_id: int) -> str:
         return f"{self._prefix}{user_id}"
@@ -85,32 +100,20 @@ class Hub:
                 del self._interest[user_id]
                 await self._broker.unsubscribe(self.channel(user_id))
 
-    async def publish(self, user_id: int, envelopes: Sequence[Envelope]) -> bool:
-        """Publish to every worker; False when the broker is away.
-
-        Then this worker's own sockets (and turns, for `cancel`) still get the events directly;
-        other workers replay them from the event log when their broker reconnects.
-        """
+    def publish(self, user_id: int, envelopes: Sequence[Envelope]) -> None:
+        """Deliver to this worker's subscribers now, and queue for every other worker; never waits."""
         if not envelopes:
-            return True
-        channel = self.channel(user_id)
-        messages = [envelope.encode() for envelope in envelopes]
-        try:
-            await self._broker.publish(channel, messages)
-        except BrokerError as exc:
-            logger.warning("Could not publish %d event(s) for user %s: %s", len(envelopes), user_id, exc)
-            for data in messages:
-                self.on_message(channel, data)
-            return False
-        return True
+            return
+        self._deliver(user_id, envelopes)
+        self._publisher.put(self.channel(user_id), envelopes)
 
     async def publish_pending(self, pending: Pending) -> None:
         """Publish committed events (an outbox's), user by user, each user's in order."""
         for user_id, events in pending.items():
-            await self.publish(user_id, [Envelope(text=event.text, seq=event.seq) for event in events])
+            self.publish(user_id, [Envelope(text=event.text, seq=event.seq) for event in events])
 
-    async def send_control(self, user_id: int, message: dict[str, Any]) -> bool:
-        return await self.publish(user_id, [Envelope.command(message)])
+    def send_control(self, user_id: int, message: dict[str, Any]) -> None:
+        self.publish(user_id, [Envelope.command(message)])
 
     # BrokerListener
 
@@ -119,19 +122,32 @@ class Hub:
             return
         try:
             user_id = int(channel[len(self._prefix) :])
-            envelope = Envelope.decode(data)
+            origin, envelopes = decode_batch(data)
         except ValueError:
             logger.warning("Ignoring a malformed broker message on %s", channel)
             return
-        if envelope.control:
-            message = orjson.loads(envelope.text)
-            for handler in self._control:
-                handler(user_id, message)
-            return
-        for subscriber in tuple(self._subscribers.get(user_id, ())):
-            subscriber.deliver(envelope)
+        if origin != self.origin:  # our own batches were delivered here when published
+            self._deliver(user_id, envelopes)
 
     def on_reconnected(self) -> None:
         for subs in self._subscribers.values():
             for subscriber in tuple(subs):
                 subscriber.catch_up()
+
+    def _deliver(self, user_id: int, envelopes: Sequence[Envelope]) -> None:
+        subscribers = self._subscribers.get(user_id)
+        for envelope in envelopes:
+            if envelope.control:
+                self._on_control(user_id, envelope)
+            elif subscribers:
+                for subscriber in tuple(subscribers):
+                    subscriber.deliver(envelope)
+
+    def _on_control(self, user_id: int, envelope: Envelope) -> None:
+        message = orjson.loads(envelope.text)
+        if message.get("type") == "catch_up":
+            for subscriber in tuple(self._subscribers.get(user_id, ())):
+                subscriber.catch_up()
+            return
+        for handler in self._control:
+            handler(user_id, message)

@@ -7,11 +7,13 @@ live in one place. docs/protocol.md is the reference and changes with this modul
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from server.db.frametext import FrameText, Hole
 from server.errors import AppError, ErrorCode, InvalidInputError, PayloadTooLargeError
 from server.schemas import MAX_MESSAGE_CHARS, ClientMsgId
 
@@ -111,9 +113,190 @@ def parse_client_frame(text: str, *, max_bytes: int) -> ClientFrame:
 
 
 # --- server frames --------------------------------------------------------------------------
+#
+# One TypedDict per frame the server sends, and a builder for each. A persisted event (it is in
+# the user's event log) carries `seq`; `ServerFrame` is the union of them all. The frames the
+# hot path writes in one statement with the database's numbers (`message`, `turn.start`,
+# `turn.end`) are also built as `FrameText`, with holes for those numbers.
 
 
-def hello(*, user_id: int, connection_id: str, last_seq: int, expires_at: int) -> dict[str, Any]:
+class Hello(TypedDict):
+    type: Literal["hello"]
+    protocol: int
+    user_id: int
+    connection_id: str
+    last_seq: int
+    expires_at: int
+
+
+class Ack(TypedDict):
+    type: Literal["ack"]
+    client_msg_id: str
+    conversation_id: int
+    message_id: int
+    turn_id: str
+    seq: int
+
+
+class Error(TypedDict):
+    type: Literal["error"]
+    code: str
+    detail: str
+    ref: str | None
+
+
+class ErrorRetry(Error):
+    retry_after: float
+    """Seconds to wait before trying again (`rate_limited`, `overloaded`)."""
+
+
+class Pong(TypedDict):
+    type: Literal["pong"]
+    id: str | int | None
+
+
+class ResyncRequired(TypedDict):
+    type: Literal["resync_required"]
+    last_seq: int
+    reason: str
+
+
+class AuthRefreshed(TypedDict):
+    type: Literal["auth.refreshed"]
+    expires_at: int
+
+
+class ToolCallBody(TypedDict):
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    result: Any
+
+
+class MessageBody(TypedDict):
+    """A message as REST returns it (`MessagePublic`); optional keys are left out when empty."""
+
+    id: int
+    conversation_id: int
+    role: Literal["user", "assistant", "tool"]
+    content: str
+    status: NotRequired[str]
+    turn_id: NotRequired[str]
+    client_msg_id: NotRequired[str]
+    tool_call: NotRequired[ToolCallBody]
+    created_at: str
+
+
+class MessageEvent(TypedDict):
+    type: Literal["message"]
+    seq: int
+    conversation_id: int
+    message: MessageBody
+
+
+class TurnStart(TypedDict):
+    type: Literal["turn.start"]
+    seq: int
+    turn_id: str
+    conversation_id: int
+
+
+class Delta(TypedDict):
+    """Ephemeral (no seq): `offset` counts code points of the reply before `text`, so a repeat is harmless."""
+
+    type: Literal["delta"]
+    turn_id: str
+    conversation_id: int
+    offset: int
+    text: str
+
+
+class ToolCall(TypedDict):
+    type: Literal["tool.call"]
+    seq: int
+    turn_id: str
+    conversation_id: int
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+class ToolResult(TypedDict):
+    type: Literal["tool.result"]
+    seq: int
+    turn_id: str
+    conversation_id: int
+    call_id: str
+    result: Any
+
+
+TurnStatus = Literal["done", "cancelled", "failed", "interrupted"]
+
+
+class TurnEnd(TypedDict):
+    type: Literal["turn.end"]
+    seq: int
+    turn_id: str
+    conversation_id: int
+    status: TurnStatus
+    message_id: int | None
+    """The persisted reply; None only when there is none (the conversation was deleted)."""
+    reason: NotRequired[str]
+
+
+class TaskEvent(TypedDict):
+    """`task.created`, `task.updated`, `task.deleted`: the task as REST returns it (`TaskPublic`)."""
+
+    type: Literal["task.created", "task.updated", "task.deleted"]
+    seq: int
+    task: dict[str, Any]
+
+
+class ConversationDeleted(TypedDict):
+    type: Literal["conversation.deleted"]
+    seq: int
+    conversation_id: int
+
+
+ServerFrame = (
+    Hello
+    | Ack
+    | Error
+    | ErrorRetry
+    | Pong
+    | ResyncRequired
+    | AuthRefreshed
+    | MessageEvent
+    | TurnStart
+    | Delta
+    | ToolCall
+    | ToolResult
+    | TurnEnd
+    | TaskEvent
+    | ConversationDeleted
+)
+SERVER_TYPES = (
+    "hello",
+    "ack",
+    "error",
+    "pong",
+    "resync_required",
+    "auth.refreshed",
+    "message",
+    "turn.start",
+    "delta",
+    "tool.call",
+    "tool.result",
+    "turn.end",
+    "task.created",
+    "task.updated",
+    "task.deleted",
+    "conversation.deleted",
+)
+"""Every `type` the server sends (docs/protocol.md documents each; a test checks)."""
+
+
+def hello(*, user_id: int, connection_id: str, last_seq: int, expires_at: int) -> Hello:
     return {
         "type": "hello",
         "protocol": PROTOCOL_VERSION,
@@ -124,7 +307,7 @@ def hello(*, user_id: int, connection_id: str, last_seq: int, expires_at: int) -
     }
 
 
-def ack(*, client_msg_id: str, conversation_id: int, message_id: int, turn_id: str, seq: int) -> dict[str, Any]:
+def ack(*, client_msg_id: str, conversation_id: int, message_id: int, turn_id: str, seq: int) -> Ack:
     return {
         "type": "ack",
         "client_msg_id": client_msg_id,
@@ -135,46 +318,48 @@ def ack(*, client_msg_id: str, conversation_id: int, message_id: int, turn_id: s
     }
 
 
-def error(code: str, detail: str, *, ref: str | None = None) -> dict[str, Any]:
+def error(code: str, detail: str, *, ref: str | None = None, retry_after: float | None = None) -> Error:
     """`ref` names what the error is about: the `client_msg_id` of a refused chat, when known."""
+    if retry_after is not None:
+        return ErrorRetry(type="error", code=code, detail=detail, ref=ref, retry_after=retry_after)
     return {"type": "error", "code": code, "detail": detail, "ref": ref}
 
 
-def error_from(exc: AppError) -> dict[str, Any]:
+def error_from(exc: AppError) -> Error:
+    """The `error` frame for any error of the tree, as the HTTP handler renders it for REST."""
     if isinstance(exc, ProtocolError):
         return error(exc.error_code, exc.detail, ref=exc.ref)
     ref = exc.extra.get("ref")
-    return error(exc.code, exc.detail, ref=ref if isinstance(ref, str) else None)
+    retry_after = exc.extra.get("retry_after")
+    return error(
+        exc.code,
+        exc.detail,
+        ref=ref if isinstance(ref, str) else None,
+        retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
+    )
 
 
-def pong(ping_id: str | int | None) -> dict[str, Any]:
+def pong(ping_id: str | int | None) -> Pong:
     return {"type": "pong", "id": ping_id}
 
 
-def resync_required(last_seq: int, reason: str) -> dict[str, Any]:
+def resync_required(last_seq: int, reason: str) -> ResyncRequired:
     return {"type": "resync_required", "last_seq": last_seq, "reason": reason}
 
 
-def auth_refreshed(expires_at: int) -> dict[str, Any]:
+def auth_refreshed(expires_at: int) -> AuthRefreshed:
     return {"type": "auth.refreshed", "expires_at": expires_at}
 
 
-def message(conversation_id: int, message: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "message", "conversation_id": conversation_id, "message": message}
-
-
-def turn_start(turn_id: str, conversation_id: int) -> dict[str, Any]:
-    return {"type": "turn.start", "turn_id": turn_id, "conversation_id": conversation_id}
-
-
-def delta(turn_id: str, conversation_id: int, offset: int, text: str) -> dict[str, Any]:
-    """`offset` counts Unicode code points of the reply before `text`: a repeated delta is harmless."""
+def delta(turn_id: str, conversation_id: int, offset: int, text: str) -> Delta:
     return {"type": "delta", "turn_id": turn_id, "conversation_id": conversation_id, "offset": offset, "text": text}
 
 
-def tool_call(turn_id: str, conversation_id: int, call_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+def tool_call(turn_id: str, conversation_id: int, call_id: str, name: str, arguments: dict[str, Any]) -> ToolCall:
+    """Built before its seq is known (the outbox gives it one); `seq` 0 until then."""
     return {
         "type": "tool.call",
+        "seq": 0,
         "turn_id": turn_id,
         "conversation_id": conversation_id,
         "call_id": call_id,
@@ -183,9 +368,10 @@ def tool_call(turn_id: str, conversation_id: int, call_id: str, name: str, argum
     }
 
 
-def tool_result(turn_id: str, conversation_id: int, call_id: str, result: Any) -> dict[str, Any]:
+def tool_result(turn_id: str, conversation_id: int, call_id: str, result: Any) -> ToolResult:
     return {
         "type": "tool.result",
+        "seq": 0,
         "turn_id": turn_id,
         "conversation_id": conversation_id,
         "call_id": call_id,
@@ -193,12 +379,85 @@ def tool_result(turn_id: str, conversation_id: int, call_id: str, result: Any) -
     }
 
 
+def task_event(
+    kind: Literal["task.created", "task.updated", "task.deleted"], seq: int, task: dict[str, Any]
+) -> TaskEvent:
+    return {"type": kind, "seq": seq, "task": task}
+
+
+def conversation_deleted(seq: int, conversation_id: int) -> ConversationDeleted:
+    return {"type": "conversation.deleted", "seq": seq, "conversation_id": conversation_id}
+
+
+# --- frames written with the database's numbers (see server/db/frametext.py) -----------------
+
+
+def iso_utc(moment: datetime) -> str:
+    """A timestamp as the REST models render it (pydantic: ISO 8601, `Z` for UTC)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def message_event_text(
+    *,
+    role: Literal["user", "assistant"],
+    content: str,
+    created_at: datetime,
+    turn_id: str,
+    client_msg_id: str | None = None,
+    status: str | None = None,
+) -> FrameText:
+    """A `message` event whose seq, conversation id and message id the writing statement fills in."""
+    rest: dict[str, Any] = {"role": role, "content": content}
+    if status is not None:
+        rest["status"] = status
+    rest["turn_id"] = turn_id
+    if client_msg_id is not None:
+        rest["client_msg_id"] = client_msg_id
+    rest["created_at"] = iso_utc(created_at)
+    tail = orjson.dumps(rest).decode()  # '{"role":...}': user text only from here on
+    return FrameText(
+        parts=(
+            '{"type":"message","seq":',
+            ',"conversation_id":',
+            ',"message":{"id":',
+            ',"conversation_id":',
+            f",{tail[1:]}}}",
+        ),
+        holes=(Hole.SEQ, Hole.CONVERSATION_ID, Hole.MESSAGE_ID, Hole.CONVERSATION_ID),
+    )
+
+
+def turn_start_text(turn_id: str) -> FrameText:
+    """`turn.start`, its seq and conversation id filled in by the writing statement."""
+    return FrameText(
+        parts=('{"type":"turn.start","seq":', f',"turn_id":{orjson.dumps(turn_id).decode()},"conversation_id":', "}"),
+        holes=(Hole.SEQ, Hole.CONVERSATION_ID),
+    )
+
+
+def turn_end_text(turn_id: str, conversation_id: int, status: TurnStatus, *, reason: str | None = None) -> FrameText:
+    """`turn.end`, its seq and the reply's message id filled in by the writing statement."""
+    head = {"turn_id": turn_id, "conversation_id": conversation_id, "status": status}
+    tail = f',"reason":{orjson.dumps(reason).decode()}}}' if reason else "}"
+    return FrameText(
+        parts=('{"type":"turn.end","seq":', f',{orjson.dumps(head).decode()[1:-1]},"message_id":', tail),
+        holes=(Hole.SEQ, Hole.MESSAGE_ID),
+    )
+
+
 def turn_end(
-    turn_id: str, conversation_id: int, status: str, message_id: int | None, *, reason: str | None = None
-) -> dict[str, Any]:
-    """`message_id` is the persisted reply; None only when there is none (the conversation was deleted)."""
-    frame = {
+    turn_id: str,
+    conversation_id: int,
+    status: TurnStatus,
+    message_id: int | None,
+    *,
+    seq: int,
+    reason: str | None = None,
+) -> TurnEnd:
+    """`turn.end` as a dict, for the rare turns that end with no reply to write (deleted conversation)."""
+    frame: TurnEnd = {
         "type": "turn.end",
+        "seq": seq,
         "turn_id": turn_id,
         "conversation_id": conversation_id,
         "status": status,

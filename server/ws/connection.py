@@ -1,16 +1,11 @@
 """One authenticated socket: a reader for client frames and a writer that delivers events in seq order.
 
-Delivery guarantee: every persisted event of the user (it has a `seq`) reaches the socket
-once, in seq order, or the socket gets `resync_required`. The writer keeps `cursor`, the
-last seq sent. A live event with the next seq is sent at once; a later one waits briefly
-for the missing seqs (events from two workers can overtake each other), then the gap is
-read from the event log; older seqs are duplicates and dropped. Because an event is
-published only after its transaction commits, and one user's transactions commit in seq
-order, a gap seen live is always readable from the database.
-
-Overflow policy: the queue between the broker and the writer is bounded. When it is full
-the socket is a slow consumer: it gets `resync_required` and is closed (1013), instead of
-memory growing without bound.
+Delivery (`Sequencer`): every persisted event of the user reaches the socket once, in seq
+order, or the socket gets `resync_required`. Overflow policy: the queue between the hub and the
+writer is bounded; when it is full the socket is a slow consumer: it gets `resync_required` and
+is closed with 1013, instead of memory growing without bound. A peer that stops reading
+altogether cannot hold the server: a frame that cannot be written within SEND_TIMEOUT (or the
+closing handshake, within CLOSE_TIMEOUT) ends with the connection aborted.
 """
 
 from __future__ import annotations
@@ -19,28 +14,58 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from server.auth.tokens import TokenClaims
-from server.db import events
 from server.db.engine import is_unavailable
 from server.errors import AppError, AuthError, CloseCode, ErrorCode
 from server.realtime import protocol
 from server.realtime.envelope import Envelope
-from server.runtime import Runtime
+from server.realtime.hub import Hub
 from server.ws.ratelimit import TokenBucket
+from server.ws.sequencer import EventLog, Sequencer
 
 logger = logging.getLogger(__name__)
 
-GAP_WAIT = 0.15
-"""How long a live event waits for its missing predecessors before they are read from the log."""
 SEND_TIMEOUT = 10.0
-"""A socket that cannot take one frame in this long is dead or hostile: it is closed."""
+"""A socket that cannot take one frame in this long is dead or hostile: it is aborted."""
+CLOSE_TIMEOUT = 5.0
+
+
+class Chat(Protocol):
+    """What a socket asks of the chat service (`server.chat.service.ChatService`)."""
+
+    async def submit(
+        self,
+        user_id: int,
+        *,
+        conversation_id: int | None,
+        text: str,
+        client_msg_id: str,
+        on_ack: Callable[[protocol.Ack], None] | None = None,
+    ) -> protocol.Ack: ...
+
+    async def cancel(self, user_id: int, turn_id: str) -> None: ...
+
+
+TokenDecoder = Callable[[str], TokenClaims]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The per-socket settings (see docs/protocol.md)."""
+
+    send_queue: int
+    rate_per_second: float
+    rate_burst: int
+    idle_timeout: float
+    max_frame_bytes: int
+    resume_max_events: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,47 +88,63 @@ class Connection:
     # Slots: one of these lives per open socket, and tens of thousands may be open.
     __slots__ = (
         "_bucket",
+        "_chat",
         "_closing",
-        "_cursor",
-        "_floor",
-        "_gap_deadline",
-        "_held",
-        "_max_queue",
+        "_decode_token",
+        "_ended",
+        "_hub",
+        "_limits",
+        "_log",
         "_overflowed",
         "_queue",
         "_reader_stopped",
         "_reading",
+        "_sending",
+        "_sequencer",
         "_wakeup",
-        "chat",
+        "_writer",
         "connection_id",
         "expires_at",
-        "runtime",
         "user_id",
         "ws",
     )
 
-    def __init__(self, websocket: WebSocket, *, runtime: Runtime, claims: TokenClaims, connection_id: str) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        *,
+        claims: TokenClaims,
+        connection_id: str,
+        chat: Chat,
+        hub: Hub,
+        log: EventLog,
+        decode_token: TokenDecoder,
+        limits: Limits,
+    ) -> None:
         self.ws = websocket
-        self.runtime = runtime
-        self.chat = runtime.chat
         self.user_id = claims.user_id
         self.expires_at = claims.expires_at.timestamp()
         self.connection_id = connection_id
-        settings = runtime.settings
+        self._chat = chat
+        self._hub = hub
+        self._log = log
+        self._decode_token = decode_token
+        self._limits = limits
         # A list and a bare future rather than a deque and an asyncio.Event: each of those keeps
         # a 600-byte deque block alive per idle socket. The queue is short and bounded.
         self._queue: list[_Item] = []
-        self._max_queue = settings.ws_send_queue
         self._wakeup: asyncio.Future[None] | None = None
-        self._cursor = 0
-        self._floor = 0  # every seq in (floor, cursor] has been sent on this socket
-        self._held: dict[int, Envelope] = {}
-        self._gap_deadline = 0.0  # when the oldest held event stops waiting for its predecessors
+        self._sequencer = Sequencer(log, user_id=self.user_id, start=0, max_replay=limits.resume_max_events)
+        self._ended: list[str] | None = None
+        """The last few turns this socket saw end: a late `delta` of theirs (a Redis outage can
+        deliver one after the turn's `turn.end` was replayed from the log) is dropped."""
         self._overflowed = False
         self._reading = True
         self._reader_stopped = False
+        self._sending = False
+        self._writer: asyncio.Task[None] | None = None
         self._closing: tuple[int, str] | None = None
-        self._bucket = TokenBucket(rate=settings.ws_rate_per_second, burst=settings.ws_rate_burst)
+        self._bucket = TokenBucket(rate=limits.rate_per_second, burst=limits.rate_burst)
 
     # --- Subscriber (called by the hub, must not block) -------------------------------------
 
@@ -116,9 +157,11 @@ class Connection:
     def _enqueue(self, item: _Item) -> None:
         if self._overflowed:
             return
-        if len(self._queue) >= self._max_queue:
+        if len(self._queue) >= self._limits.send_queue:
             self._overflowed = True
             self._queue.clear()
+            if self._sending and self._writer is not None:
+                self._writer.cancel()  # stuck writing to a peer that does not read: go straight to closing
         else:
             self._queue.append(item)
         self._wake()
@@ -127,18 +170,17 @@ class Connection:
         if self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
 
-    def send_direct(self, frame: dict[str, Any]) -> None:
+    def send_direct(self, frame: Any) -> None:
         self._enqueue(_Direct(orjson.dumps(frame).decode()))
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def run(self, *, after_seq: int | None) -> None:
         """Serve the socket until it closes. The caller has accepted and authenticated it."""
-        async with self.runtime.hub.interest(self.user_id, self):
+        async with self._hub.interest(self.user_id, self):
             # Subscribed first, then read where the log stands: nothing falls in between.
-            async with self.runtime.reads() as session:
-                last_seq = await events.last_seq(session, self.user_id)
-            self._cursor = self._floor = last_seq
+            last_seq = await self._log.last_seq(self.user_id)
+            self._sequencer.cursor = self._sequencer.floor = last_seq
             await self._send(
                 protocol.hello(
                     user_id=self.user_id,
@@ -191,16 +233,22 @@ class Connection:
 
     async def _close(self) -> None:
         code, reason = self._closing or (CloseCode.NORMAL, "")
-        if self.ws.application_state == WebSocketState.CONNECTED:
-            with contextlib.suppress(Exception):
+        if self.ws.application_state != WebSocketState.CONNECTED:
+            return
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
                 await self.ws.close(code=code, reason=reason)
+        except TimeoutError:
+            _abort(self.ws)  # the peer takes nothing, not even the close frame
+        except Exception:  # already gone
+            return
 
     # --- reading ------------------------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        settings = self.runtime.settings
+        limits = self._limits
         while True:
-            wait = min(settings.ws_idle_timeout, max(0.0, self.expires_at - time.time()))
+            wait = min(limits.idle_timeout, max(0.0, self.expires_at - time.time()))
             try:
                 async with asyncio.timeout(wait):  # not wait_for: no extra task per idle socket
                     message = await self.ws.receive()
@@ -217,11 +265,11 @@ class Connection:
                 self.send_direct(protocol.error(ErrorCode.BAD_JSON, "Binary frames are not supported; send JSON text"))
                 continue
             if not self._bucket.take():
-                self.send_direct(protocol.error(ErrorCode.RATE_LIMITED, "Too many frames, slow down"))
+                self.send_direct(protocol.error(ErrorCode.RATE_LIMITED, "Too many frames, slow down", retry_after=1.0))
                 continue
             frame = None
             try:
-                frame = protocol.parse_client_frame(text, max_bytes=settings.ws_max_frame_bytes)
+                frame = protocol.parse_client_frame(text, max_bytes=limits.max_frame_bytes)
                 await _HANDLERS[type(frame)](self, frame)
             except AppError as exc:
                 self.send_direct(protocol.error_from(exc))
@@ -237,7 +285,7 @@ class Connection:
 
     async def _on_chat(self, frame: protocol.Chat) -> None:
         try:
-            await self.chat.submit(
+            await self._chat.submit(
                 self.user_id,
                 conversation_id=frame.conversation_id,
                 text=frame.message,
@@ -249,7 +297,7 @@ class Connection:
             raise
 
     async def _on_cancel(self, frame: protocol.Cancel) -> None:
-        await self.chat.cancel(self.user_id, frame.turn_id)
+        await self._chat.cancel(self.user_id, frame.turn_id)
 
     async def _on_resume(self, frame: protocol.Resume) -> None:
         self._enqueue(_Replay(frame.after_seq))
@@ -258,7 +306,7 @@ class Connection:
         self.send_direct(protocol.pong(frame.id))
 
     async def _on_refresh(self, frame: protocol.AuthRefresh) -> None:
-        claims = self.runtime.tokens.decode(frame.token)
+        claims = self._decode_token(frame.token)
         if claims.user_id != self.user_id:
             raise AuthError("The new token is for another user")
         self.expires_at = max(self.expires_at, claims.expires_at.timestamp())
@@ -270,106 +318,96 @@ class Connection:
     # --- writing ------------------------------------------------------------------------------
 
     async def _write_loop(self) -> None:
-        while True:
-            if self._held and time.monotonic() >= self._gap_deadline:
-                await self._replay()  # a held event's predecessors never came live: read them
-                continue
-            if not self._queue and not self._overflowed and self._closing is None:
-                self._wakeup = asyncio.get_running_loop().create_future()
-                timeout = max(0.0, self._gap_deadline - time.monotonic()) if self._held else None
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(timeout):
-                        await self._wakeup
-                self._wakeup = None
-                continue
-            if self._overflowed:
-                await self._send(protocol.resync_required(self._cursor, "slow consumer: too many events queued"))
-                self.close_later(CloseCode.TRY_AGAIN_LATER, "slow consumer")
-                return
-            if not self._queue:
-                return  # closing, everything queued was sent
-            item = self._queue.pop(0)
-            if isinstance(item, Envelope):
-                await self._on_event(item)
-            elif isinstance(item, _Direct):
-                await self._send_text(item.text)
-            elif isinstance(item, _Replay):
-                await self._on_replay(item.after_seq)
-            elif item is _CATCH_UP:
-                await self._replay()
+        sequencer = self._sequencer
+        self._writer = asyncio.current_task()
+        try:
+            while True:
+                if sequencer.holding and time.monotonic() >= sequencer.gap_deadline:
+                    # A held event's predecessors never came live: read them from the log.
+                    await self._send_texts(await sequencer.fill_gap(time.monotonic()))
+                    continue
+                if not self._queue and not self._overflowed and self._closing is None:
+                    self._wakeup = asyncio.get_running_loop().create_future()
+                    timeout = max(0.0, sequencer.gap_deadline - time.monotonic()) if sequencer.holding else None
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(timeout):
+                            await self._wakeup
+                    self._wakeup = None
+                    continue
+                if self._overflowed:
+                    break
+                if not self._queue:
+                    return  # closing, everything queued was sent
+                item = self._queue.pop(0)
+                if isinstance(item, Envelope):
+                    if item.seq is None:
+                        if not self._ended or _turn_of(item.text) not in self._ended:
+                            await self._send_text(item.text)  # ephemeral (delta): no order to keep
+                    else:
+                        await self._send_texts(sequencer.offer(item.seq, item.text, time.monotonic()))
+                elif isinstance(item, _Direct):
+                    await self._send_text(item.text)
+                elif isinstance(item, _Replay):
+                    await self._send_texts(await sequencer.resume(item.after_seq))
+                elif item is _CATCH_UP:
+                    await self._send_texts(await sequencer.fill_gap(time.monotonic()))
+        except asyncio.CancelledError:
+            if not self._overflowed:
+                raise
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]  # cancelled by the overflow itself
+        # A slow consumer: tell it where the log stands, then close (the closing is bounded too).
+        self.close_later(CloseCode.TRY_AGAIN_LATER, "slow consumer")
+        with contextlib.suppress(TimeoutError):
+            await self._send_text(sequencer.overflowed())
 
-    async def _on_event(self, envelope: Envelope) -> None:
-        if envelope.seq is None:
-            await self._send_text(envelope.text)  # ephemeral (delta): no order to keep
-        elif envelope.seq == self._cursor + 1:
-            await self._send_text(envelope.text)
-            self._cursor = envelope.seq
-            await self._release_held()
-        elif envelope.seq > self._cursor:
-            if not self._held:
-                self._gap_deadline = time.monotonic() + GAP_WAIT
-            self._held[envelope.seq] = envelope
-
-    async def _release_held(self) -> None:
-        while (envelope := self._held.pop(self._cursor + 1, None)) is not None:
-            await self._send_text(envelope.text)
-            self._cursor += 1
-        for seq in [seq for seq in self._held if seq <= self._cursor]:
-            del self._held[seq]
-        if self._held:
-            self._gap_deadline = time.monotonic() + GAP_WAIT
-
-    async def _on_replay(self, after_seq: int) -> None:
-        """`resume`: send what the client missed up to where this socket's own stream began.
-
-        Everything in (floor, cursor] was already sent here, so only (after_seq, floor] is read
-        from the log: nothing is sent twice. (On a fresh socket floor == cursor, and the replay
-        runs before any live event, so it is also in order.)
-        """
-        if after_seq > self._cursor:
-            # The client claims to have seen events the log does not have (a reset database?).
-            await self._send(protocol.resync_required(self._cursor, "after_seq is ahead of the server"))
-            return
-        if after_seq >= self._floor:
-            return
-        wanted = self._floor - after_seq
-        rows: Sequence[tuple[int, str]] = []
-        if wanted <= self.runtime.settings.resume_max_events:
-            async with self.runtime.reads() as session:
-                rows = await events.read_after(session, self.user_id, after_seq, limit=wanted, up_to=self._floor)
-        if len(rows) != wanted:
-            # Too far behind, or the events were pruned: the client reloads from REST.
-            self._floor = self._cursor
-            await self._send(protocol.resync_required(self._cursor, "too far behind to replay"))
-            return
-        for _seq, text in rows:
-            await self._send_text(text)
-        self._floor = after_seq
-
-    async def _replay(self) -> None:
-        """Send every logged event after `cursor`, or `resync_required` if the log cannot fill the gap."""
-        limit = self.runtime.settings.resume_max_events
-        async with self.runtime.reads() as session:
-            # `latest` first: every event up to it is committed, so the read below must include it.
-            latest = await events.last_seq(session, self.user_id)
-            rows = await events.read_after(session, self.user_id, self._cursor, limit=limit + 1)
-        if len(rows) > limit or (rows and rows[0][0] != self._cursor + 1) or (not rows and latest > self._cursor):
-            # Too far behind, or the events were pruned: the client reloads from REST.
-            self._cursor = self._floor = latest
-            self._held.clear()
-            await self._send(protocol.resync_required(latest, "too far behind to replay"))
-            return
-        for seq, text in rows:
-            await self._send_text(text)
-            self._cursor = seq
-        await self._release_held()
-
-    async def _send(self, frame: dict[str, Any]) -> None:
+    async def _send(self, frame: Any) -> None:
         await self._send_text(orjson.dumps(frame).decode())
 
+    async def _send_texts(self, texts: list[str]) -> None:
+        for text in texts:
+            await self._send_text(text)
+            if _TURN_END in text and (turn_id := _turn_of(text)):
+                ended = self._ended = self._ended or []
+                ended.append(turn_id)
+                if len(ended) > ENDED_KEPT:
+                    del ended[0]
+
     async def _send_text(self, text: str) -> None:
-        async with asyncio.timeout(SEND_TIMEOUT):
-            await self.ws.send_text(text)
+        self._sending = True
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT):
+                await self.ws.send_text(text)
+        except TimeoutError:
+            _abort(self.ws)  # the peer stopped reading: free the connection now
+            raise
+        finally:
+            self._sending = False
+
+
+ENDED_KEPT = 8
+_TURN_END = '"type":"turn.end"'
+_TURN_ID = '"turn_id":"'
+
+
+def _turn_of(text: str) -> str:
+    """The `turn_id` of a turn frame's text (our own compact JSON: no need to parse it)."""
+    start = text.find(_TURN_ID)
+    if start < 0:
+        return ""
+    start += len(_TURN_ID)
+    return text[start : text.find('"', start)]
+
+
+def _abort(websocket: WebSocket) -> None:
+    """Drop the TCP connection without a closing handshake (the peer would never read it).
+
+    ASGI has no message for this; under uvicorn the send callable belongs to the connection's
+    protocol, which owns the transport. Elsewhere this is a no-op and the server's own timeouts apply.
+    """
+    protocol_ = getattr(getattr(websocket, "_send", None), "__self__", None)
+    transport = getattr(protocol_, "transport", None)
+    if transport is not None and hasattr(transport, "abort"):
+        transport.abort()
 
 
 #: Frame type -> handler: a dispatch table, shared by every connection.

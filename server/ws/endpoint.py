@@ -63,7 +63,16 @@ async def chat_socket(websocket: WebSocket) -> None:
     if runtime.hub.sockets_of(claims.user_id) >= settings.ws_max_per_user:
         await websocket.close(CloseCode.TOO_MANY, "too many connections for this user")
         return
-    connection = Connection(websocket, runtime=runtime, claims=claims, connection_id=secrets.token_hex(8))
+    connection = Connection(
+        websocket,
+        claims=claims,
+        connection_id=secrets.token_hex(8),
+        chat=runtime.chat,
+        hub=runtime.hub,
+        log=runtime.events,
+        decode_token=runtime.tokens.decode,
+        limits=runtime.socket_limits,
+    )
     await connection.run(after_seq=after_seq)
 
 

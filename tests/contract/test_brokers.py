@@ -61,8 +61,8 @@ async def test_delivers_subscribed_channels_in_order(broker: tuple[Broker, Recor
     instance, recorder = broker
     name = channel("ordered")
     await instance.subscribe(name)
-    await instance.publish(name, [b"one", b"two"])
-    await instance.publish(name, [b"three"])
+    await instance.publish_many([(name, b"one"), (name, b"two")])
+    await instance.publish_many([(name, b"three")])
     assert [await recorder.next() for _ in range(3)] == [(name, b"one"), (name, b"two"), (name, b"three")]
 
 
@@ -70,8 +70,8 @@ async def test_ignores_channels_it_did_not_subscribe(broker: tuple[Broker, Recor
     instance, recorder = broker
     mine, other = channel("mine"), channel("other")
     await instance.subscribe(mine)
-    await instance.publish(other, [b"not for us"])
-    await instance.publish(mine, [b"for us"])
+    await instance.publish_many([(other, b"not for us")])
+    await instance.publish_many([(mine, b"for us")])
     assert await recorder.next() == (mine, b"for us")
     await recorder.nothing()
 
@@ -80,13 +80,13 @@ async def test_unsubscribe_stops_delivery(broker: tuple[Broker, Recorder]) -> No
     instance, recorder = broker
     name = channel("leaving")
     await instance.subscribe(name)
-    await instance.publish(name, [b"before"])
+    await instance.publish_many([(name, b"before")])
     assert await recorder.next() == (name, b"before")
     await instance.unsubscribe(name)
-    await instance.publish(name, [b"after"])
+    await instance.publish_many([(name, b"after")])
     await recorder.nothing()
     await instance.subscribe(name)  # and back again
-    await instance.publish(name, [b"again"])
+    await instance.publish_many([(name, b"again")])
     assert await recorder.next() == (name, b"again")
 
 
@@ -115,7 +115,7 @@ async def test_redis_fans_out_between_workers(redis_client: aioredis.Redis) -> N
         name = channel("fanout")
         await a.subscribe(name)
         await b.subscribe(name)
-        await a.publish(name, [b"hello"])
+        await a.publish_many([(name, b"hello")])
         assert await first.next() == (name, b"hello")
         assert await second.next() == (name, b"hello")
     finally:
@@ -145,7 +145,7 @@ async def test_redis_subscriber_recovers_after_its_connection_is_killed(redis_cl
     try:
         topic = channel("recover")
         await instance.subscribe(topic)
-        await instance.publish(topic, [b"before"])
+        await instance.publish_many([(topic, b"before")])
         assert await recorder.next() == (topic, b"before")
 
         clients = await redis_client.client_list(_type="pubsub")
@@ -153,7 +153,7 @@ async def test_redis_subscriber_recovers_after_its_connection_is_killed(redis_cl
         await redis_client.client_kill_filter(_id=ours["id"])
 
         await wait_until(lambda: recorder.reconnects == 1)  # the listener is told: it replays from the log
-        await instance.publish(topic, [b"after"])
+        await instance.publish_many([(topic, b"after")])
         assert await recorder.next() == (topic, b"after")
     finally:
         await instance.stop()
@@ -166,7 +166,7 @@ async def test_redis_unreachable_raises_broker_error() -> None:
         with pytest.raises(BrokerError):
             await instance.ping()
         with pytest.raises(BrokerError):
-            await instance.publish("x", [b"y"])
+            await instance.publish_many([("x", b"y")])
         await instance.subscribe("x")  # never raises: the reader keeps retrying in the background
     finally:
         await instance.stop()

@@ -9,7 +9,6 @@ from sqlmodel import col
 
 from server.db.models import Event
 from server.db.outbox import transaction
-from server.realtime import protocol
 from tests.support.live import LiveServer
 from tests.support.users import AppUser
 from tests.support.wsclient import WSClient, seqs
@@ -124,7 +123,7 @@ async def test_broker_reconnect_replays_what_sockets_missed(server: LiveServer, 
     runtime = server.runtime
     async with await WSClient.open(server.ws_url, user.token) as ws:
         async with transaction(runtime.db, None) as outbox:
-            await outbox.emit(user.id, protocol.turn_start("lost-while-away", 1))
+            await outbox.emit(user.id, {"type": "turn.start", "turn_id": "lost-while-away", "conversation_id": 1})
         await ws.expect_nothing()
         runtime.hub.on_reconnected()  # what the broker calls once it is back
         event = await ws.receive("turn.start")

@@ -28,7 +28,7 @@ async def test_slow_consumer_is_resynced_and_closed(tmp_path: Path) -> None:
             big = "x" * 200_000
             for offset in range(200):  # ~40 MB of deltas the client never reads
                 envelope = Envelope.event({"type": "delta", "turn_id": "t", "offset": offset, "text": big})
-                await live.runtime.hub.publish(user.id, [envelope])
+                live.runtime.hub.publish(user.id, [envelope])
             await wait_until(lambda: live.runtime.hub.sockets_of(user.id) == 0, timeout=TIMEOUT * 3)
             last = None
             try:

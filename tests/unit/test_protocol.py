@@ -6,7 +6,7 @@ import pytest
 
 from server.errors import AppError, ErrorCode
 from server.realtime import protocol
-from server.realtime.envelope import Envelope
+from server.realtime.envelope import Envelope, decode_batch, encode_batch
 
 MAX = 128 * 1024
 
@@ -73,12 +73,12 @@ def test_multibyte_frames_are_measured_in_bytes() -> None:
     ],
     ids=["persisted", "ephemeral", "control"],
 )
-def test_envelopes_round_trip(envelope: Envelope) -> None:
-    assert Envelope.decode(envelope.encode()) == envelope
+def test_envelopes_round_trip_in_a_batch(envelope: Envelope) -> None:
+    other = Envelope.event({"type": "task.deleted", "seq": 13, "task": {"title": "two\nlines"}})
+    assert decode_batch(encode_batch("worker-1", [envelope, other])) == ("worker-1", [envelope, other])
 
 
-def test_envelope_rejects_garbage() -> None:
-    with pytest.raises(ValueError):
-        Envelope.decode(b"no header")
-    with pytest.raises(ValueError):
-        Envelope.decode(b"X\n{}")
+def test_envelope_batches_reject_garbage() -> None:
+    for garbage in (b"no header", b"worker\nX {}", b"worker", b"\nE1 {}"):
+        with pytest.raises(ValueError):
+            decode_batch(garbage)

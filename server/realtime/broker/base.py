@@ -24,8 +24,9 @@ class Broker(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def publish(self, channel: str, messages: Sequence[bytes]) -> None:
-        """Publish in order; raises `BrokerError` when the broker is unreachable."""
+    async def publish_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        """Publish (channel, message) pairs in order, in one round trip where the broker allows;
+        raises `BrokerError` when the broker is unreachable or does not answer in time."""
 
     async def subscribe(self, channel: str) -> None: ...
 

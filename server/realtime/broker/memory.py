@@ -19,11 +19,12 @@ class MemoryBroker:
         self._listener = None
         self._channels.clear()
 
-    async def publish(self, channel: str, messages: Sequence[bytes]) -> None:
-        if self._listener is None or channel not in self._channels:
+    async def publish_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        if self._listener is None:
             return
-        for data in messages:
-            self._listener.on_message(channel, data)
+        for channel, data in messages:
+            if channel in self._channels:
+                self._listener.on_message(channel, data)
 
     async def subscribe(self, channel: str) -> None:
         self._channels.add(channel)

@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 #: How long one `get_message` waits; bounds how quickly the reader notices a stop.
 POLL_SECONDS = 1.0
 COMMAND_TIMEOUT = 5.0
+PUBLISH_TIMEOUT = 1.0
 BACKOFF_FIRST = 0.05
 BACKOFF_MAX = 5.0
 
@@ -36,7 +37,11 @@ class RedisBroker:
     """
 
     def __init__(self, url: str, *, name: str = "todochat") -> None:
-        self._client = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=15)
+        # No retries inside redis-py either: a publish that fails is dropped at once and its users
+        # caught up from the log later (`Publisher`), rather than delivered late, after that.
+        self._client = Redis.from_url(
+            url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=15, retry=Retry(NoBackoff(), 0)
+        )
         # The subscriber must not retry silently inside redis-py: a reconnect it hid from us
         # would hide the gap too. Errors surface, and the reader loop recovers explicitly.
         self._sub_client = Redis.from_url(
@@ -79,17 +84,19 @@ class RedisBroker:
         await self._client.aclose()
         self._listener = None
 
-    async def publish(self, channel: str, messages: Sequence[bytes]) -> None:
+    async def publish_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
         try:
-            if len(messages) == 1:
-                await self._client.publish(channel, messages[0])
-                return
-            async with self._client.pipeline(transaction=False) as pipe:
-                for data in messages:
-                    pipe.publish(channel, data)
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise BrokerError(f"publish to Redis failed: {exc}") from exc
+            # Bounded: a paused Redis must cost the publisher a second, not the socket timeout.
+            async with asyncio.timeout(PUBLISH_TIMEOUT):
+                if len(messages) == 1:
+                    await self._client.publish(*messages[0])
+                    return
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for channel, data in messages:
+                        pipe.publish(channel, data)
+                    await pipe.execute()
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise BrokerError(f"publish to Redis failed: {exc!r}") from exc
 
     async def subscribe(self, channel: str) -> None:
         async with self._lock:

@@ -1,0 +1,146 @@
+"""Worker leases: this worker renews its own, and ends as `interrupted` the turns of workers whose lease ran out.
+
+Every worker keeps a row in `workers` and renews it every `heartbeat` seconds, saving with it
+the partial replies of its longer turns. A turn's lease is its worker's: when a worker dies
+(SIGKILL, a lost machine), its row stops being renewed, and after `lease` seconds any live worker
+ends its turns the way the worker itself would have: the partial reply stored with status
+`interrupted` and a `turn.end` delivered, in the statement that frees the conversation. Two
+workers sweeping at once are harmless: the first to delete a turn's row ends it, the other finds
+nothing. On the embedded default (one process) every turn left by a previous run is ended at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+
+from server.chat.turns import TurnRegistry
+from server.db.models import utcnow
+from server.db.turnstore.base import FinishItem, OrphanTurn, TurnStore
+from server.realtime import protocol
+from server.realtime.envelope import Envelope
+from server.realtime.hub import Hub
+
+logger = logging.getLogger(__name__)
+
+INTERRUPTED_REASON = "The worker running this turn stopped"
+SWEEP_BATCH = 200
+
+
+def new_worker_id() -> str:
+    """Unique per process start, readable in the `workers` table: host, pid, a random tag."""
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class Leases:
+    def __init__(
+        self,
+        *,
+        store: TurnStore,
+        turns: TurnRegistry,
+        hub: Hub,
+        worker_id: str,
+        heartbeat: float,
+        lease: float,
+        single_process: bool,
+    ) -> None:
+        self._store = store
+        self._turns = turns
+        self._hub = hub
+        self.worker_id = worker_id
+        self._heartbeat = heartbeat
+        self._lease = lease
+        self._single_process = single_process
+        self._task: asyncio.Task[None] | None = None
+        self._lost = False
+        self.interrupted = 0
+
+    async def start(self) -> None:
+        await self._store.register_worker(self.worker_id)
+        if self._single_process:
+            # Nobody else runs: whatever a previous run left running is over.
+            await self.sweep(lease=-1)
+        self._task = asyncio.create_task(self._loop(), name="worker-lease")
+
+    async def stop(self) -> None:
+        """Stop renewing and give the lease up (after the turns drained: nothing of ours is running)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):  # a dead database: the lease expires by itself
+            await self._store.unregister_worker(self.worker_id)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat)  # the renewal period, not a wait for state
+            try:
+                await self.renew()
+                await self.sweep()
+                await self._turns.retry_unfinished()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the loop boundary: a database blip must not end the lease for good
+                logger.warning("Lease renewal or sweep failed: %r", exc)
+
+    async def renew(self) -> None:
+        if await self._store.heartbeat(self.worker_id, self._turns.partials()):
+            if self._lost:
+                logger.info("Worker lease renewed again")
+                self._lost = False
+            return
+        # Our row is gone: another worker took us for dead and ended our turns. Come back.
+        if not self._lost:
+            logger.warning("Worker %s lost its lease; its running turns were ended as interrupted", self.worker_id)
+            self._lost = True
+        await self._store.register_worker(self.worker_id)
+
+    async def sweep(self, *, lease: float | None = None) -> int:
+        """End the turns of workers whose lease ran out; returns how many were ended here."""
+        orphans = await self._store.orphans(
+            self.worker_id, lease_seconds=self._lease if lease is None else lease, limit=SWEEP_BATCH
+        )
+        ended = 0
+        while orphans:
+            # One turn per user per statement; the rest go in the next round.
+            batch: dict[int, OrphanTurn] = {}
+            later: list[OrphanTurn] = []
+            for orphan in orphans:
+                if orphan.user_id in batch:
+                    later.append(orphan)
+                else:
+                    batch[orphan.user_id] = orphan
+            results = await self._store.finish([_interrupted(orphan) for orphan in batch.values()])
+            for orphan, result in zip(batch.values(), results, strict=True):
+                if result.ended:
+                    ended += 1
+                    self._hub.publish(orphan.user_id, [Envelope(e.text, e.seq) for e in result.events])
+            orphans = later
+        if ended:
+            self.interrupted += ended
+            logger.warning("Ended %d turn(s) of stopped workers as interrupted", ended)
+        await self._store.forget_dead_workers(lease_seconds=max(self._lease, 0) * 4)
+        return ended
+
+
+def _interrupted(orphan: OrphanTurn) -> FinishItem:
+    now = utcnow()
+    return FinishItem(
+        user_id=orphan.user_id,
+        conversation_id=orphan.conversation_id,
+        turn_id=orphan.turn_id,
+        content=orphan.partial_reply,
+        status="interrupted",
+        created_at=now,
+        message_frame=protocol.message_event_text(
+            role="assistant", content=orphan.partial_reply, created_at=now, turn_id=orphan.turn_id, status="interrupted"
+        ),
+        end_frame=protocol.turn_end_text(
+            orphan.turn_id, orphan.conversation_id, "interrupted", reason=INTERRUPTED_REASON
+        ),
+    )

@@ -1,0 +1,374 @@
+"""The turn's hot path on PostgreSQL: asyncpg directly, one prepared statement per batch, no ORM on the way.
+
+Accepting a batch of messages is ONE data-modifying statement (it is its own transaction):
+lock the users' rows, in id order; take each message's seqs; register its turn (the unique key
+on `turns.conversation_id` answers "busy"); create or touch the conversation; insert the message
+and its two events (their JSON spliced with the new numbers); bump the users' seqs; and return
+what the ack and the reply need, the conversation's history included. Finishing a batch of turns
+is one more such statement. Nothing else of a turn touches the database unless it calls tools.
+
+One subtlety: a statement reads the database as of its start (READ COMMITTED), but it may wait
+for a user's row lock while another transaction of that user commits. Every writer bumps the
+user's `last_seq`, so comparing the locked row's `last_seq` with the one the statement saw tells
+whether anything of the user changed meanwhile; such an item is left untouched and comes back
+as `retry`, to run again on fresh data (rare: two writers of one user at the same instant).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import asyncpg
+import orjson
+
+from server.db.outbox import PendingEvent
+from server.db.turnstore.base import (
+    Accepted,
+    AcceptItem,
+    AcceptStatus,
+    Finished,
+    FinishItem,
+    HistoryRow,
+    OrphanTurn,
+    reply_of,
+)
+
+_ACCEPT = """
+WITH req AS MATERIALIZED (
+    SELECT * FROM unnest(
+        $1::int[], $2::int[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[],
+        $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[]
+    ) AS r(ord, user_id, conversation_id, title, client_msg_id, turn_id, content, created_at,
+           m0, m1, m2, m3, m4, s0, s1, s2)
+),
+locked AS MATERIALIZED (
+    SELECT u.id, u.last_seq, u.running_turns FROM users u
+    WHERE u.id IN (SELECT user_id FROM req) ORDER BY u.id FOR UPDATE
+),
+seen AS MATERIALIZED (
+    SELECT u.id, u.last_seq FROM users u WHERE u.id IN (SELECT user_id FROM req)
+),
+dupe AS MATERIALIZED (
+    SELECT r.ord, m.id, m.seq, m.conversation_id, m.turn_id
+    FROM req r JOIN messages m ON m.user_id = r.user_id AND m.client_msg_id = r.client_msg_id
+),
+cand AS MATERIALIZED (
+    SELECT r.*, l.id IS NOT NULL AS user_exists, l.last_seq AS base,
+           l.last_seq IS NOT DISTINCT FROM s.last_seq AS fresh,
+           coalesce(l.running_turns < $17, false) AS under_limit,
+           d.ord IS NOT NULL AS duplicate
+    FROM req r
+    LEFT JOIN locked l ON l.id = r.user_id
+    LEFT JOIN seen s ON s.id = r.user_id
+    LEFT JOIN dupe d ON d.ord = r.ord
+),
+go AS MATERIALIZED (
+    SELECT c.*, nextval('{messages_seq}'::regclass)::int AS message_id,
+           CASE WHEN c.conversation_id IS NULL THEN nextval('{conversations_seq}'::regclass)::int END AS new_id
+    FROM cand c
+    WHERE c.user_exists AND c.fresh AND c.under_limit AND NOT c.duplicate
+      AND (c.conversation_id IS NULL OR EXISTS (
+          SELECT 1 FROM conversations v WHERE v.id = c.conversation_id AND v.user_id = c.user_id))
+),
+new_conv AS (
+    INSERT INTO conversations (id, user_id, title, created_at, updated_at)
+    SELECT new_id, user_id, title, created_at, created_at FROM go WHERE new_id IS NOT NULL
+),
+started AS (
+    INSERT INTO turns (turn_id, user_id, conversation_id, client_msg_id, message_id, seq, worker_id, started_at)
+    SELECT turn_id, user_id, coalesce(conversation_id, new_id), client_msg_id, message_id, base + 1, $18, created_at
+    FROM go
+    ON CONFLICT (conversation_id) DO NOTHING
+    RETURNING turn_id, conversation_id
+),
+ok AS MATERIALIZED (
+    SELECT g.*, s.conversation_id AS cid,
+           g.m0 || (g.base + 1) || g.m1 || s.conversation_id || g.m2 || g.message_id
+               || g.m3 || s.conversation_id || g.m4 AS message_frame,
+           g.s0 || (g.base + 2) || g.s1 || s.conversation_id || g.s2 AS start_frame
+    FROM go g JOIN started s USING (turn_id)
+),
+msg AS (
+    INSERT INTO messages (id, conversation_id, user_id, role, content, client_msg_id, turn_id, seq, created_at)
+    SELECT message_id, cid, user_id, 'user', content, client_msg_id, turn_id, base + 1, created_at FROM ok
+),
+touched AS (
+    UPDATE conversations v SET updated_at = o.created_at FROM ok o WHERE v.id = o.cid AND o.new_id IS NULL
+),
+ev AS (
+    INSERT INTO events (user_id, seq, type, frame, created_at)
+    SELECT user_id, base + 1, 'message', message_frame, created_at FROM ok
+    UNION ALL
+    SELECT user_id, base + 2, 'turn.start', start_frame, created_at FROM ok
+),
+bumped AS (
+    UPDATE users u SET last_seq = u.last_seq + 2, running_turns = u.running_turns + 1
+    FROM ok o WHERE u.id = o.user_id
+)
+SELECT c.ord,
+       CASE WHEN c.duplicate THEN 'duplicate'
+            WHEN NOT c.user_exists THEN 'not_found'
+            WHEN NOT c.fresh THEN 'retry'
+            WHEN NOT c.under_limit THEN 'limited'
+            WHEN o.ord IS NOT NULL THEN 'accepted'
+            WHEN g.ord IS NOT NULL THEN 'busy'
+            ELSE 'not_found' END AS status,
+       coalesce(o.cid, d.conversation_id) AS conversation_id,
+       coalesce(o.message_id, d.id) AS message_id,
+       coalesce(o.base + 1, d.seq) AS seq,
+       d.turn_id AS original_turn_id,
+       o.message_frame, o.start_frame,
+       CASE WHEN o.ord IS NOT NULL AND o.new_id IS NULL THEN (
+           SELECT coalesce(json_agg(json_build_array(h.role, h.content, h.status, h.tool_call) ORDER BY h.id), '[]')
+           FROM (SELECT id, role, content, status, tool_call FROM messages
+                 WHERE conversation_id = o.cid ORDER BY id DESC LIMIT $19) h
+       )::text END AS history
+FROM cand c
+LEFT JOIN go g ON g.ord = c.ord
+LEFT JOIN ok o ON o.ord = c.ord
+LEFT JOIN dupe d ON d.ord = c.ord
+"""
+
+_FINISH = """
+WITH req AS MATERIALIZED (
+    SELECT * FROM unnest(
+        $1::int[], $2::int[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+        $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[]
+    ) AS r(ord, user_id, turn_id, content, status, created_at, m0, m1, m2, m3, m4, e0, e1, e2)
+),
+locked AS MATERIALIZED (
+    SELECT u.id, u.last_seq FROM users u WHERE u.id IN (SELECT user_id FROM req) ORDER BY u.id FOR UPDATE
+),
+ended AS (
+    DELETE FROM turns t USING req r, locked l
+    WHERE t.turn_id = r.turn_id AND l.id = r.user_id AND t.user_id = r.user_id
+    RETURNING t.turn_id, t.conversation_id
+),
+ok AS MATERIALIZED (
+    SELECT r.*, e.conversation_id AS cid, l.last_seq AS base,
+           nextval('{messages_seq}'::regclass)::int AS message_id
+    FROM req r JOIN ended e USING (turn_id) JOIN locked l ON l.id = r.user_id
+),
+framed AS MATERIALIZED (
+    SELECT o.*,
+           o.m0 || (o.base + 1) || o.m1 || o.cid || o.m2 || o.message_id || o.m3 || o.cid || o.m4 AS message_frame,
+           o.e0 || (o.base + 2) || o.e1 || o.message_id || o.e2 AS end_frame
+    FROM ok o
+),
+msg AS (
+    INSERT INTO messages (id, conversation_id, user_id, role, content, status, turn_id, seq, created_at)
+    SELECT message_id, cid, user_id, 'assistant', content, status, turn_id, base + 1, created_at FROM framed
+),
+touched AS (
+    UPDATE conversations v SET updated_at = f.created_at FROM framed f WHERE v.id = f.cid
+),
+ev AS (
+    INSERT INTO events (user_id, seq, type, frame, created_at)
+    SELECT user_id, base + 1, 'message', message_frame, created_at FROM framed
+    UNION ALL
+    SELECT user_id, base + 2, 'turn.end', end_frame, created_at FROM framed
+),
+bumped AS (
+    UPDATE users u SET last_seq = u.last_seq + 2, running_turns = greatest(u.running_turns - 1, 0)
+    FROM framed f WHERE u.id = f.user_id
+)
+SELECT r.ord, f.message_id, f.base + 1 AS seq, f.message_frame, f.end_frame
+FROM req r LEFT JOIN framed f ON f.ord = r.ord
+"""
+
+_HISTORY = """
+SELECT role, content, status, tool_call FROM (
+    SELECT id, role, content, status, tool_call FROM messages
+    WHERE conversation_id = $1 AND ($3::int IS NULL OR id < $3) ORDER BY id DESC LIMIT $2
+) h ORDER BY id
+"""
+
+_TURN_REPLY = """
+SELECT role, content, status, tool_call FROM messages
+WHERE turn_id = $1 AND role IN ('assistant', 'tool') ORDER BY id
+"""
+_TURN_EXISTS = "SELECT EXISTS (SELECT 1 FROM messages WHERE turn_id = $1 AND user_id = $2 AND role = 'user')"
+
+_REGISTER = """
+INSERT INTO workers (id, started_at, heartbeat_at) VALUES ($1, now(), now())
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()
+"""
+_HEARTBEAT = """
+WITH beat AS (UPDATE workers SET heartbeat_at = now() WHERE id = $1 RETURNING id),
+saved AS (
+    UPDATE turns t SET partial_reply = p.text
+    FROM unnest($2::text[], $3::text[]) AS p(turn_id, text), beat
+    WHERE t.turn_id = p.turn_id AND t.worker_id = beat.id
+)
+SELECT count(*) FROM beat
+"""
+_ORPHANS = """
+SELECT t.turn_id, t.user_id, t.conversation_id, t.worker_id, coalesce(t.partial_reply, '')
+FROM turns t LEFT JOIN workers w ON w.id = t.worker_id
+WHERE t.worker_id <> $1 AND (w.id IS NULL OR $2::float8 < 0 OR w.heartbeat_at < now() - make_interval(secs => $2))
+ORDER BY t.started_at LIMIT $3
+"""
+_FORGET = """
+DELETE FROM workers w WHERE w.heartbeat_at < now() - make_interval(secs => $1)
+  AND NOT EXISTS (SELECT 1 FROM turns t WHERE t.worker_id = w.id)
+"""
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    """`postgresql+asyncpg://...` (SQLAlchemy's form) as the DSN asyncpg takes."""
+    scheme, sep, rest = database_url.partition("://")
+    return f"postgresql://{rest}" if sep and scheme.startswith("postgresql") else database_url
+
+
+class PostgresTurnStore:
+    def __init__(self, pool: asyncpg.Pool, *, history_limit: int, accept_sql: str, finish_sql: str) -> None:
+        self._pool = pool
+        self._history_limit = history_limit
+        self._accept = accept_sql
+        self._finish = finish_sql
+
+    @classmethod
+    async def open(
+        cls, database_url: str, *, pool_size: int, history_limit: int, prepared_statements: bool = True
+    ) -> PostgresTurnStore:
+        """A pool of its own for the hot path. `prepared_statements=False` for a PgBouncer in
+        transaction mode, where a prepared statement may land on another server connection."""
+        pool = await asyncpg.create_pool(
+            asyncpg_dsn(database_url),
+            min_size=1,
+            max_size=pool_size,
+            statement_cache_size=1024 if prepared_statements else 0,
+            server_settings={"application_name": "todochat-turns"},
+        )
+        try:
+            async with pool.acquire() as connection:
+                messages_seq = await connection.fetchval("SELECT pg_get_serial_sequence('messages', 'id')")
+                conversations_seq = await connection.fetchval("SELECT pg_get_serial_sequence('conversations', 'id')")
+        except BaseException:
+            await pool.close()
+            raise
+        names = {"messages_seq": messages_seq, "conversations_seq": conversations_seq}
+        return cls(
+            pool,
+            history_limit=history_limit,
+            accept_sql=_ACCEPT.replace("{messages_seq}", names["messages_seq"]).replace(
+                "{conversations_seq}", names["conversations_seq"]
+            ),
+            finish_sql=_FINISH.replace("{messages_seq}", names["messages_seq"]),
+        )
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def accept(self, items: Sequence[AcceptItem], *, worker_id: str, max_concurrent: int) -> list[Accepted]:
+        args: list[list[Any]] = [[] for _ in range(16)]
+        for ord_, item in enumerate(items):
+            mf, sf = item.message_frame.parts, item.start_frame.parts
+            row = (
+                ord_,
+                item.user_id,
+                item.conversation_id,
+                item.title,
+                item.client_msg_id,
+                item.turn_id,
+                item.content,
+                item.created_at,
+                *mf,
+                *sf,
+            )
+            for column, value in zip(args, row, strict=True):
+                column.append(value)
+        rows = await self._pool.fetch(self._accept, *args, max_concurrent, worker_id, self._history_limit)
+        results: list[Accepted | None] = [None] * len(items)
+        for row in rows:
+            item = items[row["ord"]]
+            status = AcceptStatus(row["status"])
+            result = Accepted(status=status)
+            if status is AcceptStatus.ACCEPTED:
+                seq = row["seq"]
+                result = Accepted(
+                    status=status,
+                    conversation_id=row["conversation_id"],
+                    message_id=row["message_id"],
+                    seq=seq,
+                    turn_id=item.turn_id,
+                    events=[PendingEvent(row["message_frame"], seq), PendingEvent(row["start_frame"], seq + 1)],
+                    history=_history(row["history"]) if row["history"] is not None else [],
+                )
+            elif status is AcceptStatus.DUPLICATE:
+                result = Accepted(
+                    status=status,
+                    conversation_id=row["conversation_id"],
+                    message_id=row["message_id"],
+                    seq=row["seq"],
+                    turn_id=row["original_turn_id"],
+                )
+            results[row["ord"]] = result
+        assert all(result is not None for result in results)
+        return [result for result in results if result is not None]
+
+    async def finish(self, items: Sequence[FinishItem]) -> list[Finished]:
+        args: list[list[Any]] = [[] for _ in range(14)]
+        for ord_, item in enumerate(items):
+            row = (
+                ord_,
+                item.user_id,
+                item.turn_id,
+                item.content,
+                item.status,
+                item.created_at,
+                *item.message_frame.parts,
+                *item.end_frame.parts,
+            )
+            for column, value in zip(args, row, strict=True):
+                column.append(value)
+        rows = await self._pool.fetch(self._finish, *args)
+        results: list[Finished] = [Finished(ended=False) for _ in items]
+        for row in rows:
+            if row["message_id"] is None:
+                continue
+            seq = row["seq"]
+            results[row["ord"]] = Finished(
+                ended=True,
+                message_id=row["message_id"],
+                seq=seq,
+                events=[PendingEvent(row["message_frame"], seq), PendingEvent(row["end_frame"], seq + 1)],
+            )
+        return results
+
+    async def history(self, conversation_id: int, *, limit: int, before_id: int | None = None) -> list[HistoryRow]:
+        rows = await self._pool.fetch(_HISTORY, conversation_id, limit, before_id)
+        return [HistoryRow(row[0], row[1], row[2], _json(row[3])) for row in rows]
+
+    async def turn_reply(self, turn_id: str) -> tuple[str, str, list[dict[str, Any]]] | None:
+        rows = await self._pool.fetch(_TURN_REPLY, turn_id)
+        return reply_of([(row[0], row[1], row[2], _json(row[3])) for row in rows])
+
+    async def turn_exists(self, user_id: int, turn_id: str) -> bool:
+        return bool(await self._pool.fetchval(_TURN_EXISTS, turn_id, user_id))
+
+    async def register_worker(self, worker_id: str) -> None:
+        await self._pool.execute(_REGISTER, worker_id)
+
+    async def heartbeat(self, worker_id: str, partials: Mapping[str, str]) -> bool:
+        count = await self._pool.fetchval(_HEARTBEAT, worker_id, list(partials), list(partials.values()))
+        return bool(count)
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        await self._pool.execute("DELETE FROM workers WHERE id = $1", worker_id)
+
+    async def orphans(self, worker_id: str, *, lease_seconds: float, limit: int) -> list[OrphanTurn]:
+        rows = await self._pool.fetch(_ORPHANS, worker_id, lease_seconds, limit)
+        return [OrphanTurn(*row) for row in rows]
+
+    async def forget_dead_workers(self, *, lease_seconds: float) -> None:
+        await self._pool.execute(_FORGET, lease_seconds)
+
+
+def _json(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, str) else value
+
+
+def _history(text: str) -> list[HistoryRow]:
+    return [HistoryRow(role, content, status, tool_call) for role, content, status, tool_call in orjson.loads(text)]

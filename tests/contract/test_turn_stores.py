@@ -1,0 +1,312 @@
+"""One contract, every TurnStore: what accept and finish write and answer, busy/duplicate/limits, leases.
+
+Run against the asyncpg store on PostgreSQL and the SQLAlchemy store on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from server.db import migrate
+from server.db.turnstore.base import AcceptItem, AcceptStatus, FinishItem, TurnStore
+from server.db.turnstore.postgres import PostgresTurnStore
+from server.db.turnstore.sql import SqlTurnStore
+from server.realtime import protocol
+from tests.support import services
+
+WORKER = "worker-a"
+
+
+@dataclass
+class Stores:
+    engine: AsyncEngine
+    store: TurnStore
+    url: str
+
+
+@pytest.fixture(scope="module", params=["asyncpg-postgres", "sqlalchemy-sqlite", "sqlalchemy-postgres"])
+async def stores(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stores]:
+    kind, backend = request.param.split("-")
+    database = None
+    if backend == "postgres":
+        database = await services.create_postgres_database(f"turnstore_{kind}")
+        url = database.url
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('turnstore') / 'turns.db'}"
+    engine = create_async_engine(url)
+    await migrate.upgrade(engine)
+    store: TurnStore
+    if kind == "asyncpg":
+        store = await PostgresTurnStore.open(url, pool_size=4, history_limit=30)
+    else:
+        store = SqlTurnStore(engine, history_limit=30)
+    try:
+        yield Stores(engine=engine, store=store, url=url)
+    finally:
+        await store.close()
+        await engine.dispose()
+        if database is not None:
+            await database.drop()
+
+
+async def new_user(engine: AsyncEngine) -> int:
+    async with engine.begin() as connection:
+        result = await connection.execute(
+            text("INSERT INTO users (email, password_hash, created_at) VALUES (:e, 'x', :t) RETURNING id"),
+            {"e": f"{secrets.token_hex(6)}@example.com", "t": datetime.now(UTC)},
+        )
+        return int(result.scalar_one())
+
+
+def accept_item(
+    user_id: int, conversation_id: int | None, content: str = "hello", client_msg_id: str | None = None
+) -> AcceptItem:
+    now = datetime.now(UTC)
+    turn_id = secrets.token_hex(16)
+    client_msg_id = client_msg_id or secrets.token_hex(8)
+    return AcceptItem(
+        user_id=user_id,
+        conversation_id=conversation_id,
+        title=content[:80],
+        client_msg_id=client_msg_id,
+        turn_id=turn_id,
+        content=content,
+        created_at=now,
+        message_frame=protocol.message_event_text(
+            role="user", content=content, created_at=now, turn_id=turn_id, client_msg_id=client_msg_id
+        ),
+        start_frame=protocol.turn_start_text(turn_id),
+    )
+
+
+def finish_item(
+    user_id: int, conversation_id: int, turn_id: str, content: str = "reply", status: str = "done"
+) -> FinishItem:
+    now = datetime.now(UTC)
+    return FinishItem(
+        user_id=user_id,
+        conversation_id=conversation_id,
+        turn_id=turn_id,
+        content=content,
+        status=status,
+        created_at=now,
+        message_frame=protocol.message_event_text(
+            role="assistant", content=content, created_at=now, turn_id=turn_id, status=status
+        ),
+        end_frame=protocol.turn_end_text(turn_id, conversation_id, status),  # type: ignore[arg-type]
+    )
+
+
+async def scalar(engine: AsyncEngine, sql: str, **params: object) -> object:
+    async with engine.connect() as connection:
+        return (await connection.execute(text(sql), params)).scalar()
+
+
+async def logged(engine: AsyncEngine, user_id: int) -> list[tuple[int, str, str]]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            text("SELECT seq, type, frame FROM events WHERE user_id = :u ORDER BY seq"), {"u": user_id}
+        )
+        return [(int(seq), kind, frame) for seq, kind, frame in rows.all()]
+
+
+async def test_accept_then_finish_writes_the_turn_and_its_events(stores: Stores) -> None:
+    user = await new_user(stores.engine)
+    item = accept_item(user, None, "first words")
+    [accepted] = await stores.store.accept([item], worker_id=WORKER, max_concurrent=3)
+    assert accepted.status is AcceptStatus.ACCEPTED and accepted.seq == 1 and accepted.history == []
+    assert accepted.conversation_id is not None and accepted.message_id is not None
+    message, start = (orjson.loads(event.text) for event in accepted.events)
+    assert [event.seq for event in accepted.events] == [1, 2]
+    assert (
+        message["type"] == "message" and message["seq"] == 1 and message["conversation_id"] == accepted.conversation_id
+    )
+    assert message["message"]["id"] == accepted.message_id and message["message"]["content"] == "first words"
+    assert message["message"]["client_msg_id"] == item.client_msg_id and message["message"]["role"] == "user"
+    assert start == {
+        "type": "turn.start",
+        "seq": 2,
+        "turn_id": item.turn_id,
+        "conversation_id": accepted.conversation_id,
+    }
+    assert [text for _, _, text in await logged(stores.engine, user)] == [event.text for event in accepted.events]
+    assert await scalar(stores.engine, "SELECT running_turns FROM users WHERE id = :u", u=user) == 1
+    assert await scalar(stores.engine, "SELECT worker_id FROM turns WHERE turn_id = :t", t=item.turn_id) == WORKER
+
+    [finished] = await stores.store.finish([finish_item(user, accepted.conversation_id, item.turn_id, "the reply")])
+    assert finished.ended and finished.seq == 3 and finished.message_id is not None
+    reply, end = (orjson.loads(event.text) for event in finished.events)
+    assert reply["message"] == {
+        "id": finished.message_id,
+        "conversation_id": accepted.conversation_id,
+        "role": "assistant",
+        "content": "the reply",
+        "status": "done",
+        "turn_id": item.turn_id,
+        "created_at": reply["message"]["created_at"],
+    }
+    assert end["type"] == "turn.end" and end["seq"] == 4 and end["message_id"] == finished.message_id
+    assert [seq for seq, _, _ in await logged(stores.engine, user)] == [1, 2, 3, 4]
+    assert await scalar(stores.engine, "SELECT count(*) FROM turns WHERE turn_id = :t", t=item.turn_id) == 0
+    assert await scalar(stores.engine, "SELECT running_turns FROM users WHERE id = :u", u=user) == 0
+    assert await scalar(stores.engine, "SELECT last_seq FROM users WHERE id = :u", u=user) == 4
+    # Finishing again (a late duplicate) writes nothing.
+    [again] = await stores.store.finish([finish_item(user, accepted.conversation_id, item.turn_id)])
+    assert not again.ended and again.events == []
+    assert await scalar(stores.engine, "SELECT last_seq FROM users WHERE id = :u", u=user) == 4
+
+
+async def test_a_running_turn_makes_its_conversation_busy_and_nothing_is_written(stores: Stores) -> None:
+    user = await new_user(stores.engine)
+    [first] = await stores.store.accept([accept_item(user, None)], worker_id=WORKER, max_concurrent=3)
+    assert first.conversation_id is not None
+    [busy] = await stores.store.accept([accept_item(user, first.conversation_id)], worker_id=WORKER, max_concurrent=3)
+    assert busy.status is AcceptStatus.BUSY and busy.events == []
+    assert await scalar(stores.engine, "SELECT last_seq FROM users WHERE id = :u", u=user) == 2
+    assert await scalar(stores.engine, "SELECT count(*) FROM messages WHERE user_id = :u", u=user) == 1
+
+
+async def test_a_retried_client_msg_id_answers_with_the_original(stores: Stores) -> None:
+    user = await new_user(stores.engine)
+    item = accept_item(user, None, client_msg_id="same-key")
+    [first] = await stores.store.accept([item], worker_id=WORKER, max_concurrent=3)
+    for conversation in (None, first.conversation_id):
+        [retry] = await stores.store.accept(
+            [accept_item(user, conversation, client_msg_id="same-key")], worker_id=WORKER, max_concurrent=3
+        )
+        assert retry.status is AcceptStatus.DUPLICATE
+        assert (retry.conversation_id, retry.message_id, retry.seq, retry.turn_id) == (
+            first.conversation_id,
+            first.message_id,
+            first.seq,
+            item.turn_id,
+        )
+    assert await scalar(stores.engine, "SELECT count(*) FROM conversations WHERE user_id = :u", u=user) == 1
+
+
+async def test_another_users_conversation_is_not_found_and_untouched(stores: Stores) -> None:
+    owner, intruder = await new_user(stores.engine), await new_user(stores.engine)
+    [mine] = await stores.store.accept([accept_item(owner, None)], worker_id=WORKER, max_concurrent=3)
+    assert mine.conversation_id is not None
+    [theirs] = await stores.store.accept(
+        [accept_item(intruder, mine.conversation_id)], worker_id=WORKER, max_concurrent=3
+    )
+    assert theirs.status is AcceptStatus.NOT_FOUND
+    [missing] = await stores.store.accept([accept_item(owner, 2**31 - 1)], worker_id=WORKER, max_concurrent=3)
+    assert missing.status is AcceptStatus.NOT_FOUND
+    assert await scalar(stores.engine, "SELECT last_seq FROM users WHERE id = :u", u=intruder) == 0
+
+
+async def test_concurrent_turns_per_user_are_limited(stores: Stores) -> None:
+    user = await new_user(stores.engine)
+    [one] = await stores.store.accept([accept_item(user, None)], worker_id=WORKER, max_concurrent=1)
+    [two] = await stores.store.accept([accept_item(user, None)], worker_id=WORKER, max_concurrent=1)
+    assert one.status is AcceptStatus.ACCEPTED and two.status is AcceptStatus.LIMITED
+    assert one.conversation_id is not None and one.turn_id is not None
+    await stores.store.finish([finish_item(user, one.conversation_id, one.turn_id)])
+    [three] = await stores.store.accept([accept_item(user, None)], worker_id=WORKER, max_concurrent=1)
+    assert three.status is AcceptStatus.ACCEPTED
+
+
+async def test_a_batch_of_users_in_one_call(stores: Stores) -> None:
+    users = [await new_user(stores.engine) for _ in range(5)]
+    results = await stores.store.accept(
+        [accept_item(u, None, f"hi {u}") for u in users], worker_id=WORKER, max_concurrent=3
+    )
+    assert [r.status for r in results] == [AcceptStatus.ACCEPTED] * 5
+    assert len({r.conversation_id for r in results}) == 5
+    finished = await stores.store.finish(
+        [
+            finish_item(u, r.conversation_id or 0, r.turn_id or "", f"bye {u}")
+            for u, r in zip(users, results, strict=True)
+        ]
+    )
+    assert all(f.ended and f.seq == 3 for f in finished)
+    for user, result in zip(users, finished, strict=True):
+        assert orjson.loads(result.events[0].text)["message"]["content"] == f"bye {user}"
+
+
+async def test_history_is_the_conversation_before_the_new_message(stores: Stores) -> None:
+    user = await new_user(stores.engine)
+    [first] = await stores.store.accept([accept_item(user, None, "one")], worker_id=WORKER, max_concurrent=3)
+    assert first.conversation_id is not None and first.turn_id is not None
+    await stores.store.finish([finish_item(user, first.conversation_id, first.turn_id, "two")])
+    [second] = await stores.store.accept(
+        [accept_item(user, first.conversation_id, "three")], worker_id=WORKER, max_concurrent=3
+    )
+    assert second.history is not None
+    assert [(row.role, row.content, row.status) for row in second.history] == [
+        ("user", "one", None),
+        ("assistant", "two", "done"),
+    ]
+    rows = await stores.store.history(first.conversation_id, limit=2)
+    assert [row.content for row in rows] == ["two", "three"]
+
+
+async def test_leases_orphans_and_checkpoints(stores: Stores) -> None:
+    user = await new_user(stores.engine)
+    dead, alive = f"dead-{secrets.token_hex(4)}", f"alive-{secrets.token_hex(4)}"
+    await stores.store.register_worker(dead)
+    await stores.store.register_worker(alive)
+    [turn] = await stores.store.accept([accept_item(user, None)], worker_id=dead, max_concurrent=3)
+    assert turn.turn_id is not None
+    assert await stores.store.heartbeat(dead, {turn.turn_id: "half a rep"})
+    fresh = await stores.store.orphans(alive, lease_seconds=60, limit=100)
+    assert turn.turn_id not in {o.turn_id for o in fresh}  # its worker's lease is fresh
+    orphans = await stores.store.orphans(alive, lease_seconds=-1, limit=100)  # every other worker's
+    mine = [o for o in orphans if o.turn_id == turn.turn_id]
+    assert len(mine) == 1 and mine[0].partial_reply == "half a rep" and mine[0].worker_id == dead
+    await stores.store.unregister_worker(dead)  # gone: its turns are orphans at once
+    assert turn.turn_id in {o.turn_id for o in await stores.store.orphans(alive, lease_seconds=60, limit=100)}
+    assert not await stores.store.heartbeat(dead, {})  # the lease is lost: the worker must know
+
+
+async def test_concurrent_writers_of_one_user_keep_seqs_gap_free(stores: Stores) -> None:
+    """Two stores (two workers) race turns in several conversations of one user."""
+    if "sqlite" in stores.url:
+        pytest.skip("SQLite: one process, one writer at a time; nothing to race")
+    user = await new_user(stores.engine)
+    other = await PostgresTurnStore.open(stores.url, pool_size=4, history_limit=30)
+    try:
+        [a] = await stores.store.accept([accept_item(user, None)], worker_id=WORKER, max_concurrent=50)
+        [b] = await other.accept([accept_item(user, None)], worker_id=WORKER, max_concurrent=50)
+        assert a.conversation_id and a.turn_id and b.conversation_id and b.turn_id
+        rounds = 20
+
+        async def drive(store: TurnStore, conversation_id: int, turn_id: str) -> int:
+            accepted_turns = 0
+            for _ in range(rounds):
+                [done] = await store.finish([finish_item(user, conversation_id, turn_id)])
+                assert done.ended
+                while True:
+                    [next_] = await store.accept(
+                        [accept_item(user, conversation_id)], worker_id=WORKER, max_concurrent=50
+                    )
+                    if next_.status is AcceptStatus.ACCEPTED:
+                        break
+                    assert next_.status is AcceptStatus.RETRY, next_.status
+                assert next_.turn_id is not None
+                turn_id = next_.turn_id
+                accepted_turns += 1
+            await store.finish([finish_item(user, conversation_id, turn_id)])
+            return accepted_turns
+
+        counts = await asyncio.gather(
+            drive(stores.store, a.conversation_id, a.turn_id), drive(other, b.conversation_id, b.turn_id)
+        )
+    finally:
+        await other.close()
+    assert list(counts) == [rounds, rounds]
+    seqs = [seq for seq, _, _ in await logged(stores.engine, user)]
+    assert seqs == list(range(1, len(seqs) + 1))  # gap-free and duplicate-free
+    assert len(seqs) == 2 * (2 + 4 * rounds + 2)  # per conversation: first accept, the rounds, last finish
+    assert await scalar(stores.engine, "SELECT running_turns FROM users WHERE id = :u", u=user) == 0
