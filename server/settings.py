@@ -96,8 +96,10 @@ class Settings(BaseSettings):
     """Longest silence between two chunks of a reply; TURN_TIMEOUT bounds the whole turn."""
     llm_max_retries: int = Field(2, ge=0, le=10)
     """Retries of a model call that failed before any of its text streamed (connection, timeout, 408/409/429/5xx)."""
-    llm_retry_backoff: float = Field(0.5, gt=0, le=8)
-    """Seconds before the first retry, doubling for each next one (up to 8 s, with jitter; Retry-After if longer)."""
+    llm_retry_backoff: float = Field(0.5, gt=0)
+    """Seconds before the first retry; doubles with each failure without a Retry-After (less up to a quarter)."""
+    llm_retry_backoff_max: float = Field(8.0, gt=0)
+    """The longest backoff between two attempts (a longer Retry-After, up to 20 s, is still honoured)."""
     history_messages: int = Field(30, ge=1)
 
     @field_validator("cors_origins", mode="before")

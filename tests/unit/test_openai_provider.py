@@ -366,6 +366,15 @@ async def test_retry_after_is_honoured(
     assert naps.taken == [wait]  # the server's wait, longer than the first backoff (at most BACKOFF)
 
 
+async def test_a_retry_after_does_not_lengthen_the_next_backoff(
+    provider: OpenAIProvider, model: FakeOpenAIServer, naps: Naps
+) -> None:
+    model.queue(ErrorStatus(429, headers={"retry-after": "2"}), ErrorStatus(502), text_reply("ok"))
+    assert text_of(await collect(provider)) == "ok"
+    after_429, after_502 = naps.taken
+    assert after_429 == 2.0 and BACKOFF * (1 - JITTER) <= after_502 <= BACKOFF  # the first backoff, not the second
+
+
 async def test_a_retry_after_shorter_than_the_backoff_waits_the_backoff(
     provider: OpenAIProvider, model: FakeOpenAIServer, naps: Naps
 ) -> None:
@@ -584,10 +593,11 @@ async def test_factory_picks_the_openai_provider(choice: str) -> None:
         llm_idle_timeout=2,
         llm_max_retries=4,
         llm_retry_backoff=0.25,
+        llm_retry_backoff_max=3,
     )
     provider = create_agent(settings).provider
     assert isinstance(provider, OpenAIProvider)
     assert provider.name == "openai" and provider.model == "llama3.1"
     assert (provider.timeout, provider.idle_timeout) == (5, 2)
-    assert (provider.retry.max_retries, provider.retry.base_delay) == (4, 0.25)
+    assert (provider.retry.max_retries, provider.retry.base_delay, provider.retry.max_delay) == (4, 0.25, 3)
     await provider.aclose()

@@ -11,35 +11,50 @@ import pytest
 from server.assistant.providers.retry import JITTER, RetryPolicy, parse_retry_after, retryable_status
 
 
+def waits(policy: RetryPolicy, *retry_afters: float | None) -> list[float | None]:
+    retries = policy.start()
+    return [retries.next_delay(retry_after) for retry_after in retry_afters]
+
+
 def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
     policy = RetryPolicy(max_retries=8, base_delay=0.5, max_delay=4.0, rng=random.Random(1))
-    delays = [policy.delay(n) for n in range(1, 9)]
-    for n, delay in enumerate(delays, start=1):
-        ceiling = min(0.5 * 2 ** (n - 1), 4.0)
+    delays = waits(policy, *[None] * 9)
+    for n, delay in enumerate(delays[:8]):
+        ceiling = min(0.5 * 2**n, 4.0)
         assert delay is not None and ceiling * (1 - JITTER) <= delay <= ceiling
-    assert policy.delay(9) is None  # bounded
+    assert delays[8] is None  # bounded
+
+
+def test_every_call_starts_again_from_the_first_backoff() -> None:
+    policy = RetryPolicy(base_delay=0.5, rng=random.Random(1))
+    first, second = waits(policy, None, None), waits(policy, None, None)
+    assert all(d is not None and d <= 0.5 for d in (first[0], second[0]))
+    assert all(d is not None and d > 0.5 for d in (first[1], second[1]))
 
 
 def test_jitter_spreads_clients_that_failed_together() -> None:
-    firsts = {RetryPolicy(rng=random.Random(seed)).delay(1) for seed in range(20)}
+    firsts = {RetryPolicy(rng=random.Random(seed)).start().next_delay() for seed in range(20)}
     assert len(firsts) == 20
 
 
-def test_retry_after_is_a_floor() -> None:
-    policy = RetryPolicy(base_delay=0.5, rng=random.Random(1))
-    assert policy.delay(1, retry_after=3.0) == 3.0
-    short = policy.delay(1, retry_after=0.0)
-    assert short is not None and short >= 0.5 * (1 - JITTER)
+def test_retry_after_is_a_floor_and_does_not_lengthen_the_backoff() -> None:
+    policy = RetryPolicy(max_retries=4, base_delay=0.5, rng=random.Random(1))
+    after_429, tiny, first_guess, second_guess = waits(policy, 3.0, 0.0, None, None)
+    assert after_429 == 3.0
+    assert tiny is not None and 0.5 * (1 - JITTER) <= tiny <= 0.5  # "0" does not make us hammer the server
+    # The server's waits were not guesses: our own backoff starts at its first step.
+    assert first_guess is not None and 0.5 * (1 - JITTER) <= first_guess <= 0.5
+    assert second_guess is not None and 1.0 * (1 - JITTER) <= second_guess <= 1.0
 
 
 def test_a_retry_after_past_the_limit_is_no_retry() -> None:
     policy = RetryPolicy(max_retry_after=20.0)
-    assert policy.delay(1, retry_after=20.0) == 20.0
-    assert policy.delay(1, retry_after=20.5) is None
+    assert waits(policy, 20.0) == [20.0]
+    assert waits(policy, 20.5) == [None]
 
 
 def test_no_retries_at_all() -> None:
-    assert RetryPolicy(max_retries=0).delay(1) is None
+    assert waits(RetryPolicy(max_retries=0), None) == [None]
 
 
 @pytest.mark.parametrize("status", [408, 409, 429, 500, 503, 529])

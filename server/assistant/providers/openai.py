@@ -103,7 +103,11 @@ class OpenAIProvider:
             api_key=api_key,
             timeout=settings.llm_timeout,
             idle_timeout=settings.llm_idle_timeout,
-            retry=RetryPolicy(max_retries=settings.llm_max_retries, base_delay=settings.llm_retry_backoff),
+            retry=RetryPolicy(
+                max_retries=settings.llm_max_retries,
+                base_delay=settings.llm_retry_backoff,
+                max_delay=settings.llm_retry_backoff_max,
+            ),
         )
 
     async def aclose(self) -> None:
@@ -120,9 +124,8 @@ class OpenAIProvider:
         attempt's `finally` closes the HTTP response, so the server sees the disconnect and stops.
         """
         request = _Request(to_openai_messages(messages), [to_openai_tool(spec) for spec in tools])
-        attempt = 0
+        retries = self.retry.start()
         while True:
-            attempt += 1
             streamed = False
             try:
                 async with contextlib.aclosing(self._attempt(request)) as events:
@@ -131,16 +134,17 @@ class OpenAIProvider:
                         yield event
                 return
             except AttemptFailed as failure:
-                delay = None if streamed or not failure.retryable else self.retry.delay(attempt, failure.retry_after)
+                delay = None if streamed or not failure.retryable else retries.next_delay(failure.retry_after)
                 if delay is None:
-                    why = "text had streamed" if streamed else "not retried" if not failure.retryable else "gave up"
+                    why = "text had streamed" if streamed else "gave up" if failure.retryable else "not retryable"
+                    attempt = retries.made + 1
                     logger.warning("Model server error: %s (%s; %s, attempt %d)", failure, failure.kind, why, attempt)
                     raise ProviderError(str(failure)) from failure
                 logger.warning(
                     "Model server error: %s (%s); retry %d of %d in %.2fs",
                     failure,
                     failure.kind,
-                    attempt,
+                    retries.made,
                     self.retry.max_retries,
                     delay,
                 )

@@ -1,8 +1,8 @@
 """When to try a model call again, and how long to wait first: bounded, backing off with jitter, honouring Retry-After.
 
-The policy only answers "how long before retry number n, if at all". Whether a failure may be
-retried at all (nothing of the reply has reached the user yet, the status is transient) is
-the provider's decision, because only the provider knows how far its stream got. A library
+The policy only answers "may there be another attempt, and after how long". Whether a failure
+may be retried at all (nothing of the reply has reached the user yet, the status is transient)
+is the provider's decision, because only the provider knows how far its stream got. A library
 such as tenacity wraps a whole call; here the decision depends on what one attempt streamed.
 """
 
@@ -34,24 +34,43 @@ def retryable_status(status: int) -> bool:
 class RetryPolicy:
     max_retries: int = DEFAULT_MAX_RETRIES
     base_delay: float = DEFAULT_BASE_DELAY
-    """The wait before the first retry; it doubles for each retry after it, up to `max_delay`."""
+    """The first backoff; it doubles with each failure that came without a Retry-After, up to `max_delay`."""
     max_delay: float = DEFAULT_MAX_DELAY
     max_retry_after: float = MAX_RETRY_AFTER
     rng: random.Random = field(default_factory=random.Random, compare=False)
     """Jitter only, never security: a generator of its own, so tests can seed it without touching `random`."""
 
-    def delay(self, retry: int, retry_after: float | None = None) -> float | None:
-        """Seconds to wait before retry number `retry` (1 for the first), or None when it must not happen.
+    def start(self) -> Retries:
+        """The retries of one model call."""
+        return Retries(self)
 
-        Exponential backoff with jitter. A Retry-After is a floor: the wait is never shorter than
-        the server asked for, nor shorter than the backoff (a server that always says "0" must not
-        make us hammer it).
-        """
-        if retry > self.max_retries:
+
+class Retries:
+    """How many retries one call has left, and how long to wait before the next.
+
+    The backoff doubles only with failures that came without a Retry-After. A server that says
+    how long to wait paces the client itself: that wait replaces our guess, it does not also
+    lengthen the next one. It is still a floor only: the wait is never shorter than the current
+    backoff either, so a server that always answers "Retry-After: 0" is not hammered.
+    """
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self.made = 0
+        self._guesses = 0
+
+    def next_delay(self, retry_after: float | None = None) -> float | None:
+        """Seconds to wait before the next attempt, or None when there must be none."""
+        policy = self.policy
+        if self.made >= policy.max_retries:
             return None
-        if retry_after is not None and retry_after > self.max_retry_after:
+        if retry_after is not None and retry_after > policy.max_retry_after:
             return None
-        backoff = min(self.base_delay * 2.0 ** (retry - 1), self.max_delay) * (1 - JITTER * self.rng.random())
+        self.made += 1
+        if retry_after is None:
+            self._guesses += 1
+        ceiling = min(policy.base_delay * 2.0 ** max(self._guesses - 1, 0), max(policy.max_delay, policy.base_delay))
+        backoff = ceiling * (1 - JITTER * policy.rng.random())
         return max(backoff, retry_after or 0.0)
 
 
