@@ -103,7 +103,15 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = None
     llm_model: str | None = None
     llm_timeout: float = Field(60.0, gt=0)
-    """Longest silence from the model server (connect, first byte, between chunks); TURN_TIMEOUT bounds the turn."""
+    """Longest wait for the model server to connect (at most 10 s), answer and send its first chunk."""
+    llm_idle_timeout: float = Field(10.0, gt=0)
+    """Longest silence between two chunks of a reply; TURN_TIMEOUT bounds the whole turn."""
+    llm_max_retries: int = Field(2, ge=0, le=10)
+    """Retries of a model call that failed before any of its text streamed (connection, timeout, 408/409/429/5xx)."""
+    llm_retry_backoff: float = Field(0.5, gt=0)
+    """Seconds before the first retry; doubles with each failure without a Retry-After (less up to a quarter)."""
+    llm_retry_backoff_max: float = Field(8.0, gt=0)
+    """The longest backoff between two attempts (a longer Retry-After, up to 20 s, is still honoured)."""
     history_messages: int = Field(30, ge=1)
 
     @field_validator("cors_origins", mode="before")

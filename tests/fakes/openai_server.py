@@ -2,7 +2,7 @@
 
 Each test queues the responses the next requests get, in order, and reads back the requests
 the server received. A streamed response is a list of steps: text deltas, tool-call fragments,
-a finish reason, pauses, an `error` event, an abrupt disconnect. The wire format is the one of
+a finish reason, pauses, an `error` event, a clean cut, an abrupt disconnect. The wire format is the one of
 `POST /v1/chat/completions` with `stream: true`: `data: {chunk}` events, then `data: [DONE]`.
 """
 
@@ -59,6 +59,11 @@ class Raw:
 
 
 @dataclass(frozen=True)
+class Flush:
+    """Send the headers and the role chunk now: a `Pause` after this is a stall after the first chunk."""
+
+
+@dataclass(frozen=True)
 class Pause:
     """Send nothing for `seconds` (ends early if the client goes away). Before any chunk it delays the headers."""
 
@@ -75,6 +80,13 @@ class StreamError:
     """An `error` event mid-stream, the way OpenAI and vLLM report failures after the headers."""
 
     message: str
+    code: int | str | None = None
+    """vLLM puts the HTTP status of the failure here (400 for a bad request); OpenAI a word or nothing."""
+
+
+@dataclass(frozen=True)
+class Truncate:
+    """End the body here, cleanly, without `[DONE]`: to the client the stream just stops."""
 
 
 @dataclass(frozen=True)
@@ -82,11 +94,14 @@ class Disconnect:
     """Cut the connection without finishing the body."""
 
 
-Step = Text | ToolFragment | Finish | Raw | Pause | Hold | StreamError | Disconnect
+Step = Text | ToolFragment | Finish | Raw | Flush | Pause | Hold | StreamError | Truncate | Disconnect
 
 
 class Stream:
-    """A 200 `text/event-stream` response: a role chunk, the steps, then `[DONE]` unless cut short."""
+    """A 200 `text/event-stream` response: a role chunk, the steps, then `[DONE]` unless cut short.
+
+    A stream gets a finish reason only from a `Finish` step: without one it is an unfinished reply.
+    """
 
     def __init__(self, *steps: Step) -> None:
         self.steps = steps
@@ -99,8 +114,8 @@ class ErrorStatus:
     status: int
     message: str = "something went wrong"
     type: str = "server_error"
-    headers: dict[str, str] = field(default_factory=lambda: {"retry-after-ms": "1"})
-    """By default the SDK retries (429, 5xx) at once, so tests stay fast."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """Extra response headers, such as `retry-after` or `retry-after-ms`."""
 
 
 Response = Stream | ErrorStatus
@@ -236,13 +251,13 @@ class FakeOpenAIServer:
         try:
             await chunks.write({"role": "assistant", "content": ""}, lazy=True)
             for step in response.steps:
-                if gone.is_set():
+                if gone.is_set() or chunks.ended:
                     break
                 await self._play(step, chunks, gone)
             if gone.is_set():
                 self.disconnects += 1
                 self.disconnected.set()
-            else:
+            elif not chunks.ended:
                 await chunks.done()
         finally:
             watcher.cancel()
@@ -259,13 +274,17 @@ class FakeOpenAIServer:
                 await chunks.write({}, finish_reason=reason)
             case Raw(chunk):
                 await chunks.event(chunk)
+            case Flush():
+                await chunks.start()
             case Pause(seconds):
                 await _first(gone, self._closing, timeout=seconds)
             case Hold():
                 await chunks.start()  # a held stream has sent its headers: the client is reading the body
                 await _first(gone, self._closing, timeout=None)
-            case StreamError(message):
-                await chunks.event({"error": {"message": message, "type": "server_error", "param": None, "code": None}})
+            case StreamError(message, code):
+                await chunks.event({"error": {"message": message, "type": "server_error", "param": None, "code": code}})
+            case Truncate():
+                await chunks.end()
             case Disconnect():
                 await chunks.start()
                 raise _Cut()
@@ -279,6 +298,7 @@ class _ChunkWriter:
         self._model = model
         self._started = False
         self._pending: list[bytes] = []
+        self.ended = False
 
     async def start(self) -> None:
         if self._started:
@@ -312,6 +332,12 @@ class _ChunkWriter:
     async def done(self) -> None:
         await self.start()
         await self._body(b"data: [DONE]\n\n", more=False)
+
+    async def end(self) -> None:
+        """Finish the body with nothing more: no finish reason, no `[DONE]`."""
+        await self.start()
+        await self._body(b"", more=False)
+        self.ended = True
 
     async def _body(self, data: bytes, *, more: bool = True) -> None:
         await self._send({"type": "http.response.body", "body": data, "more_body": more})

@@ -14,19 +14,27 @@ from tests.fakes.openai_server import (
     Disconnect,
     ErrorStatus,
     FakeOpenAIServer,
+    Flush,
     Hold,
+    Pause,
+    Raw,
     Response,
+    Step,
     Stream,
     StreamError,
     Text,
+    Truncate,
     text_reply,
     tool_reply,
 )
 from tests.support.live import LiveServer, serve_in_process
 from tests.support.settings import make_settings
-from tests.support.timing import TIMEOUT
+from tests.support.timing import QUIET, TIMEOUT
 from tests.support.users import AppUser, MakeUser
 from tests.support.wsclient import WSClient
+
+IDLE = QUIET * 3
+"""The app's LLM_IDLE_TIMEOUT here: a stall is noticed fast, a loaded machine's chunk gaps are not stalls."""
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +56,9 @@ async def server(fake: FakeOpenAIServer, tmp_path_factory: pytest.TempPathFactor
         llm_model="fake-model",
         llm_api_key="sk-test",
         llm_timeout=TIMEOUT,
+        llm_idle_timeout=IDLE,
+        llm_max_retries=2,
+        llm_retry_backoff=0.01,
     )
     async with serve_in_process(create_app(settings)) as live:
         yield live
@@ -114,14 +125,23 @@ async def test_tools_act_only_for_the_authenticated_user(
     assert task.json()["completed"] is False
 
 
+def _after_text(*steps: Step) -> Stream:
+    return Stream(Text("Adding "), Text("that"), *steps)
+
+
 @pytest.mark.parametrize(
     ("failure", "partial", "reason"),
     [
-        (Stream(Text("Adding "), Text("that"), StreamError("overloaded")), "Adding that", "overloaded"),
-        (Stream(Text("Adding "), Text("that"), Disconnect()), "Adding that", "closed the connection"),
+        (_after_text(StreamError("overloaded")), "Adding that", "overloaded"),
+        (_after_text(Disconnect()), "Adding that", "closed the connection"),
+        (_after_text(), "Adding that", "ended the reply before finishing it"),  # [DONE], no finish reason
+        (_after_text(Truncate()), "Adding that", "ended the reply before finishing it"),
+        (_after_text(Raw({"choices": "none"})), "Adding that", "malformed response"),
+        (_after_text(Pause(TIMEOUT), Text(" later")), "Adding that", f"stopped sending for {IDLE:g}s"),
         (ErrorStatus(401, "bad key"), "", "rejected the API key"),
+        (ErrorStatus(400, "bad request"), "", "refused the request (400)"),
     ],
-    ids=["error-event", "disconnect", "401"],
+    ids=["error-event", "disconnect", "no-finish-reason", "cut", "malformed", "stall", "401", "400"],
 )
 async def test_rest_upstream_failure_is_502_and_keeps_the_partial_reply(
     client: httpx.AsyncClient, user: AppUser, model: FakeOpenAIServer, failure: Response, partial: str, reason: str
@@ -130,7 +150,8 @@ async def test_rest_upstream_failure_is_502_and_keeps_the_partial_reply(
     first = await client.post(user.url("/chat"), json={"message": "hi"}, headers=user.headers)
     conversation_id = first.json()["conversation_id"]
 
-    model.queue(failure)
+    # Nothing is retried: text had reached the user, or the status is one a retry cannot cure.
+    model.queue(failure, text_reply("A second attempt that must not be made."))
     response = await client.post(
         user.url("/chat"), json={"message": "add tea", "conversation_id": conversation_id}, headers=user.headers
     )
@@ -138,6 +159,34 @@ async def test_rest_upstream_failure_is_502_and_keeps_the_partial_reply(
     assert response.json()["code"] == "upstream" and reason in response.json()["detail"]
     last = (await messages_of(client, user, conversation_id))[-1]
     assert (last["role"], last["content"], last["status"]) == ("assistant", partial, "failed")
+    assert len(model.requests) == 2
+
+
+BEFORE_ANY_TEXT: dict[str, list[Response]] = {
+    "429-then-503": [
+        ErrorStatus(429, headers={"retry-after-ms": "20"}),
+        ErrorStatus(503, headers={"retry-after": "0"}),
+    ],
+    "drop-before-first-token": [Stream(Disconnect())],
+    "cut-before-first-token": [Stream(Flush(), Truncate())],
+    "stall-before-first-token": [Stream(Flush(), Pause(TIMEOUT), Text("late"))],
+}
+
+
+@pytest.mark.parametrize("failures", BEFORE_ANY_TEXT.values(), ids=BEFORE_ANY_TEXT.keys())
+async def test_rest_turn_survives_failures_before_any_text(
+    client: httpx.AsyncClient, user: AppUser, model: FakeOpenAIServer, failures: list[Response]
+) -> None:
+    model.queue(*failures, tool_reply(("call_1", "add_task", {"title": "Buy tea"})), text_reply("Added 'Buy tea'."))
+    response = await client.post(user.url("/chat"), json={"message": "add tea"}, headers=user.headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["response"] == "Added 'Buy tea'." and [c["name"] for c in body["tool_calls"]] == ["add_task"]
+    tasks = (await client.get(user.url("/tasks"), headers=user.headers)).json()
+    assert [t["title"] for t in tasks["data"]] == ["Buy tea"]  # the tool ran once, whatever was retried
+    assert len(model.requests) == len(failures) + 2
+    history = await messages_of(client, user, body["conversation_id"])
+    assert [(m["role"], m.get("status")) for m in history] == [("user", None), ("tool", None), ("assistant", "done")]
 
 
 # --- WebSocket -----------------------------------------------------------------------------------
@@ -189,6 +238,17 @@ async def test_ws_error_mid_stream_fails_the_turn(server: LiveServer, user: AppU
     reply = next(f for f in ws.log if f["type"] == "message" and f["message"]["role"] == "assistant")
     assert end["status"] == "failed" and "model crashed" in end["reason"]
     assert reply["message"]["content"] == "Let me check" and reply["message"]["status"] == "failed"
+
+
+async def test_ws_unfinished_reply_fails_the_turn(server: LiveServer, user: AppUser, model: FakeOpenAIServer) -> None:
+    # A stream that ends without a finish reason is not a complete reply, however normal its end looks.
+    model.queue(Stream(Text("You have "), Text("three"), Truncate()))
+    async with await WSClient.open(server.ws_url, user.token) as ws:
+        await ws.chat("how many tasks do I have?")
+        end = await ws.receive("turn.end")
+    reply = next(f for f in ws.log if f["type"] == "message" and f["message"]["role"] == "assistant")
+    assert end["status"] == "failed" and end["reason"] == "The model server ended the reply before finishing it"
+    assert reply["message"]["content"] == "You have three" and reply["message"]["status"] == "failed"
 
 
 async def test_ws_cancel_closes_the_model_stream(

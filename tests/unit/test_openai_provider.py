@@ -1,8 +1,11 @@
-"""The OpenAI provider against a local fake model server: streaming, tool calls, errors, timeouts, cancel."""
+"""The OpenAI provider against a local fake model server: streaming, tool calls, errors, retries, timeouts, cancel."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -13,30 +16,47 @@ from pydantic import ValidationError
 from server.assistant.agent import Agent
 from server.assistant.factory import create_agent
 from server.assistant.providers.base import ChatMessage, ProviderError, ProviderEvent, TextDelta, ToolCallRequest
-from server.assistant.providers.openai import INVALID_JSON_KEY, SYSTEM_PROMPT, OpenAIProvider
+from server.assistant.providers.openai import INVALID_JSON_KEY, SYSTEM_PROMPT, UNFINISHED, OpenAIProvider
+from server.assistant.providers.retry import JITTER, RetryPolicy
 from server.assistant.tools import TOOLS, tool_specs
 from tests.fakes.openai_server import (
     Disconnect,
     ErrorStatus,
     FakeOpenAIServer,
     Finish,
+    Flush,
     Hold,
     Pause,
     Raw,
+    Response,
     Step,
     Stream,
     StreamError,
     Text,
     ToolFragment,
+    Truncate,
     text_reply,
     tool_reply,
 )
 from tests.support.live import free_port
 from tests.support.settings import make_settings
-from tests.support.timing import QUIET, TIMEOUT
+from tests.support.timing import QUIET, TIMEOUT, wait_until
 
 API_KEY = "sk-test-0123456789"
 ASK = [ChatMessage(role="user", content="add buy milk")]
+RETRIES = 2
+BACKOFF = 0.5
+
+
+class Naps:
+    """The provider's sleep: records each backoff and returns at once, so no test waits for one."""
+
+    def __init__(self) -> None:
+        self.taken: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.taken.append(seconds)
+        await asyncio.sleep(0)
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +73,43 @@ def model(fake: FakeOpenAIServer) -> FakeOpenAIServer:
 
 
 @pytest.fixture
-async def provider(model: FakeOpenAIServer) -> AsyncIterator[OpenAIProvider]:
-    provider = OpenAIProvider(model="fake-model", base_url=model.base_url, api_key=API_KEY, timeout=TIMEOUT)
+def naps() -> Naps:
+    return Naps()
+
+
+def make_provider(model: FakeOpenAIServer, naps: Naps, **overrides: Any) -> OpenAIProvider:
+    options: dict[str, Any] = {
+        "model": "fake-model",
+        "base_url": model.base_url,
+        "api_key": API_KEY,
+        "timeout": TIMEOUT,
+        "idle_timeout": TIMEOUT,
+        "retry": RetryPolicy(max_retries=RETRIES, base_delay=BACKOFF, rng=random.Random(7)),
+        "sleep": naps,
+    }
+    options.update(overrides)
+    return OpenAIProvider(**options)
+
+
+@pytest.fixture
+async def provider(model: FakeOpenAIServer, naps: Naps) -> AsyncIterator[OpenAIProvider]:
+    provider = make_provider(model, naps)
+    yield provider
+    await provider.aclose()
+
+
+@pytest.fixture
+async def impatient(model: FakeOpenAIServer, naps: Naps) -> AsyncIterator[OpenAIProvider]:
+    """A provider that gives up after QUIET seconds of silence: for the first chunk, and between chunks."""
+    provider = make_provider(model, naps, api_key=None, timeout=QUIET, idle_timeout=QUIET)
+    yield provider
+    await provider.aclose()
+
+
+@pytest.fixture
+async def idle(model: FakeOpenAIServer, naps: Naps) -> AsyncIterator[OpenAIProvider]:
+    """A provider with all the time in the world for the first chunk, and QUIET seconds between chunks."""
+    provider = make_provider(model, naps, idle_timeout=QUIET)
     yield provider
     await provider.aclose()
 
@@ -240,78 +295,207 @@ async def test_history_with_a_tool_request_and_no_text(provider: OpenAIProvider,
     ]
 
 
-# --- failures ------------------------------------------------------------------------------------
+# --- failures: statuses and retries ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("status", "reason", "attempts"),
-    [
-        (500, "failed (500)", 2),
-        (503, "failed (503)", 2),
-        (429, "rate limiting", 2),
-        (401, "rejected the API key (401)", 1),
-        (404, "no model 'fake-model' (404)", 1),
-        (400, "refused the request (400): Incorrect API key provided: ***", 1),
-    ],
-    ids=["500", "503", "429", "401", "404", "400"],
-)
+STATUSES = [
+    (500, "failed (500)", True),
+    (502, "failed (502)", True),
+    (503, "failed (503)", True),
+    (429, "rate limiting", True),
+    (408, "refused the request (408)", True),
+    (409, "refused the request (409)", True),
+    (400, "refused the request (400): Incorrect API key provided: ***", False),
+    (401, "rejected the API key (401)", False),
+    (403, "refused access (403)", False),
+    (404, "no model 'fake-model' (404)", False),
+    (422, "refused the request (422)", False),
+]
+
+
+@pytest.mark.parametrize(("status", "reason", "retried"), STATUSES, ids=[str(case[0]) for case in STATUSES])
 async def test_error_status_becomes_provider_error(
-    provider: OpenAIProvider, model: FakeOpenAIServer, status: int, reason: str, attempts: int
+    provider: OpenAIProvider,
+    model: FakeOpenAIServer,
+    naps: Naps,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    reason: str,
+    retried: bool,
 ) -> None:
-    # Servers echo keys in some messages (OpenAI's 401 does): the reason must never carry it.
+    # Servers echo keys in some messages (OpenAI's 401 does): neither the reason nor the log may carry it.
     error = ErrorStatus(status, f"Incorrect API key provided: {API_KEY}")
-    model.queue(error, error)
-    events, failed = await collect_until_error(provider)
+    model.queue(*[error] * (RETRIES + 1), text_reply("too late"))
+    with caplog.at_level(logging.INFO):
+        events, failed = await collect_until_error(provider)
     assert events == []
     assert reason in str(failed) and API_KEY not in str(failed)
-    assert len(model.requests) == attempts  # one retry for 429 and 5xx, none for the rest
+    assert API_KEY not in caplog.text and reason.split(":")[0] in caplog.text
+    # A 4xx other than 408, 409 and 429 fails the same way every time: never sent again.
+    assert len(model.requests) == (RETRIES + 1 if retried else 1)
+    assert len(naps.taken) == (RETRIES if retried else 0)
 
 
-async def test_a_failed_attempt_is_retried_once(provider: OpenAIProvider, model: FakeOpenAIServer) -> None:
-    model.queue(ErrorStatus(502), text_reply("second time lucky"))
-    assert text_of(await collect(provider)) == "second time lucky"
-    assert len(model.requests) == 2
+async def test_retries_back_off_with_jitter(model: FakeOpenAIServer, naps: Naps) -> None:
+    retries = 4
+    provider = make_provider(model, naps, retry=RetryPolicy(max_retries=retries, base_delay=BACKOFF))
+    model.queue(*[ErrorStatus(503)] * retries, text_reply("fourth time lucky"))
+    try:
+        assert text_of(await collect(provider)) == "fourth time lucky"
+    finally:
+        await provider.aclose()
+    assert len(model.requests) == retries + 1
+    # Each wait doubles, less up to a quarter at random: never shorter than the one before, never in lockstep.
+    for n, taken in enumerate(naps.taken):
+        assert BACKOFF * 2**n * (1 - JITTER) <= taken <= BACKOFF * 2**n
+    assert all(later > earlier for earlier, later in zip(naps.taken, naps.taken[1:], strict=False))
+    assert len(set(naps.taken)) == retries
 
 
 @pytest.mark.parametrize(
-    ("failure", "reason"),
-    [
-        (StreamError("The server is overloaded"), "reported an error: The server is overloaded"),
-        (Disconnect(), "closed the connection in the middle of the reply"),
-    ],
-    ids=["error-event", "disconnect"],
+    ("headers", "wait"),
+    [({"retry-after": "2"}, 2.0), ({"retry-after-ms": "1500", "retry-after": "2"}, 1.5)],
+    ids=["seconds", "milliseconds"],
 )
-async def test_error_mid_stream_after_partial_text(
-    provider: OpenAIProvider, model: FakeOpenAIServer, failure: Step, reason: str
+async def test_retry_after_is_honoured(
+    provider: OpenAIProvider, model: FakeOpenAIServer, naps: Naps, headers: dict[str, str], wait: float
 ) -> None:
-    model.queue(Stream(Text("Adding "), Text("it"), failure))
+    model.queue(ErrorStatus(429, "slow down", headers=headers), text_reply("Added it."))
+    assert text_of(await collect(provider)) == "Added it."
+    assert len(model.requests) == 2
+    assert naps.taken == [wait]  # the server's wait, longer than the first backoff (at most BACKOFF)
+
+
+async def test_a_retry_after_does_not_lengthen_the_next_backoff(
+    provider: OpenAIProvider, model: FakeOpenAIServer, naps: Naps
+) -> None:
+    model.queue(ErrorStatus(429, headers={"retry-after": "2"}), ErrorStatus(502), text_reply("ok"))
+    assert text_of(await collect(provider)) == "ok"
+    after_429, after_502 = naps.taken
+    assert after_429 == 2.0 and BACKOFF * (1 - JITTER) <= after_502 <= BACKOFF  # the first backoff, not the second
+
+
+async def test_a_retry_after_shorter_than_the_backoff_waits_the_backoff(
+    provider: OpenAIProvider, model: FakeOpenAIServer, naps: Naps
+) -> None:
+    model.queue(ErrorStatus(503, headers={"retry-after": "0"}), text_reply("ok"))
+    assert text_of(await collect(provider)) == "ok"
+    [taken] = naps.taken
+    assert BACKOFF * (1 - JITTER) <= taken <= BACKOFF  # "0" does not make us hammer the server
+
+
+async def test_a_long_retry_after_is_not_waited_for(
+    provider: OpenAIProvider, model: FakeOpenAIServer, naps: Naps
+) -> None:
+    model.queue(ErrorStatus(429, headers={"retry-after": "3600"}), text_reply("an hour later"))
     events, failed = await collect_until_error(provider)
-    assert text_of(events) == "Adding it"
-    assert reason in str(failed)
-    assert len(model.requests) == 1  # nothing is retried once text has streamed
+    assert events == [] and "rate limiting" in str(failed)
+    assert len(model.requests) == 1 and naps.taken == []
 
 
-async def test_malformed_chunk(provider: OpenAIProvider, model: FakeOpenAIServer) -> None:
-    model.queue(Stream(Text("Hi"), Raw(b"{not json")))
-    events, failed = await collect_until_error(provider)
-    assert text_of(events) == "Hi" and str(failed) == "The model server sent a malformed response"
-
-
-async def test_unreachable_server(model: FakeOpenAIServer) -> None:
-    provider = OpenAIProvider(model="m", base_url=f"http://127.0.0.1:{free_port()}/v1", timeout=TIMEOUT, max_retries=0)
+async def test_unreachable_server(model: FakeOpenAIServer, naps: Naps) -> None:
+    provider = make_provider(model, naps, base_url=f"http://127.0.0.1:{free_port()}/v1")
     try:
         _, failed = await collect_until_error(provider)
     finally:
         await provider.aclose()
     assert str(failed) == "Could not reach the model server"
+    assert len(naps.taken) == RETRIES
 
 
-@pytest.fixture
-async def impatient(model: FakeOpenAIServer) -> AsyncIterator[OpenAIProvider]:
-    """A provider that gives up after QUIET seconds of silence."""
-    provider = OpenAIProvider(model="fake-model", base_url=model.base_url, timeout=QUIET)
-    yield provider
-    await provider.aclose()
+# --- failures: the stream -------------------------------------------------------------------------
+
+BEFORE_ANY_TEXT: dict[str, Response] = {
+    "429-retry-after": ErrorStatus(429, headers={"retry-after": "1"}),
+    "drop-before-first-token": Stream(Disconnect()),
+    "cut-before-first-token": Stream(Flush(), Truncate()),
+    "done-before-first-token": Stream(),  # the role chunk, then [DONE]: no finish reason
+    "not-json": Stream(Raw(b"{not json")),
+    "not-a-chunk": Stream(Raw({"choices": "none"})),
+    "error-event": Stream(StreamError("The server is overloaded")),
+    "tool-call-cut": Stream(ToolFragment(0, '{"title": "Bu', id="call_0", name="add_task"), Truncate()),
+}
+
+
+@pytest.mark.parametrize("failure", BEFORE_ANY_TEXT.values(), ids=BEFORE_ANY_TEXT.keys())
+async def test_a_failure_before_any_text_is_retried(
+    provider: OpenAIProvider, model: FakeOpenAIServer, naps: Naps, failure: Response
+) -> None:
+    # Nothing of the first attempt reached the user (a cut tool call is never yielded): try again.
+    model.queue(failure)
+    model.queue(tool_reply(("call_1", "add_task", {"title": "Buy milk"}), text="On it."))
+    events = await collect(provider)
+    assert events == [
+        TextDelta("On it."),
+        ToolCallRequest(id="call_1", name="add_task", arguments={"title": "Buy milk"}),
+    ]
+    assert len(model.requests) == 2 and len(naps.taken) == 1
+    assert model.requests[0].body == model.requests[1].body  # a retry is the same request
+
+
+AFTER_TEXT: dict[str, tuple[Step | None, str]] = {
+    "no-finish-reason": (None, UNFINISHED),  # then [DONE]
+    "cut": (Truncate(), UNFINISHED),
+    "drop": (Disconnect(), "closed the connection in the middle of the reply"),
+    "error-event": (StreamError("The server is overloaded"), "reported an error: The server is overloaded"),
+    "not-json": (Raw(b"{not json"), "sent a malformed response"),
+    "no-choices": (Raw({"object": "chat.completion.chunk"}), "sent a malformed response"),
+    "choices-not-a-list": (Raw({"choices": "none"}), "sent a malformed response"),
+    "text-not-a-string": (Raw({"choices": [{"index": 0, "delta": {"content": 5}}]}), "sent a malformed response"),
+    "not-an-object": (Raw(b"[1, 2]"), "sent a malformed response"),
+}
+
+
+@pytest.mark.parametrize(("failure", "reason"), AFTER_TEXT.values(), ids=AFTER_TEXT.keys())
+async def test_a_failure_after_text_keeps_it_and_is_not_retried(
+    provider: OpenAIProvider, model: FakeOpenAIServer, naps: Naps, failure: Step | None, reason: str
+) -> None:
+    # The user has seen "Adding it": a second attempt would say something else after it. Fail honestly.
+    model.queue(Stream(Text("Adding "), Text("it"), *([failure] if failure else [])), text_reply("never sent"))
+    events, failed = await collect_until_error(provider)
+    assert text_of(events) == "Adding it"
+    assert reason in str(failed)
+    assert len(model.requests) == 1 and naps.taken == []
+
+
+async def test_an_unfinished_stream_is_a_failure_after_every_retry(
+    provider: OpenAIProvider, model: FakeOpenAIServer, naps: Naps
+) -> None:
+    model.queue(*[Stream(ToolFragment(0, "{}", id="call_0", name="list_tasks"))] * (RETRIES + 1))
+    events, failed = await collect_until_error(provider)
+    assert events == [] and str(failed) == UNFINISHED  # never half a tool call
+    assert len(model.requests) == RETRIES + 1
+
+
+async def test_an_error_event_naming_a_client_error_is_not_retried(
+    provider: OpenAIProvider, model: FakeOpenAIServer, naps: Naps
+) -> None:
+    model.queue(Stream(StreamError("This model's maximum context length is 8192 tokens", code=400)), text_reply("x"))
+    _, failed = await collect_until_error(provider)
+    assert "maximum context length" in str(failed) and len(model.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "after", [Disconnect(), Raw(b"{not json"), Truncate(), Pause(TIMEOUT)], ids=["drop", "not-json", "cut", "stall"]
+)
+async def test_what_follows_a_finished_reply_cannot_spoil_it(
+    idle: OpenAIProvider, model: FakeOpenAIServer, after: Step
+) -> None:
+    model.queue(Stream(Text("Done."), Finish("stop"), after))
+    assert text_of(await collect(idle)) == "Done."
+    assert len(model.requests) == 1
+
+
+# --- failures: timeouts ---------------------------------------------------------------------------
+
+
+async def test_timeout_before_the_first_byte(impatient: OpenAIProvider, model: FakeOpenAIServer) -> None:
+    silent = Stream(Pause(TIMEOUT), Text("too late"))
+    model.queue(*[silent] * (RETRIES + 1))
+    events, failed = await collect_until_error(impatient)
+    assert events == [] and f"did not answer within {QUIET:g}s" in str(failed)
+    assert len(model.requests) == RETRIES + 1  # a timeout before any text is retried
+    await asyncio.wait_for(model.disconnected.wait(), TIMEOUT)  # the abandoned requests were closed
 
 
 async def test_without_a_key_a_placeholder_is_sent(impatient: OpenAIProvider, model: FakeOpenAIServer) -> None:
@@ -320,19 +504,47 @@ async def test_without_a_key_a_placeholder_is_sent(impatient: OpenAIProvider, mo
     assert model.requests[0].headers["authorization"] == "Bearer not-needed"  # local servers ignore it
 
 
-async def test_timeout_before_the_first_byte(impatient: OpenAIProvider, model: FakeOpenAIServer) -> None:
-    silent = Stream(Pause(TIMEOUT), Text("too late"))
-    model.queue(silent, silent)
-    events, failed = await collect_until_error(impatient)
-    assert events == [] and f"did not answer within {QUIET:g}s" in str(failed)
-    assert len(model.requests) == 2  # a timeout before any text is retried once
-    await asyncio.wait_for(model.disconnected.wait(), TIMEOUT)  # the abandoned requests were closed
+async def test_a_stall_between_chunks_fails_after_the_idle_timeout(
+    idle: OpenAIProvider, model: FakeOpenAIServer
+) -> None:
+    model.queue(Stream(Text("Let me "), Pause(TIMEOUT), Text("think"), Finish("stop")))
+    started = time.monotonic()
+    events, failed = await collect_until_error(idle)
+    assert time.monotonic() - started < TIMEOUT / 2  # the idle timeout, not the first-byte one
+    assert text_of(events) == "Let me " and str(failed) == f"The model server stopped sending for {QUIET:g}s"
+    assert len(model.requests) == 1
+    await asyncio.wait_for(model.disconnected.wait(), TIMEOUT)
 
 
-async def test_timeout_between_chunks(impatient: OpenAIProvider, model: FakeOpenAIServer) -> None:
-    model.queue(Stream(Text("Let me "), Pause(TIMEOUT), Text("think")))
-    events, failed = await collect_until_error(impatient)
-    assert text_of(events) == "Let me " and "did not answer" in str(failed)
+async def test_a_stall_before_the_first_token_is_retried(
+    idle: OpenAIProvider, model: FakeOpenAIServer, naps: Naps
+) -> None:
+    model.queue(Stream(Flush(), Pause(TIMEOUT), Text("late")), text_reply("on time"))
+    assert text_of(await collect(idle)) == "on time"
+    assert len(model.requests) == 2 and len(naps.taken) == 1
+    await asyncio.wait_for(model.disconnected.wait(), TIMEOUT)  # the stalled stream was closed
+
+
+async def test_the_first_chunk_may_take_longer_than_the_idle_timeout(
+    idle: OpenAIProvider, model: FakeOpenAIServer
+) -> None:
+    # A local model reads the whole prompt before its first token: that wait is LLM_TIMEOUT's, not the idle one's.
+    model.queue(Stream(Pause(QUIET * 3), *text_reply("Thought about it.").steps))
+    assert text_of(await collect(idle)) == "Thought about it."
+    assert len(model.requests) == 1
+
+
+async def test_cancel_during_a_backoff_stops_at_once(model: FakeOpenAIServer) -> None:
+    provider = make_provider(model, Naps(), sleep=asyncio.sleep, retry=RetryPolicy(base_delay=TIMEOUT * 10))
+    model.queue(ErrorStatus(503), text_reply("much later"))
+    task = asyncio.create_task(collect(provider))
+    try:
+        await wait_until(lambda: len(model.requests) == 1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, TIMEOUT)
+    finally:
+        await provider.aclose()
     assert len(model.requests) == 1
 
 
@@ -374,9 +586,18 @@ def test_openai_itself_needs_a_key() -> None:
 @pytest.mark.parametrize("choice", ["auto", "openai"])
 async def test_factory_picks_the_openai_provider(choice: str) -> None:
     settings = make_settings(
-        assistant_provider=choice, llm_base_url="http://127.0.0.1:9/v1", llm_model="llama3.1", llm_timeout=5
+        assistant_provider=choice,
+        llm_base_url="http://127.0.0.1:9/v1",
+        llm_model="llama3.1",
+        llm_timeout=5,
+        llm_idle_timeout=2,
+        llm_max_retries=4,
+        llm_retry_backoff=0.25,
+        llm_retry_backoff_max=3,
     )
     provider = create_agent(settings).provider
     assert isinstance(provider, OpenAIProvider)
-    assert provider.name == "openai" and provider.model == "llama3.1" and provider.timeout == 5
+    assert provider.name == "openai" and provider.model == "llama3.1"
+    assert (provider.timeout, provider.idle_timeout) == (5, 2)
+    assert (provider.retry.max_retries, provider.retry.base_delay, provider.retry.max_delay) == (4, 0.25, 3)
     await provider.aclose()

@@ -1,22 +1,29 @@
-"""The assistant on any OpenAI-compatible Chat Completions server (OpenAI, Ollama, vLLM, llama.cpp), with tools."""
+"""The assistant on any OpenAI-compatible Chat Completions server (OpenAI, Ollama, vLLM, llama.cpp), with tools.
+
+A reply counts only when its stream says it is finished (a `finish_reason`); a stream that is
+cut, goes silent or carries a chunk that is not a chunk is a failure. A failed attempt is tried
+again (bounded, with backoff) only while nothing of it has reached the user: once text has
+streamed, the turn fails honestly and keeps that text.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import openai
 import orjson
 from openai.types.chat import (
-    ChatCompletionChunk,
     ChatCompletionFunctionToolParam,
     ChatCompletionMessageFunctionToolCallParam,
     ChatCompletionMessageParam,
 )
-from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from server.assistant.providers.base import (
     ChatMessage,
@@ -26,6 +33,7 @@ from server.assistant.providers.base import (
     ToolCallRequest,
     ToolSpec,
 )
+from server.assistant.providers.retry import RetryPolicy, parse_retry_after, retryable_status
 from server.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -39,12 +47,14 @@ SYSTEM_PROMPT = (
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 PLACEHOLDER_API_KEY = "not-needed"
 """Local servers ignore the key, but the SDK insists on one."""
-DEFAULT_MAX_RETRIES = 1
-"""One retry for connection errors, 408/409/429/5xx, before any text streamed (the SDK's own policy)."""
+DEFAULT_IDLE_TIMEOUT = 10.0
 MAX_CONNECT_TIMEOUT = 10.0
 INVALID_JSON_KEY = "invalid_json_arguments"
 """Carries unparsable arguments; no tool accepts it, so the model gets an `invalid_arguments` result."""
 MAX_REASON_CHARS = 200
+UNFINISHED = "The model server ended the reply before finishing it"
+
+Sleep = Callable[[float], Awaitable[None]]
 
 
 class OpenAIProvider:
@@ -57,18 +67,25 @@ class OpenAIProvider:
         base_url: str = OPENAI_BASE_URL,
         api_key: str | None = None,
         timeout: float = 60.0,
-        max_retries: int = DEFAULT_MAX_RETRIES,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.model = model
         self.timeout = timeout
+        """To connect (at most MAX_CONNECT_TIMEOUT), for the response headers, and for its first chunk."""
+        self.idle_timeout = idle_timeout
+        """Between two chunks. TURN_TIMEOUT bounds the whole turn: a model may stream for minutes."""
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
         self._api_key = api_key or ""
         self._client = openai.AsyncOpenAI(
             api_key=api_key or PLACEHOLDER_API_KEY,
             base_url=base_url,
-            # `timeout` bounds each wait on the server (connecting, the first byte, the gap between chunks),
-            # not the whole reply: a model may stream for minutes. TURN_TIMEOUT bounds the turn.
-            timeout=openai.Timeout(timeout, connect=min(timeout, MAX_CONNECT_TIMEOUT)),
-            max_retries=max_retries,
+            # The waits above are enforced per step in `_attempt`; the transport's own timeouts are a backstop.
+            timeout=openai.Timeout(max(timeout, idle_timeout), connect=min(timeout, MAX_CONNECT_TIMEOUT)),
+            # The SDK retries only the request, blind to what the stream did; `stream` retries whole attempts.
+            max_retries=0,
         )
 
     @classmethod
@@ -80,41 +97,100 @@ class OpenAIProvider:
         base_url = settings.llm_base_url or OPENAI_BASE_URL
         if base_url.rstrip("/") == OPENAI_BASE_URL and not api_key:
             raise ValueError("LLM_API_KEY must be set to use api.openai.com (or set LLM_BASE_URL to a local server)")
-        return cls(model=settings.llm_model, base_url=base_url, api_key=api_key, timeout=settings.llm_timeout)
+        return cls(
+            model=settings.llm_model,
+            base_url=base_url,
+            api_key=api_key,
+            timeout=settings.llm_timeout,
+            idle_timeout=settings.llm_idle_timeout,
+            retry=RetryPolicy(
+                max_retries=settings.llm_max_retries,
+                base_delay=settings.llm_retry_backoff,
+                max_delay=settings.llm_retry_backoff_max,
+            ),
+        )
 
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._client.close()
 
     async def stream(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> AsyncIterator[ProviderEvent]:
-        """One Chat Completions call: text deltas as they arrive, then the tool calls, once the stream ends.
+        """One model step: text deltas as they arrive, then the tool calls, once the stream has finished.
 
-        Every failure of the server becomes a `ProviderError` with a short reason. If the consuming
-        task is cancelled, the `finally` below closes the HTTP response, so the server sees the
-        disconnect and stops generating.
+        A transient failure (connection, timeout, 408/409/429/5xx, a cut, silent or malformed
+        stream) is retried while no text of this step has been yielded; tool calls are yielded
+        only after a finished stream, so none has run. Every other failure, and the last one,
+        becomes a `ProviderError` with a short reason. If the consuming task is cancelled, the
+        attempt's `finally` closes the HTTP response, so the server sees the disconnect and stops.
         """
+        request = _Request(to_openai_messages(messages), [to_openai_tool(spec) for spec in tools])
+        retries = self.retry.start()
+        while True:
+            streamed = False
+            try:
+                async with contextlib.aclosing(self._attempt(request)) as events:
+                    async for event in events:
+                        streamed = streamed or isinstance(event, TextDelta)
+                        yield event
+                return
+            except AttemptFailed as failure:
+                delay = None if streamed or not failure.retryable else retries.next_delay(failure.retry_after)
+                if delay is None:
+                    why = "text had streamed" if streamed else "gave up" if failure.retryable else "not retryable"
+                    attempt = retries.made + 1
+                    logger.warning("Model server error: %s (%s; %s, attempt %d)", failure, failure.kind, why, attempt)
+                    raise ProviderError(str(failure)) from failure
+                logger.warning(
+                    "Model server error: %s (%s); retry %d of %d in %.2fs",
+                    failure,
+                    failure.kind,
+                    retries.made,
+                    self.retry.max_retries,
+                    delay,
+                )
+                await self._sleep(delay)
+
+    async def _attempt(self, request: _Request) -> AsyncGenerator[ProviderEvent]:
+        """One request and its stream, to the end; every way it can fail raises `AttemptFailed`."""
         try:
-            response = await self._client.chat.completions.create(
-                model=self.model,
-                messages=to_openai_messages(messages),
-                tools=[to_openai_tool(spec) for spec in tools] if tools else openai.omit,
-                stream=True,
-            )
+            async with asyncio.timeout(self.timeout):
+                response = await self._client.chat.completions.create(
+                    model=self.model,
+                    messages=request.messages,
+                    tools=request.tools or openai.omit,  # OpenAI refuses an empty list
+                    stream=True,
+                )
+        except TimeoutError as exc:
+            raise self._failure(exc) from exc
         except openai.APIError as exc:
-            raise self._error(exc) from exc
+            raise self._failure(exc) from exc
         calls = ToolCallAccumulator()
         finish_reason: str | None = None
+        started = False  # the first chunk may take `timeout` (a model reads the prompt first); then `idle_timeout`
+        chunks = aiter(response)
         try:
-            async for chunk in response:
-                for text in _read_chunk(chunk, calls):
+            while True:
+                try:
+                    async with asyncio.timeout(self.idle_timeout if started else self.timeout):
+                        chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+                started = True
+                parsed = parse_chunk(chunk)
+                for text in parsed.read(calls):
                     yield TextDelta(text)
-                finish_reason = _finish_reason(chunk) or finish_reason
-        except (openai.APIError, ValueError) as exc:  # ValueError: a chunk that is not JSON, or not a chunk
-            raise self._error(exc, mid_stream=True) from exc
+                finish_reason = parsed.finish_reason or finish_reason
+        except (TimeoutError, openai.APIError, ValueError) as exc:  # ValueError: an event that is not a chunk
+            if finish_reason is None:
+                raise self._failure(exc, streaming=True, idle=started) from exc
+            # The reply is whole; only what follows it ([DONE], a usage chunk) went wrong.
+            logger.info("Model server failed after the reply had finished (%s); keeping the reply", type(exc).__name__)
         finally:
             await response.close()
+        if finish_reason is None:
+            raise AttemptFailed(UNFINISHED, kind="no finish_reason", retryable=True)
         if finish_reason == "content_filter":
-            raise ProviderError("The model server's content filter stopped the reply")
+            raise AttemptFailed("The model server's content filter stopped the reply", kind="content_filter")
         if finish_reason == "length":
             # The reply is cut at the model's token limit: keep what came. A call cut mid-arguments
             # fails to parse and comes back to the model as an `invalid_arguments` result.
@@ -122,12 +198,41 @@ class OpenAIProvider:
         for call in calls.finish():
             yield call
 
-    def _error(self, exc: Exception, *, mid_stream: bool = False) -> ProviderError:
-        reason = _scrub(
-            describe_error(exc, model=self.model, timeout=self.timeout, mid_stream=mid_stream), self._api_key
+    def _failure(self, exc: Exception, *, streaming: bool = False, idle: bool = False) -> AttemptFailed:
+        """`streaming`: the response had begun; `idle`: its first chunk had come."""
+        if isinstance(exc, TimeoutError):  # one of our own waits in `_attempt`
+            reason = (
+                f"The model server stopped sending for {self.idle_timeout:g}s"
+                if idle
+                else f"The model server did not answer within {self.timeout:g}s"
+            )
+            return AttemptFailed(reason, kind="timeout", retryable=True)
+        reason = describe_error(exc, model=self.model, timeout=self.timeout, mid_stream=streaming)
+        retry_after = None
+        if isinstance(exc, openai.APIStatusError):
+            retry_after = parse_retry_after(exc.response.headers)
+        return AttemptFailed(
+            _scrub(reason, self._api_key), kind=type(exc).__name__, retryable=transient(exc), retry_after=retry_after
         )
-        logger.warning("Model server error: %s (%s)", reason, type(exc).__name__)
-        return ProviderError(reason)
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What every attempt of one model call sends: the same body, so a server can tell a retry."""
+
+    messages: list[ChatCompletionMessageParam]
+    tools: list[ChatCompletionFunctionToolParam]
+
+
+class AttemptFailed(Exception):
+    """One attempt at a model call failed; `str()` is the reason for the user, without secrets."""
+
+    def __init__(self, reason: str, *, kind: str, retryable: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        """What failed, for the log: the exception's class, or what the stream lacked."""
+        self.retryable = retryable
+        self.retry_after = retry_after
 
 
 # --- messages and tools out ------------------------------------------------------------------
@@ -175,25 +280,73 @@ def to_openai_tool(spec: ToolSpec) -> ChatCompletionFunctionToolParam:
 # --- the stream in ---------------------------------------------------------------------------
 
 
-def _read_chunk(chunk: ChatCompletionChunk, calls: ToolCallAccumulator) -> list[str]:
-    """The text of one chunk; its tool-call fragments go to `calls`.
-
-    Only choice 0 counts (we never ask for `n` > 1). Chunks without choices (usage, Azure's
-    prompt filter results) carry nothing for us.
-    """
-    texts: list[str] = []
-    for choice in chunk.choices:
-        if choice.index != 0:
-            continue
-        if choice.delta.content:
-            texts.append(choice.delta.content)
-        for fragment in choice.delta.tool_calls or ():
-            calls.add(fragment)
-    return texts
+class _Wire(BaseModel):
+    # Read from the SDK's chunk objects, which it builds without checking them: a field of the
+    # wrong type (text that is a number, choices that are a string) must fail here, not be skipped.
+    model_config = ConfigDict(from_attributes=True)
 
 
-def _finish_reason(chunk: ChatCompletionChunk) -> str | None:
-    return next((c.finish_reason for c in chunk.choices if c.index == 0 and c.finish_reason), None)
+class FunctionFragment(_Wire):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolFragment(_Wire):
+    index: int | None = None
+    id: str | None = None
+    function: FunctionFragment | None = None
+
+
+class Delta(_Wire):
+    content: str | None = None
+    tool_calls: list[ToolFragment] | None = None
+
+
+class Choice(_Wire):
+    index: int | None = None
+    """Missing on some servers; we never ask for `n` > 1, so it means choice 0."""
+    delta: Delta | None = None
+    finish_reason: str | None = None
+
+
+class Chunk(_Wire):
+    """The part of a `chat.completion.chunk` we read. Only choice 0 counts (we never ask for `n` > 1)."""
+
+    choices: list[Choice]
+
+    @property
+    def first_choices(self) -> list[Choice]:
+        return [choice for choice in self.choices if not choice.index]
+
+    @property
+    def finish_reason(self) -> str | None:
+        return next((choice.finish_reason for choice in self.first_choices if choice.finish_reason), None)
+
+    def read(self, calls: ToolCallAccumulator) -> list[str]:
+        """The text of this chunk; its tool-call fragments go to `calls`.
+
+        Chunks without choices (usage, Azure's prompt filter results) carry nothing for us.
+        """
+        texts: list[str] = []
+        for choice in self.first_choices:
+            if choice.delta is None:
+                continue
+            if choice.delta.content:
+                texts.append(choice.delta.content)
+            for fragment in choice.delta.tool_calls or ():
+                calls.add(fragment)
+        return texts
+
+
+class MalformedChunk(ValueError):
+    """An event that is JSON but not a chunk."""
+
+
+def parse_chunk(chunk: object) -> Chunk:
+    try:
+        return Chunk.model_validate(chunk)
+    except ValidationError as exc:
+        raise MalformedChunk(f"not a chat.completion.chunk: {exc.error_count()} invalid field(s)") from None
 
 
 @dataclass
@@ -214,7 +367,7 @@ class ToolCallAccumulator:
         self._calls: list[_PartialCall] = []
         self._by_index: dict[int, _PartialCall] = {}
 
-    def add(self, fragment: ChoiceDeltaToolCall) -> None:
+    def add(self, fragment: ToolFragment) -> None:
         index = fragment.index if isinstance(fragment.index, int) else len(self._calls)
         call = self._by_index.get(index)
         if call is None or (fragment.id and call.id and fragment.id != call.id):
@@ -281,6 +434,20 @@ def describe_error(exc: Exception, *, model: str, timeout: float, mid_stream: bo
     if isinstance(exc, openai.APIError):  # an `error` event in the middle of the stream
         return f"The model server reported an error: {_server_message(exc)}"
     return "The model server failed"
+
+
+def transient(exc: Exception) -> bool:
+    """Whether the same request may well succeed a moment later."""
+    if isinstance(exc, openai.APIStatusError):
+        return retryable_status(exc.status_code)
+    if isinstance(exc, openai.APIConnectionError | openai.APIResponseValidationError | ValueError):
+        return True  # timeouts included; a garbled response is a glitch of the server or the network
+    if isinstance(exc, openai.APIError):  # an `error` event: vLLM puts an HTTP status in its `code`
+        status = exc.body.get("code") if isinstance(exc.body, dict) else None
+        if isinstance(status, str) and status.isdigit():
+            status = int(status)
+        return not isinstance(status, int) or retryable_status(status)
+    return False
 
 
 def _server_message(exc: openai.APIError) -> str:
