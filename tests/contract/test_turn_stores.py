@@ -33,6 +33,9 @@ class Stores:
     url: str
 
 
+ON_POSTGRES = ["asyncpg-postgres", "sqlalchemy-postgres"]
+
+
 @pytest.fixture(scope="module", params=["asyncpg-postgres", "sqlalchemy-sqlite", "sqlalchemy-postgres"])
 async def stores(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stores]:
     kind, backend = request.param.split("-")
@@ -270,10 +273,9 @@ async def test_leases_orphans_and_checkpoints(stores: Stores) -> None:
     assert not await stores.store.heartbeat(dead, {})  # the lease is lost: the worker must know
 
 
+@pytest.mark.parametrize("stores", ON_POSTGRES, indirect=True)  # SQLite: one process, nothing to race
 async def test_concurrent_writers_of_one_user_keep_seqs_gap_free(stores: Stores) -> None:
     """Two stores (two workers) race turns in several conversations of one user."""
-    if "sqlite" in stores.url:
-        pytest.skip("SQLite: one process, one writer at a time; nothing to race")
     user = await new_user(stores.engine)
     other = await PostgresTurnStore.open(stores.url, pool_size=4, history_limit=30)
     try:

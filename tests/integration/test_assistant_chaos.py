@@ -149,6 +149,7 @@ async def server(chaos: ChaosServer, tmp_path_factory: pytest.TempPathFactory) -
         llm_model="chaos-model",
         llm_timeout=TIMEOUT,
         llm_idle_timeout=IDLE,
+        max_concurrent_turns=TURNS,  # the turns run at once, in conversations of one user
         llm_max_retries=MAX_RETRIES,
         llm_retry_backoff=BACKOFF,
         llm_retry_backoff_max=BACKOFF_MAX,
