@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Literal
 
@@ -16,13 +17,19 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["health"])
 
+PROBE_TIMEOUT = 2.0
+"""Each dependency gets this long to answer a probe."""
+
 
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
 
 
 class Readiness(BaseModel):
-    status: Literal["ready", "unavailable"]
+    status: Literal["ready", "degraded", "unavailable"]
+    """ready: route traffic here. degraded: still route traffic here (chat works: messages are
+    persisted and acked; fan-out to other workers catches up when Redis is back). unavailable:
+    take this worker out (its database does not answer)."""
     database: Literal["ok", "down"]
     redis: Literal["ok", "down", "disabled"]
 
@@ -35,11 +42,15 @@ async def healthz() -> Health:
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 async def readyz(runtime: RuntimeDep, request: Request) -> JSONResponse:
-    """The database (and Redis, when configured) answer: safe to route traffic here."""
+    """200 while the database answers (`degraded` when Redis does not); 503 when it does not.
+
+    A Redis outage must not make a load balancer pull every worker at once: chat keeps working
+    through it, so it is reported, not counted as "not ready".
+    """
     seen: dict[str, str] = request.app.state.__dict__.setdefault("readiness_seen", {})
     database: Literal["ok", "down"] = "ok"
     try:
-        async with runtime.engine.connect() as connection:
+        async with asyncio.timeout(PROBE_TIMEOUT), runtime.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
         _record(seen, "database", None)
     except Exception as exc:  # any failure means "not ready"
@@ -48,15 +59,20 @@ async def readyz(runtime: RuntimeDep, request: Request) -> JSONResponse:
     redis: Literal["ok", "down", "disabled"] = "disabled"
     if runtime.settings.redis_url:
         try:
-            await runtime.broker.ping()
+            async with asyncio.timeout(PROBE_TIMEOUT):  # a paused Redis must not hold the probe
+                await runtime.broker.ping()
             redis = "ok"
             _record(seen, "redis", None)
         except Exception as exc:
             redis = "down"
             _record(seen, "redis", exc)
-    ready = database == "ok" and redis != "down"
-    body = Readiness(status="ready" if ready else "unavailable", database=database, redis=redis)
-    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+    status: Literal["ready", "degraded", "unavailable"] = "ready"
+    if database == "down":
+        status = "unavailable"
+    elif redis == "down":
+        status = "degraded"
+    body = Readiness(status=status, database=database, redis=redis)
+    return JSONResponse(body.model_dump(), status_code=503 if status == "unavailable" else 200)
 
 
 def _record(seen: dict[str, str], component: str, error: Exception | None) -> None:

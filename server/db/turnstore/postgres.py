@@ -239,7 +239,7 @@ class PostgresTurnStore:
             min_size=1,
             max_size=pool_size,
             statement_cache_size=1024 if prepared_statements else 0,
-            server_settings={"application_name": "todochat-turns"},
+            server_settings={"application_name": "todochat-turns", "plan_cache_mode": "force_generic_plan"},
         )
         try:
             async with pool.acquire() as connection:
