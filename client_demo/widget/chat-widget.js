@@ -1250,7 +1250,9 @@ h2, h3, p { margin: 0; }
           clearTimeout(this.ackTimer);
         }
         if (frame.code === "busy" || frame.code === "rate_limited") {
-          entry.retryAt = Date.now() + BUSY_RETRY_MS; // a turn runs there: try again shortly
+          // A turn runs there, or the user's message budget is spent: try again when the server says.
+          const wait = frame.retry_after ? frame.retry_after * 1000 : BUSY_RETRY_MS;
+          entry.retryAt = Date.now() + wait;
           this._flushOutbox();
           return;
         }
