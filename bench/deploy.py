@@ -138,6 +138,19 @@ def server_env(args: argparse.Namespace) -> dict[str, str]:
         "WS_RATE_PER_SECOND": "100000",
         "WS_RATE_BURST": "100000",
         "WS_SEND_QUEUE": "4096",
+        # The abuse limits stay on (each turn pays its Redis check) with budgets no bench user reaches.
+        **dict.fromkeys(
+            (
+                "RATE_LIMIT_CHAT_TURNS",
+                "RATE_LIMIT_SIGNUP_IP",
+                "RATE_LIMIT_LOGIN_ATTEMPTS_IP",
+                "RATE_LIMIT_LOGIN_IP",
+                "RATE_LIMIT_LOGIN_ACCOUNT",
+                "RATE_LIMIT_TOOL_CALLS",
+                "RATE_LIMIT_DESTRUCTIVE_CALLS",
+            ),
+            "1000000/minute",
+        ),
         "DEMO_PAGE": "false",
     }
     for item in args.server_env:

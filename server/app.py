@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from server.api import auth, chat, conversations, demo, health, mcp, tasks
 from server.api.errors import RequestIdMiddleware, install_error_handlers
@@ -95,6 +96,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
         )
     app.add_middleware(RequestIdMiddleware)
+    if settings.trusted_proxies:
+        # Outermost, so every layer (the limits, the logs) sees the client a trusted proxy names;
+        # anyone else's X-Forwarded-For is ignored. uvicorn's own copy is off (`python -m server`).
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     for router in (health.router, auth.router, tasks.router, conversations.router, chat.router):
         app.include_router(router)
     app.state.mcp = mcp.mount(app)

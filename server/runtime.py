@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from server.abuse import Limits, create_limits
 from server.assistant.factory import create_agent
 from server.assistant.tools import run_tool
 from server.auth.passwords import PasswordHasher
@@ -44,6 +46,8 @@ class Runtime:
     chat: ChatService
     passwords: PasswordHasher
     tokens: TokenCodec
+    limits: Limits
+    """Every abuse limit (login, signup, chat turns, tool calls), shared across workers through Redis."""
 
     def transaction(self) -> AbstractAsyncContextManager[Outbox]:
         """A write transaction whose events are published after it commits."""
@@ -105,6 +109,12 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         stack.push_async_callback(broker.stop)
 
         locks = create_locks(settings, broker)
+        limits = create_limits(settings)
+        stack.push_async_callback(limits.aclose)
+        passwords = PasswordHasher(
+            rounds=settings.bcrypt_rounds, workers=settings.bcrypt_workers, queue=settings.bcrypt_queue
+        )
+        stack.callback(passwords.close)
         agent = create_agent(settings)
         stack.push_async_callback(agent.aclose)
         turns = TurnRegistry(
@@ -113,7 +123,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             hub=hub,
             locks=locks,
             agent=agent,
-            run_tool=run_tool,
+            run_tool=functools.partial(run_tool, limits=limits),
             lock_ttl=settings.turn_lock_seconds,
             turn_timeout=settings.turn_timeout,
             history_messages=settings.history_messages,
@@ -135,8 +145,15 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             locks=locks,
             turns=turns,
             chat=ChatService(
-                db=db, reads=reads, hub=hub, locks=locks, turns=turns, lock_ttl=settings.turn_lock_seconds
+                db=db,
+                reads=reads,
+                hub=hub,
+                locks=locks,
+                turns=turns,
+                lock_ttl=settings.turn_lock_seconds,
+                limits=limits,
             ),
-            passwords=PasswordHasher(rounds=settings.bcrypt_rounds),
+            passwords=passwords,
             tokens=TokenCodec(secret=settings.resolve_jwt_secret(), expire_minutes=settings.jwt_expire_minutes),
+            limits=limits,
         )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
 from pathlib import Path
 from typing import Annotated, Literal
 
+from limits import parse as parse_rate
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -36,6 +38,10 @@ class Settings(BaseSettings):
     jwt_expire_minutes: int = Field(30, ge=1, le=7 * 24 * 60)
     bcrypt_rounds: int = Field(12, ge=4, le=31)
     """Cost 12 or more in production; tests lower it to stay fast."""
+    bcrypt_workers: int | None = Field(None, ge=1)
+    """Threads that hash passwords. Unset: one per core but one, at least one, so the event loop keeps a core."""
+    bcrypt_queue: int = Field(16, ge=0)
+    """Hashes that may wait for a thread; past that, signup and login answer 429 at once instead of queueing."""
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Comma-separated origins allowed for CORS and for browser WebSocket connections."""
 
@@ -101,6 +107,61 @@ class Settings(BaseSettings):
     llm_retry_backoff_max: float = Field(8.0, gt=0)
     """The longest backoff between two attempts (a longer Retry-After, up to 20 s, is still honoured)."""
     history_messages: int = Field(30, ge=1)
+
+    # Abuse limits, in the `limits` library's notation ("5/minute", "20 per 10 minutes"); see README.
+    rate_limit_login_account: str = "5/minute"
+    """Failed logins per account (a client that signed in to it recently is exempt, see README)."""
+    rate_limit_login_ip: str = "20/minute"
+    """Failed logins per client IP, over all accounts."""
+    rate_limit_login_attempts_ip: str = "60/minute"
+    """Logins per client IP, failed or not."""
+    rate_limit_signup_ip: str = "20/hour"
+    rate_limit_chat_turns: str = "30/minute"
+    """Chat turns per user, REST and WebSocket together, across every worker."""
+    rate_limit_tool_calls: str = "120/minute"
+    """Per user: REST task changes and every tool call of the assistant and of MCP, together."""
+    rate_limit_destructive_calls: str = "30/minute"
+    """Of those, deletions (tasks and conversations): a lower budget of their own."""
+    login_known_client_days: float = Field(30.0, gt=0)
+    """How long an account + client IP that logged in keeps its exemption from the per-account limit."""
+    rate_limit_timeout: float = Field(0.1, gt=0, le=5)
+    """Seconds one rate-limit storage call may take; slower or failing calls are skipped (see README)."""
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Comma-separated IPs or CIDRs of reverse proxies whose X-Forwarded-For names the client. Default: none."""
+
+    @field_validator(
+        "rate_limit_login_account",
+        "rate_limit_login_ip",
+        "rate_limit_login_attempts_ip",
+        "rate_limit_signup_ip",
+        "rate_limit_chat_turns",
+        "rate_limit_tool_calls",
+        "rate_limit_destructive_calls",
+    )
+    @classmethod
+    def _rate_notation(cls, value: str) -> str:
+        parse_rate(value)  # a typo fails at start-up, not at the first login
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: list[str]) -> list[str]:
+        for item in value:
+            # uvicorn would take "*" (trust everyone) and hostnames; a client could then claim any IP.
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"TRUSTED_PROXIES entries must be IP addresses or CIDR networks, got {item!r}"
+                ) from None
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from server.api.deps import OwnerId, RuntimeDep, SessionDep
+from server.api.deps import CountDeletion, OwnerId, RuntimeDep, SessionDep
 from server.api.openapi import error_responses
 from server.db import conversations
 from server.errors import InvalidInputError
@@ -45,7 +45,12 @@ async def list_messages(
     return MessagesPublic(data=[MessagePublic.model_validate(row) for row in rows], has_more=has_more)
 
 
-@router.delete("/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
+@router.delete(
+    "/{conversation_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(404, 429),
+    dependencies=[CountDeletion],  # a destructive change: the lower RATE_LIMIT_DESTRUCTIVE_CALLS budget
+)
 async def delete_conversation(user_id: OwnerId, conversation_id: int, runtime: RuntimeDep) -> Response:
     async with runtime.transaction() as outbox:
         await conversations.delete(outbox, user_id, conversation_id)

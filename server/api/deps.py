@@ -1,4 +1,4 @@
-"""FastAPI dependencies as `Annotated` aliases that chain: runtime -> session -> current user -> owner."""
+"""FastAPI dependencies as `Annotated` aliases that chain: runtime -> session -> current user -> owner -> limits."""
 
 from __future__ import annotations
 
@@ -53,3 +53,17 @@ def get_owner_id(claims: CurrentUser, user_id: Annotated[int, Path(description="
 
 
 OwnerId = Annotated[int, Depends(get_owner_id)]
+
+
+async def _count_change(runtime: RuntimeDep, user_id: OwnerId) -> None:
+    """A task change over REST counts as a tool call, like the assistant's and MCP's (429 over budget)."""
+    await runtime.limits.tool_call(user_id)
+
+
+async def _count_deletion(runtime: RuntimeDep, user_id: OwnerId) -> None:
+    await runtime.limits.tool_call(user_id, destructive=True)
+
+
+#: For a route's `dependencies=[...]`: checked before the handler opens its transaction.
+CountChange = Depends(_count_change)
+CountDeletion = Depends(_count_deletion)

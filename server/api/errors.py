@@ -42,8 +42,10 @@ def error_body(detail: Any, code: str) -> dict[str, Any]:
 
 async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-    return JSONResponse(error_body(exc.detail, exc.code), status_code=exc.status_code, headers=headers)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else {}
+    if "retry_after" in exc.extra:  # RFC 9110 section 10.2.3, in whole seconds
+        headers["Retry-After"] = str(exc.extra["retry_after"])
+    return JSONResponse(error_body(exc.detail, exc.code), status_code=exc.status_code, headers=headers or None)
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -100,7 +100,7 @@ class MCPEndpoint:
         user_id = _claims(ctx).user_id
         call = ToolCallRequest(id=str(ctx.request_id), name=params.name, arguments=params.arguments or {})
         async with self._runtime.transaction() as outbox:
-            result = await run_tool(outbox, user_id, call)
+            result = await run_tool(outbox, user_id, call, limits=self._runtime.limits)
         return _tool_result(result)
 
 

@@ -12,7 +12,7 @@ _DESCRIPTIONS = {
     404: "Not found, or not yours",
     409: "Conflicts with existing data",
     413: "Payload too large",
-    429: "Rate limited",
+    429: "Rate limited: see the `Retry-After` header (seconds)",
     503: "A dependency is unavailable",
 }
 

@@ -6,12 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from server.api.deps import OwnerId, RuntimeDep, SessionDep
+from server.api.deps import CountChange, CountDeletion, OwnerId, RuntimeDep, SessionDep
 from server.api.openapi import error_responses
 from server.db import tasks
 from server.schemas import TaskCreate, TaskPublic, TasksPublic, TaskStatus, TaskUpdate
 
 router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"], responses=error_responses(401, 403))
+# Changes count against the user's tool-call budget (RATE_LIMIT_TOOL_CALLS), deletions a lower one too.
 
 
 @router.get("", response_model=TasksPublic)
@@ -27,7 +28,13 @@ async def list_tasks(
     return TasksPublic(data=[TaskPublic.model_validate(task) for task in rows], count=count)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=TaskPublic)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TaskPublic,
+    responses=error_responses(429),
+    dependencies=[CountChange],
+)
 async def create_task(user_id: OwnerId, body: TaskCreate, runtime: RuntimeDep) -> TaskPublic:
     async with runtime.transaction() as outbox:
         task = await tasks.create(outbox, user_id, title=body.title, description=body.description)
@@ -39,7 +46,7 @@ async def get_task(user_id: OwnerId, task_id: int, session: SessionDep) -> TaskP
     return TaskPublic.model_validate(await tasks.get(session, user_id, task_id))
 
 
-@router.patch("/{task_id}", response_model=TaskPublic, responses=error_responses(404))
+@router.patch("/{task_id}", response_model=TaskPublic, responses=error_responses(404, 429), dependencies=[CountChange])
 async def update_task(user_id: OwnerId, task_id: int, body: TaskUpdate, runtime: RuntimeDep) -> TaskPublic:
     """Change any of title, description and completed; fields left out stay as they are."""
     async with runtime.transaction() as outbox:
@@ -47,7 +54,9 @@ async def update_task(user_id: OwnerId, task_id: int, body: TaskUpdate, runtime:
     return TaskPublic.model_validate(task)
 
 
-@router.patch("/{task_id}/complete", response_model=TaskPublic, responses=error_responses(404))
+@router.patch(
+    "/{task_id}/complete", response_model=TaskPublic, responses=error_responses(404, 429), dependencies=[CountChange]
+)
 async def toggle_complete(user_id: OwnerId, task_id: int, runtime: RuntimeDep) -> TaskPublic:
     """Flip the task between pending and completed."""
     async with runtime.transaction() as outbox:
@@ -56,7 +65,12 @@ async def toggle_complete(user_id: OwnerId, task_id: int, runtime: RuntimeDep) -
     return TaskPublic.model_validate(task)
 
 
-@router.delete("/{task_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
+@router.delete(
+    "/{task_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(404, 429),
+    dependencies=[CountDeletion],
+)
 async def delete_task(user_id: OwnerId, task_id: int, runtime: RuntimeDep) -> Response:
     async with runtime.transaction() as outbox:
         await tasks.delete(outbox, user_id, task_id)

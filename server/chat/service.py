@@ -2,6 +2,8 @@
 
 Order of operations, and why:
 
+0. Count the turn in the user's budget (RATE_LIMIT_CHAT_TURNS, all workers) -> `rate_limited`
+   before anything is persisted or any model called; a retry of an accepted message still gets its ack.
 1. Take the conversation's turn lock (key per user) -> `busy` if another turn runs there, unless
    the holder is this very `client_msg_id` in flight, or it was accepted earlier: then its ack.
 2. One transaction, the user's row locked first: user message + `message` and `turn.start`
@@ -23,6 +25,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from server.abuse import Limits
 from server.chat.locks import TurnLocks
 from server.chat.turns import Turn, TurnRegistry
 from server.db import conversations, messages
@@ -83,7 +86,9 @@ class ChatService:
         locks: TurnLocks,
         turns: TurnRegistry,
         lock_ttl: float,
+        limits: Limits,
     ) -> None:
+        self._limits = limits
         self._db = db
         self._reads = reads
         self._hub = hub
@@ -107,7 +112,12 @@ class ChatService:
 
         The work runs shielded from the caller's cancellation (a socket closing mid-way): a
         message is either refused, or committed with its turn started and its lock owned.
+
+        First of all, the user's chat-turn budget (every worker counts in it): over it,
+        `RateLimitedError` and nothing is persisted, unless this is a retry of a message
+        accepted earlier, which gets its ack as always.
         """
+        await self._limits.chat_turn(user_id, is_retry=lambda: self._accepted_before(user_id, client_msg_id))
         accept = asyncio.create_task(self._accept(user_id, conversation_id, text, client_msg_id, on_ack))
         accept.add_done_callback(_retrieve)  # if the caller is gone, its error is still consumed
         return await asyncio.shield(accept)
@@ -231,6 +241,10 @@ class ChatService:
             if await messages.turn_request(session, user_id, turn_id) is None:
                 raise NotFoundError("Turn not found")
         await self.turns.cancel(user_id, turn_id)
+
+    async def _accepted_before(self, user_id: int, client_msg_id: str) -> bool:
+        async with self._reads() as session:
+            return await messages.by_client_msg_id(session, user_id, client_msg_id) is not None
 
     @staticmethod
     def _acked(ack: dict[str, Any], on_ack: AckCallback | None) -> dict[str, Any]:

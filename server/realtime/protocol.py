@@ -135,16 +135,28 @@ def ack(*, client_msg_id: str, conversation_id: int, message_id: int, turn_id: s
     }
 
 
-def error(code: str, detail: str, *, ref: str | None = None) -> dict[str, Any]:
-    """`ref` names what the error is about: the `client_msg_id` of a refused chat, when known."""
-    return {"type": "error", "code": code, "detail": detail, "ref": ref}
+def error(code: str, detail: str, *, ref: str | None = None, retry_after: int | None = None) -> dict[str, Any]:
+    """`ref` names what the error is about: the `client_msg_id` of a refused chat, when known.
+
+    `retry_after` (seconds) comes with `rate_limited` refusals of an abuse limit.
+    """
+    frame: dict[str, Any] = {"type": "error", "code": code, "detail": detail, "ref": ref}
+    if retry_after is not None:
+        frame["retry_after"] = retry_after
+    return frame
 
 
 def error_from(exc: AppError) -> dict[str, Any]:
     if isinstance(exc, ProtocolError):
         return error(exc.error_code, exc.detail, ref=exc.ref)
     ref = exc.extra.get("ref")
-    return error(exc.code, exc.detail, ref=ref if isinstance(ref, str) else None)
+    retry_after = exc.extra.get("retry_after")
+    return error(
+        exc.code,
+        exc.detail,
+        ref=ref if isinstance(ref, str) else None,
+        retry_after=retry_after if isinstance(retry_after, int) else None,
+    )
 
 
 def pong(ping_id: str | int | None) -> dict[str, Any]:

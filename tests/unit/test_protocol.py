@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.errors import AppError, ErrorCode
+from server.errors import AppError, ErrorCode, RateLimitedError
 from server.realtime import protocol
 from server.realtime.envelope import Envelope
 
@@ -82,3 +82,17 @@ def test_envelope_rejects_garbage() -> None:
         Envelope.decode(b"no header")
     with pytest.raises(ValueError):
         Envelope.decode(b"X\n{}")
+
+
+def test_a_rate_limited_error_says_when_to_retry() -> None:
+    frame = protocol.error_from(
+        RateLimitedError("Too many messages, retry in 12 s", extra={"retry_after": 12, "ref": "c-1"})
+    )
+    assert frame == {
+        "type": "error",
+        "code": "rate_limited",
+        "detail": "Too many messages, retry in 12 s",
+        "ref": "c-1",
+        "retry_after": 12,
+    }
+    assert "retry_after" not in protocol.error_from(AppError("x"))
