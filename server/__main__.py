@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> None:
         ws_per_message_deflate=settings.ws_compression,
         timeout_graceful_shutdown=int(settings.shutdown_grace) + 5,
         proxy_headers=True,
+        server_header=False,  # no version banner for scanners
+        # uvicorn's access log prints the query string; the app logs each request without it.
+        access_log=False,
     )
 
 

@@ -55,7 +55,16 @@ class LiveServer(_OnLoopback):
 @contextlib.asynccontextmanager
 async def serve_in_process(app: FastAPI) -> AsyncIterator[LiveServer]:
     """Run `app` under uvicorn in this loop (lifespan included) until the block ends."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws="websockets-sansio", lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        ws="websockets-sansio",
+        lifespan="on",
+        server_header=False,  # as `python -m server` runs
+        access_log=False,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server._serve())  # _serve: no signal capture, pytest keeps Ctrl-C
     try:
