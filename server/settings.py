@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 logger = logging.getLogger(__name__)
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./todo_chat.db"
-DEV_SECRET_FILE = ".jwt_secret"  # noqa: S105  a file name, not a secret
+DEV_SECRET_FILE = ".jwt_secret"  # noqa: S105  # nosec B105  # a file name, not a secret
 MIN_SECRET_LENGTH = 32
 #: Secrets that appear in tutorials and .env examples; refusing them is cheap insurance.
 WEAK_SECRETS = frozenset({"secret", "changeme", "change-me", "your-secret-key", "jwt_secret", "development"})
