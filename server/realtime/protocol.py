@@ -93,8 +93,9 @@ def parse_client_frame(text: str, *, max_bytes: int) -> ClientFrame:
         raise ProtocolError(ErrorCode.BAD_JSON, f"Expected a JSON object, got {type(data).__name__}")
     kind = data.get("type")
     if kind not in CLIENT_TYPES:
+        # At most 40 characters of what was sent: the detail names the problem, it does not echo the frame.
         raise ProtocolError(
-            ErrorCode.UNKNOWN_TYPE, f"Unknown frame type {kind!r}; expected one of {', '.join(CLIENT_TYPES)}"
+            ErrorCode.UNKNOWN_TYPE, f"Unknown frame type {kind!r:.40}; expected one of {', '.join(CLIENT_TYPES)}"
         )
     ref = data.get("client_msg_id") if kind == "chat" else None
     ref = ref if isinstance(ref, str) and len(ref) <= 64 else None
