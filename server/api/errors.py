@@ -128,8 +128,9 @@ class RequestIdMiddleware:
             )
             await send({"type": "http.response.body", "body": body})
         finally:
+            duration = (time.perf_counter() - begun) * 1000
             access_logger.info(
-                "%s %s %d %.1fms", scope["method"], _log_path(scope), status, (time.perf_counter() - begun) * 1000
+                "%s %s %d %.1fms", scope["method"], _log_path(scope), status, duration, extra={"request_id": request_id}
             )
             request_id_var.reset(token)
 

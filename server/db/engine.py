@@ -16,9 +16,9 @@ from server.settings import Settings
 Sessionmaker = async_sessionmaker[AsyncSession]
 
 
-#: SQLSTATE classes of errors in the statement, not the server: data exception (a value out of
-#: range, NUL in text), integrity constraint violation, syntax error or access rule violation.
-NOT_OUTAGE_SQLSTATE_CLASSES = frozenset({"22", "23", "42"})
+#: SQLSTATE classes that retrying later will not cure: data exception (a value out of range, NUL
+#: in text), integrity constraint violation, syntax error or access rule violation, internal error.
+NOT_OUTAGE_SQLSTATE_CLASSES = frozenset({"22", "23", "42", "XX"})
 
 
 def is_unavailable(exc: BaseException) -> bool:
