@@ -51,6 +51,11 @@ async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, (UnicodeDecodeError, RecursionError)):
+        # FastAPI's 400 for a body it could not decode (not UTF-8, nested too deeply): the same 422 as
+        # malformed JSON, in the documented validation-error shape.
+        errors = [{"loc": ["body"], "msg": "The body is not UTF-8 JSON of a reasonable depth", "type": "json_invalid"}]
+        return JSONResponse(error_body(errors, ErrorCode.INVALID), status_code=422)
     code = _STATUS_CODES.get(exc.status_code, ErrorCode.INTERNAL)
     return JSONResponse(error_body(exc.detail, code), status_code=exc.status_code, headers=exc.headers)
 
