@@ -363,13 +363,16 @@ async def test_the_host_page_styles_cannot_reach_the_widget(widget_server: LiveS
     email = widget.root.get_by_label("Email")
     before = await widget.root.locator(".panel").bounding_box()
 
-    await page.add_style_tag(
-        content="""
+    # A constructed sheet: the demo page's CSP (rightly) blocks an injected <style> element.
+    await page.evaluate(
+        """css => { const sheet = new CSSStyleSheet(); sheet.replaceSync(css);
+                    document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet]; }""",
+        """
         html { font-size: 5px !important; }
         * { font: italic 40px serif !important; color: red !important; letter-spacing: 9px !important;
             box-sizing: content-box !important; }
         button, input, label, section, div { display: none !important; }
-        """
+        """,
     )
 
     await expect(email).to_be_visible()
