@@ -57,7 +57,7 @@ class Backoff:
     def next_delay(self) -> float:
         delay = min(self.cap, self.base * 2.0**self.attempt)
         self.attempt += 1
-        return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311  jitter, not a secret
+        return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311  # nosec B311  # jitter, not a secret
 
     def reset(self) -> None:
         self.attempt = 0

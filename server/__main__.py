@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> None:
         timeout_graceful_shutdown=int(settings.shutdown_grace) + 5,
         # The app applies X-Forwarded-For from TRUSTED_PROXIES only; uvicorn's copy would trust 127.0.0.1.
         proxy_headers=False,
+        server_header=False,  # no version banner for scanners
+        # uvicorn's access log prints the query string; the app logs each request without it.
+        access_log=False,
     )
 
 

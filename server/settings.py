@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 logger = logging.getLogger(__name__)
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./todo_chat.db"
-DEV_SECRET_FILE = ".jwt_secret"  # noqa: S105  a file name, not a secret
+DEV_SECRET_FILE = ".jwt_secret"  # noqa: S105  # nosec B105  # a file name, not a secret
 MIN_SECRET_LENGTH = 32
 #: Secrets that appear in tutorials and .env examples; refusing them is cheap insurance.
 WEAK_SECRETS = frozenset({"secret", "changeme", "change-me", "your-secret-key", "jwt_secret", "development"})
@@ -53,6 +53,13 @@ class Settings(BaseSettings):
 
     demo_page: bool = True
     """Serve the chat widget at /widget/ and its demo page at /."""
+    api_docs: bool | None = None
+    """Serve /docs, /redoc and /openapi.json. Unset: yes in development, no in production."""
+    hsts_max_age: int = Field(0, ge=0)
+    """Seconds of `Strict-Transport-Security` (with includeSubDomains) once the service is reached
+    only over HTTPS (a TLS-terminating proxy); 0 sends none."""
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    """Largest HTTP request body; larger ones get 413 `too_large` before they are read."""
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -192,6 +199,10 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def serve_api_docs(self) -> bool:
+        return self.environment != "production" if self.api_docs is None else self.api_docs
 
     @property
     def should_migrate(self) -> bool:

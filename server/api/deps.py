@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from server.auth.bearer import bearer_token
 from server.auth.tokens import TokenClaims
 from server.errors import ForbiddenError
+from server.fields import DbId
 from server.runtime import Runtime
 
 bearer_scheme = HTTPBearer(auto_error=False, description="The `token` from signup or login.")
@@ -45,7 +46,9 @@ def get_claims(
 CurrentUser = Annotated[TokenClaims, Depends(get_claims)]
 
 
-def get_owner_id(claims: CurrentUser, user_id: Annotated[int, Path(description="Must be the token's subject.")]) -> int:
+def get_owner_id(
+    claims: CurrentUser, user_id: Annotated[DbId, Path(description="Must be the token's subject.")]
+) -> int:
     """The path's `user_id`, which must be the caller: another user's URL is a 403."""
     if user_id != claims.user_id:
         raise ForbiddenError("You can only access your own resources")

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 from server.api.deps import CountChange, CountDeletion, OwnerId, RuntimeDep, SessionDep
 from server.api.openapi import error_responses
 from server.db import tasks
+from server.fields import DbId, Offset
 from server.schemas import TaskCreate, TaskPublic, TasksPublic, TaskStatus, TaskUpdate
 
 router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"], responses=error_responses(401, 403))
@@ -21,7 +22,7 @@ async def list_tasks(
     session: SessionDep,
     status: TaskStatus = "all",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
 ) -> TasksPublic:
     """Tasks in creation order, filtered by status, one page at a time."""
     rows, count = await tasks.list_for_user(session, user_id, status=status, limit=limit, offset=offset)
@@ -42,12 +43,12 @@ async def create_task(user_id: OwnerId, body: TaskCreate, runtime: RuntimeDep) -
 
 
 @router.get("/{task_id}", response_model=TaskPublic, responses=error_responses(404))
-async def get_task(user_id: OwnerId, task_id: int, session: SessionDep) -> TaskPublic:
+async def get_task(user_id: OwnerId, task_id: DbId, session: SessionDep) -> TaskPublic:
     return TaskPublic.model_validate(await tasks.get(session, user_id, task_id))
 
 
 @router.patch("/{task_id}", response_model=TaskPublic, responses=error_responses(404, 429), dependencies=[CountChange])
-async def update_task(user_id: OwnerId, task_id: int, body: TaskUpdate, runtime: RuntimeDep) -> TaskPublic:
+async def update_task(user_id: OwnerId, task_id: DbId, body: TaskUpdate, runtime: RuntimeDep) -> TaskPublic:
     """Change any of title, description and completed; fields left out stay as they are."""
     async with runtime.transaction() as outbox:
         task = await tasks.update(outbox, user_id, task_id, body.model_dump(exclude_unset=True))
@@ -57,7 +58,7 @@ async def update_task(user_id: OwnerId, task_id: int, body: TaskUpdate, runtime:
 @router.patch(
     "/{task_id}/complete", response_model=TaskPublic, responses=error_responses(404, 429), dependencies=[CountChange]
 )
-async def toggle_complete(user_id: OwnerId, task_id: int, runtime: RuntimeDep) -> TaskPublic:
+async def toggle_complete(user_id: OwnerId, task_id: DbId, runtime: RuntimeDep) -> TaskPublic:
     """Flip the task between pending and completed."""
     async with runtime.transaction() as outbox:
         current = await tasks.get(outbox.session, user_id, task_id)
@@ -71,7 +72,7 @@ async def toggle_complete(user_id: OwnerId, task_id: int, runtime: RuntimeDep) -
     responses=error_responses(404, 429),
     dependencies=[CountDeletion],
 )
-async def delete_task(user_id: OwnerId, task_id: int, runtime: RuntimeDep) -> Response:
+async def delete_task(user_id: OwnerId, task_id: DbId, runtime: RuntimeDep) -> Response:
     async with runtime.transaction() as outbox:
         await tasks.delete(outbox, user_id, task_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -17,6 +17,7 @@ from server.assistant.providers.base import ToolCallRequest, ToolSpec
 from server.db import tasks
 from server.db.outbox import Outbox
 from server.errors import NotFoundError, RateLimitedError
+from server.fields import DbId
 from server.schemas import Description, Title
 
 LIST_LIMIT = 200
@@ -36,7 +37,7 @@ class ListTasks(_Args):
 
 
 class TaskRef(_Args):
-    task_id: int = Field(ge=1, description="The task's id, as shown by list_tasks")
+    task_id: DbId = Field(description="The task's id, as shown by list_tasks")
 
 
 class UpdateTask(TaskRef):

@@ -9,8 +9,11 @@ from datetime import UTC, datetime, timedelta
 from jose import ExpiredSignatureError, JWTError, jwt
 
 from server.errors import AuthError
+from server.fields import ID_MAX
 
 ALGORITHM = "HS256"
+CLOCK_SKEW = timedelta(seconds=60)
+"""How far in the future a token's `iat` may lie (clocks of several workers differ a little)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,14 +49,20 @@ class TokenCodec:
                 algorithms=[ALGORITHM],  # never trust the token's own `alg` header
                 options={"require_exp": True, "require_sub": True, "require_iat": True},
             )
+            sub, issued_at = claims["sub"], datetime.fromtimestamp(int(claims["iat"]), UTC)
+            # A user id as we write it: decimal digits naming a row that can exist (never "+1", " 1", "0").
+            if not (isinstance(sub, str) and sub.isascii() and sub.isdigit() and sub[0] != "0" and int(sub) <= ID_MAX):
+                raise ValueError("sub is not a user id")
+            if issued_at > datetime.now(UTC) + CLOCK_SKEW:
+                raise ValueError("issued in the future")
             return TokenClaims(
-                user_id=int(claims["sub"]),
-                issued_at=datetime.fromtimestamp(int(claims["iat"]), UTC),
+                user_id=int(sub),
+                issued_at=issued_at,
                 expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
                 token_id=str(claims.get("jti", "")),
             )
         except ExpiredSignatureError as exc:
             # Said apart from a bad token (RFC 6750 section 3.1 "The access token expired"): the client refreshes.
             raise AuthError("Token expired") from exc
-        except (JWTError, KeyError, TypeError, ValueError) as exc:
+        except (JWTError, KeyError, TypeError, ValueError, OverflowError) as exc:
             raise AuthError("Could not validate credentials") from exc

@@ -226,11 +226,15 @@ class Connection:
             except AppError as exc:
                 self.send_direct(protocol.error_from(exc))
             except Exception as exc:
+                ref = frame.client_msg_id if isinstance(frame, protocol.Chat) else None
                 if not is_unavailable(exc):
-                    raise
+                    # A bug, not bad input: logged once, and the socket stays usable. A retry with the
+                    # same client_msg_id gets the ack if the message was kept.
+                    logger.exception("%s frame failed on connection %s", type(frame).__name__, self.connection_id)
+                    self.send_direct(protocol.error(ErrorCode.INTERNAL, "Internal server error", ref=ref))
+                    continue
                 # Nothing was acked, so nothing is lost: the client retries with the same client_msg_id.
                 logger.warning("Frame failed, database unavailable: %r", exc)
-                ref = frame.client_msg_id if isinstance(frame, protocol.Chat) else None
                 self.send_direct(
                     protocol.error(ErrorCode.UNAVAILABLE, "Storage is unavailable, retry shortly", ref=ref)
                 )

@@ -56,7 +56,7 @@ async def chat_socket(websocket: WebSocket) -> None:
     try:
         claims, after_seq = await _authenticate(websocket, runtime, after_seq)
     except AppError as exc:
-        await websocket.close(CloseCode.UNAUTHENTICATED, exc.detail)
+        await websocket.close(CloseCode.UNAUTHENTICATED, _close_reason(exc.detail))
         return
     except WebSocketDisconnect:
         return
@@ -65,6 +65,12 @@ async def chat_socket(websocket: WebSocket) -> None:
         return
     connection = Connection(websocket, runtime=runtime, claims=claims, connection_id=secrets.token_hex(8))
     await connection.run(after_seq=after_seq)
+
+
+def _close_reason(detail: str) -> str:
+    """A close frame's reason holds at most 123 bytes of UTF-8 (RFC 6455 section 5.5)."""
+    encoded = detail.encode()
+    return detail if len(encoded) <= 123 else encoded[:120].decode(errors="ignore") + "..."
 
 
 async def _authenticate(

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from jose import jwt
 
-from tests.support.settings import JWT_SECRET
+from tests.support.settings import JWT_SECRET, PASSWORD
 from tests.support.users import AppUser, MakeUser
 
 
@@ -20,7 +20,7 @@ def new_email() -> str:
 
 async def test_signup_returns_id_email_and_token(client: httpx.AsyncClient) -> None:
     email = new_email()
-    response = await client.post("/api/auth/signup", json={"email": email, "password": "password123"})
+    response = await client.post("/api/auth/signup", json={"email": email, "password": PASSWORD})
     assert response.status_code == 201
     body = response.json()
     assert set(body) == {"id", "email", "token"}
@@ -36,13 +36,13 @@ async def test_signup_returns_id_email_and_token(client: httpx.AsyncClient) -> N
 
 async def test_signup_stores_email_lower_case(client: httpx.AsyncClient) -> None:
     email = new_email()
-    response = await client.post("/api/auth/signup", json={"email": email.upper(), "password": "password123"})
+    response = await client.post("/api/auth/signup", json={"email": email.upper(), "password": PASSWORD})
     assert response.status_code == 201
     assert response.json()["email"] == email.lower()
 
 
 async def test_duplicate_email_is_409_case_insensitively(client: httpx.AsyncClient, user: AppUser) -> None:
-    response = await client.post("/api/auth/signup", json={"email": user.email.upper(), "password": "password123"})
+    response = await client.post("/api/auth/signup", json={"email": user.email.upper(), "password": PASSWORD})
     assert response.status_code == 409
     assert response.json() == {"detail": "Email already registered", "code": "conflict"}
 
@@ -50,7 +50,7 @@ async def test_duplicate_email_is_409_case_insensitively(client: httpx.AsyncClie
 @pytest.mark.parametrize(
     "body",
     [
-        {"email": "not-an-email", "password": "password123"},
+        {"email": "not-an-email", "password": PASSWORD},
         {"email": "short@example.com", "password": "1234567"},
         {"email": "long@example.com", "password": "x" * 129},
         {"email": "missing@example.com"},

@@ -16,7 +16,9 @@ def test_parses_every_client_frame() -> None:
         '{"type": "chat", "conversation_id": 3, "message": "hi", "client_msg_id": "a-1", "extra": 1}', max_bytes=MAX
     )
     assert isinstance(chat, protocol.Chat) and chat.conversation_id == 3 and chat.v == 1
-    assert isinstance(protocol.parse_client_frame('{"type": "cancel", "turn_id": "t"}', max_bytes=MAX), protocol.Cancel)
+    assert isinstance(
+        protocol.parse_client_frame('{"type": "cancel", "turn_id": "' + "a" * 32 + '"}', max_bytes=MAX), protocol.Cancel
+    )
     resume = protocol.parse_client_frame('{"type": "resume", "after_seq": 0}', max_bytes=MAX)
     assert isinstance(resume, protocol.Resume) and resume.after_seq == 0
     assert isinstance(protocol.parse_client_frame('{"type": "ping"}', max_bytes=MAX), protocol.Ping)
