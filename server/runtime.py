@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from server.assistant.factory import create_agent
 from server.assistant.tools import run_tool
 from server.auth.passwords import PasswordHasher
+from server.auth.sessions import SessionCache, Sessions
 from server.auth.tokens import TokenCodec
 from server.chat.locks import MemoryLocks, RedisLocks, TurnLocks
 from server.chat.service import ChatService
@@ -27,6 +29,8 @@ from server.realtime.broker.memory import MemoryBroker
 from server.realtime.broker.redis import RedisBroker
 from server.realtime.hub import Hub
 from server.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -44,6 +48,8 @@ class Runtime:
     chat: ChatService
     passwords: PasswordHasher
     tokens: TokenCodec
+    sessions: Sessions
+    """The token check every surface runs, refresh, and ending sessions on every worker."""
 
     def transaction(self) -> AbstractAsyncContextManager[Outbox]:
         """A write transaction whose events are published after it commits."""
@@ -81,6 +87,15 @@ async def _cancel_and_wait(task: asyncio.Task[None]) -> None:
         await task
 
 
+async def _flush_quietly(sessions: Sessions) -> None:
+    """At shutdown, write the last minute's `last_used_at`; best effort, briefly."""
+    try:
+        async with asyncio.timeout(2):
+            await sessions.flush_activity()
+    except Exception as exc:  # the database may be the reason we are stopping
+        logger.info("Could not write session activity at shutdown: %r", exc)
+
+
 @asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     """Open every resource in dependency order; close them in reverse, even on errors.
@@ -103,6 +118,26 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         hub = Hub(broker, prefix=settings.redis_prefix)
         await broker.start(hub)
         stack.push_async_callback(broker.stop)
+        await hub.start()
+
+        tokens = TokenCodec(
+            secret=settings.resolve_jwt_secret(),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            access_minutes=settings.access_token_minutes,
+            refresh_days=settings.refresh_token_days,
+        )
+        sessions = Sessions(
+            db=db,
+            reads=reads,
+            hub=hub,
+            tokens=tokens,
+            cache=SessionCache(ttl=settings.session_cache_seconds, size=settings.session_cache_size),
+            leeway=settings.refresh_leeway_seconds,
+        )
+        upkeep = asyncio.create_task(sessions.maintain_forever(), name="session-upkeep")
+        stack.push_async_callback(_flush_quietly, sessions)
+        stack.push_async_callback(_cancel_and_wait, upkeep)
 
         locks = create_locks(settings, broker)
         agent = create_agent(settings)
@@ -138,5 +173,6 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 db=db, reads=reads, hub=hub, locks=locks, turns=turns, lock_ttl=settings.turn_lock_seconds
             ),
             passwords=PasswordHasher(rounds=settings.bcrypt_rounds),
-            tokens=TokenCodec(secret=settings.resolve_jwt_secret(), expire_minutes=settings.jwt_expire_minutes),
+            tokens=tokens,
+            sessions=sessions,
         )

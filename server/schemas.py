@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
-from server.db.models import DESCRIPTION_MAX, TITLE_MAX, Message, Task
+from server.db.models import DESCRIPTION_MAX, DEVICE_MAX, TITLE_MAX, Message, Task
 
 MAX_MESSAGE_CHARS = 10_000
 
@@ -40,14 +40,35 @@ class ValidationErrorResponse(BaseModel):
 # --- auth ---------------------------------------------------------------------------------
 
 
+AnyPassword = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+"""A password to check (not to set): any length the policy ever allowed."""
+Device = Annotated[str, StringConstraints(strip_whitespace=True, max_length=DEVICE_MAX)]
+
+
+def _no_nul(value: str | None) -> str | None:
+    if value is not None and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
 class Credentials(BaseModel):
     email: EmailStr
     password: Password
+    device: Device | None = Field(
+        default=None, description="How this login is shown in the session list; default: from the User-Agent"
+    )
+
+    _device_text = field_validator("device")(_no_nul)
 
 
 class LoginRequest(BaseModel):
     email: EmailStr
-    password: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    password: AnyPassword
+    device: Device | None = Field(
+        default=None, description="How this login is shown in the session list; default: from the User-Agent"
+    )
+
+    _device_text = field_validator("device")(_no_nul)
 
 
 class AuthResponse(BaseModel):
@@ -55,6 +76,40 @@ class AuthResponse(BaseModel):
     """The user's id as a string, like the token's `sub` claim (path parameters take the same digits)."""
     email: str
     token: str
+    """The access token: `Authorization: Bearer <token>` on REST, the WebSocket and MCP."""
+    refresh_token: str
+    """Exchanged at `POST /api/auth/refresh` for new tokens before `token` expires; once only."""
+    expires_in: int
+    """Seconds `token` is valid for."""
+    session_id: str
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+class PasswordChange(BaseModel):
+    current_password: AnyPassword
+    new_password: Password
+
+
+class PasswordConfirmation(BaseModel):
+    password: AnyPassword
+
+
+class SessionPublic(BaseModel):
+    id: str
+    device: str
+    created_at: datetime
+    last_used_at: datetime
+    current: bool
+    """The session of the token that asked."""
+
+
+class SessionsPublic(BaseModel):
+    data: list[SessionPublic]
+    """Most recently used first."""
+    count: int
 
 
 class UserPublic(BaseModel):

@@ -1,4 +1,4 @@
-"""The initial migration creates exactly the models, on PostgreSQL and on SQLite."""
+"""The migrations create exactly the models, on PostgreSQL and on SQLite, and undo themselves."""
 
 from __future__ import annotations
 
@@ -46,7 +46,16 @@ async def test_upgrade_head_matches_the_models(empty_database: str) -> None:
         async with engine.connect() as connection:
             assert await connection.run_sync(_differences) == []
             tables = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
-        assert tables == {"alembic_version", "users", "tasks", "conversations", "messages", "events"}
+        assert tables == {
+            "alembic_version",
+            "users",
+            "tasks",
+            "conversations",
+            "messages",
+            "events",
+            "sessions",
+            "refresh_tokens",
+        }
     finally:
         await engine.dispose()
 
