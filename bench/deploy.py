@@ -129,7 +129,7 @@ def server_env(args: argparse.Namespace) -> dict[str, str]:
         "REDIS_URL": args.redis,
         "REDIS_PREFIX": args.prefix,
         "JWT_SECRET": secrets.token_urlsafe(48),
-        "JWT_EXPIRE_MINUTES": "240",  # a ramp lasts longer than the default 30 minutes
+        "ACCESS_TOKEN_MINUTES": "240",  # a ramp lasts longer than the default 15 minutes (the bench never refreshes)
         "BCRYPT_ROUNDS": "4",  # signup speed is not what we measure
         "ASSISTANT_PROVIDER": "echo",  # the reply streams the message back: the backend, not a model
         "LOG_LEVEL": "warning",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from server.abuse import Limits, create_limits
 from server.assistant.factory import create_agent
 from server.assistant.tools import run_tool
 from server.auth.passwords import PasswordHasher
+from server.auth.sessions import SessionCache, Sessions
 from server.auth.tokens import TokenCodec
 from server.chat.locks import MemoryLocks, RedisLocks, TurnLocks
 from server.chat.service import ChatService
@@ -29,6 +31,8 @@ from server.realtime.broker.memory import MemoryBroker
 from server.realtime.broker.redis import RedisBroker
 from server.realtime.hub import Hub
 from server.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -48,6 +52,8 @@ class Runtime:
     tokens: TokenCodec
     limits: Limits
     """Every abuse limit (login, signup, chat turns, tool calls), shared across workers through Redis."""
+    sessions: Sessions
+    """The token check every surface runs, refresh, and ending sessions on every worker."""
 
     def transaction(self) -> AbstractAsyncContextManager[Outbox]:
         """A write transaction whose events are published after it commits."""
@@ -85,6 +91,15 @@ async def _cancel_and_wait(task: asyncio.Task[None]) -> None:
         await task
 
 
+async def _flush_quietly(sessions: Sessions) -> None:
+    """At shutdown, write the last minute's `last_used_at`; best effort, briefly."""
+    try:
+        async with asyncio.timeout(2):
+            await sessions.flush_activity()
+    except Exception as exc:  # the database may be the reason we are stopping
+        logger.info("Could not write session activity at shutdown: %r", exc)
+
+
 @asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     """Open every resource in dependency order; close them in reverse, even on errors.
@@ -107,6 +122,26 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         hub = Hub(broker, prefix=settings.redis_prefix)
         await broker.start(hub)
         stack.push_async_callback(broker.stop)
+        await hub.start()
+
+        tokens = TokenCodec(
+            secret=settings.resolve_jwt_secret(),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            access_minutes=settings.access_token_minutes,
+            refresh_days=settings.refresh_token_days,
+        )
+        sessions = Sessions(
+            db=db,
+            reads=reads,
+            hub=hub,
+            tokens=tokens,
+            cache=SessionCache(ttl=settings.session_cache_seconds, size=settings.session_cache_size),
+            leeway=settings.refresh_leeway_seconds,
+        )
+        upkeep = asyncio.create_task(sessions.maintain_forever(), name="session-upkeep")
+        stack.push_async_callback(_flush_quietly, sessions)
+        stack.push_async_callback(_cancel_and_wait, upkeep)
 
         locks = create_locks(settings, broker)
         limits = create_limits(settings)
@@ -154,6 +189,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 limits=limits,
             ),
             passwords=passwords,
-            tokens=TokenCodec(secret=settings.resolve_jwt_secret(), expire_minutes=settings.jwt_expire_minutes),
+            tokens=tokens,
             limits=limits,
+            sessions=sessions,
         )

@@ -18,7 +18,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from server.auth.policy import PASSWORD_MAX, PASSWORD_MIN, WeakPasswordError, validate_new_password
-from server.db.models import DESCRIPTION_MAX, TITLE_MAX, Message, Task
+from server.db.models import DESCRIPTION_MAX, DEVICE_MAX, TITLE_MAX, Message, Task
 from server.fields import DbId, NoNul
 
 MAX_MESSAGE_CHARS = 10_000
@@ -68,9 +68,14 @@ class ValidationErrorResponse(BaseModel):
 # --- auth ---------------------------------------------------------------------------------
 
 
+Device = Annotated[str, StringConstraints(strip_whitespace=True, max_length=DEVICE_MAX), NoNul]
+_DEVICE = Field(default=None, description="How this login is shown in the session list; default: from the User-Agent")
+
+
 class Credentials(BaseModel):
     email: Email
     password: NewPassword
+    device: Device | None = _DEVICE
 
     @field_validator("password")
     @classmethod
@@ -82,6 +87,7 @@ class Credentials(BaseModel):
 class LoginRequest(BaseModel):
     email: Email
     password: PasswordAttempt
+    device: Device | None = _DEVICE
 
 
 class AuthResponse(BaseModel):
@@ -89,6 +95,41 @@ class AuthResponse(BaseModel):
     """The user's id as a string, like the token's `sub` claim (path parameters take the same digits)."""
     email: str
     token: str
+    """The access token: `Authorization: Bearer <token>` on REST, the WebSocket and MCP."""
+    refresh_token: str
+    """Exchanged at `POST /api/auth/refresh` for new tokens before `token` expires; once only."""
+    expires_in: int
+    """Seconds `token` is valid for."""
+    session_id: str
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=4096), NoNul]
+
+
+class PasswordChange(BaseModel):
+    current_password: PasswordAttempt
+    new_password: NewPassword
+    """Also checked against the account's email by the route."""
+
+
+class PasswordConfirmation(BaseModel):
+    password: PasswordAttempt
+
+
+class SessionPublic(BaseModel):
+    id: str
+    device: str
+    created_at: datetime
+    last_used_at: datetime
+    current: bool
+    """The session of the token that asked."""
+
+
+class SessionsPublic(BaseModel):
+    data: list[SessionPublic]
+    """Most recently used first."""
+    count: int
 
 
 class UserPublic(BaseModel):

@@ -35,7 +35,22 @@ class Settings(BaseSettings):
     """Namespace of every Redis key and channel, so deployments can share a Redis."""
 
     jwt_secret: SecretStr | None = None
-    jwt_expire_minutes: int = Field(30, ge=1, le=7 * 24 * 60)
+    jwt_issuer: str = Field("todo-chat", min_length=1)
+    """`iss` of every token; a token issued elsewhere (another service sharing the secret) is refused."""
+    jwt_audience: str = Field("todo-chat", min_length=1)
+    """`aud` of every token: the service it is for."""
+    access_token_minutes: int = Field(15, ge=1, le=24 * 60)
+    """Lifetime of an access token; clients refresh before it runs out."""
+    refresh_token_days: float = Field(30.0, gt=0, le=365)
+    """Lifetime of a refresh token; each refresh issues a new one, so a session used this often never ends."""
+    refresh_leeway_seconds: float = Field(10.0, ge=0, le=300)
+    """A refresh token presented again this soon after it was rotated (two tabs racing) is refused
+    without ending the session; later, its reuse ends the session."""
+    session_cache_seconds: float = Field(30.0, gt=0, le=3600)
+    """How long a worker trusts what it knows of a session (alive or ended) without asking the database:
+    the bound on how late a missed end-of-session message (a Redis outage) takes effect."""
+    session_cache_size: int = Field(10_000, ge=1)
+    """Sessions remembered per worker."""
     bcrypt_rounds: int = Field(12, ge=4, le=31)
     """Cost 12 or more in production; tests lower it to stay fast."""
     bcrypt_workers: int | None = Field(None, ge=1)

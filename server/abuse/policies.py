@@ -82,6 +82,14 @@ class Limits:
         # Refused (so not renewed) if already known: the exemption runs from the first login in its window.
         await self.limiter.hit(self.login_known_client, account_key(email), client_key(client))
 
+    async def refresh_attempt(self, client: str | None) -> None:
+        """Before a refresh token is checked: refuse an address with too many failures."""
+        await self.limiter.check(self.login_ip, client_key(client), count=False)
+
+    async def refresh_failed(self, client: str | None) -> None:
+        """A refresh token that was refused counts as a failed login of the address."""
+        await self.limiter.hit(self.login_ip, client_key(client))
+
     async def signup(self, client: str | None) -> None:
         await self.limiter.check(self.signup_ip, client_key(client))
 

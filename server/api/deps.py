@@ -15,7 +15,7 @@ from server.errors import ForbiddenError
 from server.fields import DbId
 from server.runtime import Runtime
 
-bearer_scheme = HTTPBearer(auto_error=False, description="The `token` from signup or login.")
+bearer_scheme = HTTPBearer(auto_error=False, description="The access `token` from signup, login or refresh.")
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -34,13 +34,14 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_claims(
+async def get_claims(
     runtime: RuntimeDep,
     request: Request,
     _documented: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> TokenClaims:
+    """A valid access token of a live session: the same check as the WebSocket's and MCP's."""
     # `bearer_scheme` puts the scheme in the OpenAPI document; the header is read as everywhere else.
-    return runtime.tokens.decode(bearer_token(request.headers.get("authorization")))
+    return await runtime.sessions.authenticate(bearer_token(request.headers.get("authorization")))
 
 
 CurrentUser = Annotated[TokenClaims, Depends(get_claims)]

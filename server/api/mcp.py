@@ -84,13 +84,13 @@ class MCPEndpoint:
             raise UnavailableError("The MCP endpoint is not running")
         request = Request(scope)
         # The SDK builds its request from this same scope and hands it to the handlers as `ctx.request`.
-        request.state.claims = self._authenticate(request)
+        request.state.claims = await self._authenticate(request)
         await self._manager.handle_request(scope, receive, send)
 
-    def _authenticate(self, request: Request) -> TokenClaims:
-        """The same check as REST's `CurrentUser`: a bearer JWT, decoded by the runtime's codec."""
+    async def _authenticate(self, request: Request) -> TokenClaims:
+        """The same check as REST's `CurrentUser`: a bearer access token of a live session."""
         assert self._runtime is not None
-        return self._runtime.tokens.decode(bearer_token(request.headers.get("authorization")))
+        return await self._runtime.sessions.authenticate(bearer_token(request.headers.get("authorization")))
 
     async def _list_tools(
         self, _ctx: ServerRequestContext[Any], _params: types.PaginatedRequestParams | None

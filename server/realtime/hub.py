@@ -2,7 +2,12 @@
 
 One broker subscription per user channel, reference-counted across the sockets and running
 turns of that user in this process. Delivery to a socket never blocks: each subscriber owns a
-bounded queue and its own overflow policy (see `Connection` in `realtime/connection.py`).
+bounded queue and its own overflow policy (see `Connection` in `ws/connection.py`).
+
+Besides the user channels, every worker subscribes from `start()` to ONE control channel,
+`{prefix}:control`, for what every worker must hear whoever it serves (a session that ended:
+each worker's session cache forgets it). Its traffic is a few small messages per logout, not
+per event.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from server.realtime.envelope import Envelope
 logger = logging.getLogger(__name__)
 
 ControlHandler = Callable[[int, dict[str, Any]], None]
+BroadcastHandler = Callable[[dict[str, Any]], None]
 
 
 class Subscriber(Protocol):
@@ -30,6 +36,9 @@ class Subscriber(Protocol):
 
     def catch_up(self) -> None:
         """The broker reconnected: fetch from the database whatever may have been missed."""
+
+    def control(self, message: dict[str, Any]) -> None:
+        """A control message for this user's sockets (a session ended); must not block."""
 
 
 class Hub:
@@ -40,6 +49,13 @@ class Hub:
         self._interest: dict[int, int] = {}
         self._ready: dict[int, asyncio.Event] = {}
         self._control: list[ControlHandler] = []
+        self.control_channel = f"{prefix}:control"
+        self._broadcast: list[BroadcastHandler] = []
+        self._reconnect: list[Callable[[], None]] = []
+
+    async def start(self) -> None:
+        """Subscribe the control channel (the broker must be started, with this hub as its listener)."""
+        await self._broker.subscribe(self.control_channel)
 
     def channel(self, user_id: int) -> str:
         return f"{self._prefix}{user_id}"
@@ -47,6 +63,14 @@ class Hub:
     def on_control(self, handler: ControlHandler) -> None:
         """Register a handler for worker-to-worker control messages (e.g. `cancel`)."""
         self._control.append(handler)
+
+    def on_broadcast(self, handler: BroadcastHandler) -> None:
+        """Register a handler for messages on the control channel, from every worker (this one included)."""
+        self._broadcast.append(handler)
+
+    def on_reconnect(self, handler: Callable[[], None]) -> None:
+        """Register a callback for a broker reconnect: control messages in between may be lost."""
+        self._reconnect.append(handler)
 
     def sockets_of(self, user_id: int) -> int:
         return len(self._subscribers.get(user_id, ()))
@@ -112,9 +136,31 @@ class Hub:
     async def send_control(self, user_id: int, message: dict[str, Any]) -> bool:
         return await self.publish(user_id, [Envelope.command(message)])
 
+    async def broadcast(self, message: dict[str, Any]) -> bool:
+        """Publish on the control channel, to every worker; False when the broker is away.
+
+        Then this worker still handles it; the others miss it (callers bound what that costs).
+        """
+        data = Envelope.command(message).encode()
+        try:
+            await self._broker.publish(self.control_channel, [data])
+        except BrokerError as exc:
+            logger.warning("Could not broadcast %s to the other workers: %s", message.get("type"), exc)
+            self.on_message(self.control_channel, data)
+            return False
+        return True
+
+    def notify_subscribers(self, user_id: int, message: dict[str, Any]) -> None:
+        """Hand a control message to this worker's subscribers (sockets) of `user_id`."""
+        for subscriber in tuple(self._subscribers.get(user_id, ())):
+            subscriber.control(message)
+
     # BrokerListener
 
     def on_message(self, channel: str, data: bytes) -> None:
+        if channel == self.control_channel:
+            self._on_broadcast(data)
+            return
         if not channel.startswith(self._prefix):
             return
         try:
@@ -131,7 +177,22 @@ class Hub:
         for subscriber in tuple(self._subscribers.get(user_id, ())):
             subscriber.deliver(envelope)
 
+    def _on_broadcast(self, data: bytes) -> None:
+        try:
+            envelope = Envelope.decode(data)
+            message = orjson.loads(envelope.text)
+        except ValueError:
+            logger.warning("Ignoring a malformed message on %s", self.control_channel)
+            return
+        if not envelope.control or not isinstance(message, dict):
+            logger.warning("Ignoring a malformed message on %s", self.control_channel)
+            return
+        for handler in self._broadcast:
+            handler(message)
+
     def on_reconnected(self) -> None:
+        for callback in self._reconnect:  # first: the subscribers' catch-up may rely on it
+            callback()
         for subs in self._subscribers.values():
             for subscriber in tuple(subs):
                 subscriber.catch_up()

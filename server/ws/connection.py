@@ -11,6 +11,11 @@ order, a gap seen live is always readable from the database.
 Overflow policy: the queue between the broker and the writer is bounded. When it is full
 the socket is a slow consumer: it gets `resync_required` and is closed (1013), instead of
 memory growing without bound.
+
+Session end: when the socket's session ends (logout, revocation, password change, account
+deletion), on any worker, the hub hands it a `session.ended` control message: the socket drops
+what is queued and closes with 4401 at once. `auth.refresh` may move it to another session of
+the same user.
 """
 
 from __future__ import annotations
@@ -78,6 +83,7 @@ class Connection:
         "connection_id",
         "expires_at",
         "runtime",
+        "session_id",
         "user_id",
         "ws",
     )
@@ -87,6 +93,7 @@ class Connection:
         self.runtime = runtime
         self.chat = runtime.chat
         self.user_id = claims.user_id
+        self.session_id = claims.session_id
         self.expires_at = claims.expires_at.timestamp()
         self.connection_id = connection_id
         settings = runtime.settings
@@ -113,8 +120,12 @@ class Connection:
     def catch_up(self) -> None:
         self._enqueue(_CATCH_UP)
 
+    def control(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "session.ended" and self.session_id in message.get("session_ids", ()):
+            self._end_now(CloseCode.UNAUTHENTICATED, "session ended")
+
     def _enqueue(self, item: _Item) -> None:
-        if self._overflowed:
+        if self._overflowed or self._closing is not None:
             return
         if len(self._queue) >= self._max_queue:
             self._overflowed = True
@@ -189,6 +200,12 @@ class Connection:
             self._closing = (code, reason)
         self._wake()
 
+    def _end_now(self, code: int, reason: str) -> None:
+        """Close without sending what is queued (the session behind it is gone)."""
+        self._queue.clear()
+        self._held.clear()
+        self.close_later(code, reason)
+
     async def _close(self) -> None:
         code, reason = self._closing or (CloseCode.NORMAL, "")
         if self.ws.application_state == WebSocketState.CONNECTED:
@@ -262,10 +279,13 @@ class Connection:
         self.send_direct(protocol.pong(frame.id))
 
     async def _on_refresh(self, frame: protocol.AuthRefresh) -> None:
-        claims = self.runtime.tokens.decode(frame.token)
+        claims = await self.runtime.sessions.authenticate(frame.token)
         if claims.user_id != self.user_id:
             raise AuthError("The new token is for another user")
-        self.expires_at = max(self.expires_at, claims.expires_at.timestamp())
+        if claims.session_id != self.session_id:  # moved to another session: its lifetime from now on
+            self.session_id, self.expires_at = claims.session_id, claims.expires_at.timestamp()
+        else:
+            self.expires_at = max(self.expires_at, claims.expires_at.timestamp())
         self.send_direct(protocol.auth_refreshed(int(self.expires_at)))
 
     async def _on_auth_again(self, frame: protocol.Auth) -> None:
@@ -300,7 +320,7 @@ class Connection:
             elif isinstance(item, _Replay):
                 await self._on_replay(item.after_seq)
             elif item is _CATCH_UP:
-                await self._replay()
+                await self._catch_up()
 
     async def _on_event(self, envelope: Envelope) -> None:
         if envelope.seq is None:
@@ -349,6 +369,13 @@ class Connection:
         for _seq, text in rows:
             await self._send_text(text)
         self._floor = after_seq
+
+    async def _catch_up(self) -> None:
+        """The broker is back: the end of this socket's session may have been announced meanwhile."""
+        if not await self.runtime.sessions.is_alive(self.session_id, self.user_id):
+            self._end_now(CloseCode.UNAUTHENTICATED, "session ended")
+            return
+        await self._replay()
 
     async def _replay(self) -> None:
         """Send every logged event after `cursor`, or `resync_required` if the log cannot fill the gap."""

@@ -274,7 +274,7 @@ async def test_every_limit_comes_back_when_its_window_has_slid(serve: Serve) -> 
     async with http(live) as client:
         created = await signup_from(client, "192.0.2.1")
         body = created.json()
-        user = AppUser(id=int(body["id"]), email=body["email"], password="correct horse battery", token=body["token"])
+        user = AppUser.from_auth(body, password="correct horse battery")
         tasks = user.url("/tasks")
         missing = 2**31 - 1
         # A deletion spends the destructive and the tool budgets (counted before the task is looked up).

@@ -18,15 +18,18 @@ def new_email() -> str:
     return f"auth-{secrets.token_hex(6)}@example.com"
 
 
-async def test_signup_returns_id_email_and_token(client: httpx.AsyncClient) -> None:
+async def test_signup_returns_id_email_and_tokens(client: httpx.AsyncClient) -> None:
     email = new_email()
     response = await client.post("/api/auth/signup", json={"email": email, "password": PASSWORD})
     assert response.status_code == 201
+    assert response.headers["cache-control"] == "no-store"
     body = response.json()
-    assert set(body) == {"id", "email", "token"}
+    assert set(body) == {"id", "email", "token", "refresh_token", "expires_in", "session_id"}
     assert body["email"] == email
     assert isinstance(body["id"], str) and body["id"].isdigit()  # the seed's contract: a string id
-    assert jwt.get_unverified_claims(body["token"])["sub"] == body["id"]
+    claims = jwt.get_unverified_claims(body["token"])
+    assert claims["sub"] == body["id"] and claims["sid"] == body["session_id"] and claims["typ"] == "access"
+    assert body["expires_in"] == 15 * 60
     me = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {body['token']}"})
     assert me.status_code == 200
     assert me.json()["id"] == int(body["id"])

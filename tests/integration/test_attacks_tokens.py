@@ -22,6 +22,7 @@ from jose import jwt
 
 from tests.support.live import LiveServer
 from tests.support.settings import JWT_SECRET
+from tests.support.tokens import access_claims
 from tests.support.users import AppUser
 from tests.support.wsclient import WSClient
 
@@ -52,8 +53,8 @@ def rsa_key() -> tuple[str, str]:
 
 
 def claims_for(user: AppUser, **changes: Any) -> dict[str, Any]:
-    now = int(time.time())
-    claims: dict[str, Any] = {"sub": str(user.id), "iat": now, "exp": now + 600, "jti": "forged"}
+    """A genuine access token's claims (this service's iss/aud, the user's live session), then `changes`."""
+    claims: dict[str, Any] = access_claims(user.id, user.session_id)
     for name, value in changes.items():
         if value is None:
             claims.pop(name, None)

@@ -48,6 +48,7 @@ async def test_outage_answers_clearly_and_recovers(live: LiveServer, outage_db: 
         body = (await http.post("/api/auth/signup", json={"email": "o@example.com", "password": PASSWORD})).json()
         headers = {"Authorization": f"Bearer {body['token']}"}
         tasks_url = f"/api/{body['id']}/tasks"
+        again = (await http.post("/api/auth/login", json={"email": "o@example.com", "password": PASSWORD})).json()
         async with await WSClient.open(live.ws_url, body["token"]) as ws:
             await set_connections(outage_db, allowed=False)
 
@@ -62,6 +63,10 @@ async def test_outage_answers_clearly_and_recovers(live: LiveServer, outage_db: 
             assert error["code"] == "unavailable" and error["ref"] == "during-outage"
             await ws.send({"type": "ping", "id": "alive"})
             await ws.receive("pong", id="alive")
+
+            # A socket whose session this worker has not checked yet: not refused as unauthenticated.
+            newcomer = await WSClient.open(live.ws_url, again["token"], expect_hello=False)
+            assert await newcomer.closed() == (1011, "storage unavailable, retry shortly")
 
             await set_connections(outage_db, allowed=True)
             await ws.chat("while the database is down", client_msg_id="during-outage")  # the client's retry

@@ -32,4 +32,4 @@ def api_user(threaded_server: LiveServer) -> AppUser:
     )
     assert response.status_code == 201, response.text
     body = response.json()
-    return AppUser(id=int(body["id"]), email=email, password=PASSWORD, token=body["token"])
+    return AppUser.from_auth(body, password=PASSWORD)

@@ -80,8 +80,7 @@ async def signup(base_url: str) -> AppUser:
     async with httpx.AsyncClient(base_url=base_url, timeout=TIMEOUT) as client:
         response = await client.post("/api/auth/signup", json={"email": email, "password": PASSWORD})
     assert response.status_code == 201, response.text
-    body = response.json()
-    return AppUser(id=int(body["id"]), email=email, password=PASSWORD, token=body["token"])
+    return AppUser.from_auth(response.json(), password=PASSWORD)
 
 
 async def rest(base_url: str, user: AppUser, method: str, path: str, **kwargs: Any) -> Any:

@@ -39,7 +39,7 @@ class FakeSocket:
 
 def connection(socket: FakeSocket, cls: type[Connection] = Connection, **settings: Any) -> Connection:
     now = datetime.now(UTC)
-    claims = TokenClaims(user_id=1, issued_at=now, expires_at=now + timedelta(minutes=5), token_id="t")
+    claims = TokenClaims(user_id=1, session_id="s", issued_at=now, expires_at=now + timedelta(minutes=5), token_id="t")
     runtime = SimpleNamespace(settings=make_settings(**settings), chat=None)
     return cls(socket, runtime=runtime, claims=claims, connection_id="c")  # type: ignore[arg-type]
 
