@@ -129,7 +129,7 @@ def server_env(args: argparse.Namespace) -> dict[str, str]:
         "REDIS_URL": args.redis,
         "REDIS_PREFIX": args.prefix,
         "JWT_SECRET": secrets.token_urlsafe(48),
-        "JWT_EXPIRE_MINUTES": "240",  # a ramp lasts longer than the default 30 minutes
+        "ACCESS_TOKEN_MINUTES": "240",  # a ramp lasts longer than the default 15 minutes (the bench never refreshes)
         "BCRYPT_ROUNDS": "4",  # signup speed is not what we measure
         "ASSISTANT_PROVIDER": "echo",  # the reply streams the message back: the backend, not a model
         "LOG_LEVEL": "warning",
@@ -138,6 +138,19 @@ def server_env(args: argparse.Namespace) -> dict[str, str]:
         "WS_RATE_PER_SECOND": "100000",
         "WS_RATE_BURST": "100000",
         "WS_SEND_QUEUE": "4096",
+        # The abuse limits stay on (each turn pays its Redis check) with budgets no bench user reaches.
+        **dict.fromkeys(
+            (
+                "RATE_LIMIT_CHAT_TURNS",
+                "RATE_LIMIT_SIGNUP_IP",
+                "RATE_LIMIT_LOGIN_ATTEMPTS_IP",
+                "RATE_LIMIT_LOGIN_IP",
+                "RATE_LIMIT_LOGIN_ACCOUNT",
+                "RATE_LIMIT_TOOL_CALLS",
+                "RATE_LIMIT_DESTRUCTIVE_CALLS",
+            ),
+            "1000000/minute",
+        ),
         "DEMO_PAGE": "false",
     }
     for item in args.server_env:

@@ -13,12 +13,14 @@ import json
 import os
 import signal
 import sys
+import time
 from getpass import getpass
 
 from client_demo import errors
 from client_demo.api import ApiClient, ws_url
 from client_demo.config import DEFAULT_SERVER, Login, TokenStore, config_dir, normalize_server
-from client_demo.errors import ClientError, NotLoggedInError
+from client_demo.credentials import Credentials
+from client_demo.errors import ClientError, NotLoggedInError, SessionExpiredError
 from client_demo.repl import Repl
 from client_demo.session import ChatSession
 from client_demo.terminal import Terminal, TerminalView
@@ -54,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         auth.add_argument(
             "--password-stdin", action="store_true", help="read the password from standard input (scripts)"
         )
-    commands.add_parser("logout", help="forget the cached token", parents=[common])
+    commands.add_parser("logout", help="end the session on the server and forget its tokens", parents=[common])
     chat = commands.add_parser("chat", help="interactive chat", parents=[common])
     chat.add_argument("--conversation", type=int, metavar="ID", help="continue this conversation")
     send = commands.add_parser("send", help="send one message and print the reply", parents=[common])
@@ -82,14 +84,14 @@ def run(argv: list[str] | None = None) -> int:
             email, password = _credentials(args, confirm=args.command == "signup")
             return asyncio.run(_authenticate(args.command, store, server, email, password))
         if args.command == "logout":
-            return _logout(store, server)
+            return asyncio.run(_logout(store, server))
         login = store.get(server)
         if login is None:
             raise NotLoggedInError(server)
         if args.command == "chat":
             asyncio.run(Repl(store=store, login=login, conversation_id=args.conversation).run())
             return errors.EXIT_OK
-        return asyncio.run(_send(args, login))
+        return asyncio.run(_send(args, Credentials(store, login)))
     except ClientError as exc:
         _error(exc.message)
         return exc.exit_code
@@ -123,27 +125,46 @@ def _credentials(args: argparse.Namespace, *, confirm: bool) -> tuple[str, str]:
 async def _authenticate(command: str, store: TokenStore, server: str, email: str, password: str) -> int:
     async with ApiClient(server) as api:
         result = await (api.signup(email, password) if command == "signup" else api.login(email, password))
-    login = Login(server=server, email=str(result["email"]), user_id=int(result["id"]), token=str(result["token"]))
+    login = Login.from_auth(server, result, now=time.time())
     store.save(login)
     action = "Signed up" if command == "signup" else "Logged in"
     print(f"{action} as {login.email} (user {login.user_id}) on {server}.")
     return errors.EXIT_OK
 
 
-def _logout(store: TokenStore, server: str) -> int:
-    print(f"Logged out of {server}." if store.delete(server) else f"Not logged in to {server}.")
+async def _logout(store: TokenStore, server: str) -> int:
+    """End the session on the server, then forget it here (also when the server cannot be reached)."""
+    login = store.get(server)
+    if login is None:
+        print(f"Not logged in to {server}.")
+        return errors.EXIT_OK
+    try:
+        async with ApiClient(server, tokens=Credentials(store, login)) as api:
+            await api.logout()
+    except SessionExpiredError:
+        pass  # already ended on the server
+    except ClientError as exc:
+        _error(f"{exc.message}; the session stays valid on the server until it expires")
+    store.delete(server)
+    print(f"Logged out of {server}.")
     return errors.EXIT_OK
 
 
 # --- send -----------------------------------------------------------------------------------
 
 
-async def _send(args: argparse.Namespace, login: Login) -> int:
+async def _send(args: argparse.Namespace, credentials: Credentials) -> int:
     """One message: the reply streams to stdout (or one JSON object); status lines go to stderr."""
+    login = credentials.login
     terminal = Terminal(out=sys.stdout, notes=sys.stderr)
     view = TerminalView(terminal, reply_prefix="", stream_reply=not args.json, details="off" if args.json else "notes")
     session = ChatSession(
-        server=login.server, url=ws_url(login.server), token=login.token, view=view, give_up_after=args.timeout
+        server=login.server,
+        url=ws_url(login.server),
+        token=login.token,
+        view=view,
+        give_up_after=args.timeout,
+        credentials=credentials,
     )
     stop = asyncio.Event()
     turn: Turn | None = None

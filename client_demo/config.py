@@ -1,4 +1,5 @@
-"""The token cache: one login per server, in a private file under the user's config directory.
+"""The token cache: one login per server (its access and refresh tokens), in a private file under the user's config
+directory.
 
 Where it lives, first match wins: `--config DIR`, `$TODO_CHAT_CONFIG`, `$XDG_CONFIG_HOME/todo-chat`,
 `~/.config/todo-chat` (the XDG Base Directory default). The directory is created 0700 and the file
@@ -42,10 +43,29 @@ class Login:
     email: str
     user_id: int
     token: str
+    """The access token."""
+    refresh_token: str | None = None
+    """Exchanged for new tokens before `token` expires; None for a login that cannot be refreshed."""
+    expires_at: float | None = None
+    """When `token` expires (Unix time), if known."""
+
+    @classmethod
+    def from_auth(cls, server: str, body: dict[str, Any], *, now: float) -> Login:
+        """From a signup, login or refresh response."""
+        expires_in = body.get("expires_in")
+        return cls(
+            server=server,
+            email=str(body["email"]),
+            user_id=int(body["id"]),
+            token=str(body["token"]),
+            refresh_token=str(body["refresh_token"]) if body.get("refresh_token") else None,
+            expires_at=now + float(expires_in) if isinstance(expires_in, (int, float)) else None,
+        )
 
 
 class TokenStore:
-    """`credentials.json`: `{"default": server, "logins": {server: {email, user_id, token}}}`."""
+    """`credentials.json`: `{"default": server, "logins": {server: {email, user_id, token, refresh_token,
+    expires_at}}}`."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -69,7 +89,16 @@ class TokenStore:
         if not isinstance(entry, dict):
             return None
         try:
-            return Login(server=server, email=str(entry["email"]), user_id=int(entry["user_id"]), token=entry["token"])
+            refresh = entry.get("refresh_token")
+            expires = entry.get("expires_at")
+            return Login(
+                server=server,
+                email=str(entry["email"]),
+                user_id=int(entry["user_id"]),
+                token=str(entry["token"]),
+                refresh_token=refresh if isinstance(refresh, str) and refresh else None,
+                expires_at=float(expires) if isinstance(expires, (int, float)) else None,
+            )
         except (KeyError, TypeError, ValueError):
             return None
 

@@ -15,12 +15,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from getpass import getpass
 from typing import Any, TypeVar
 
 from client_demo.api import ApiClient, ws_url
 from client_demo.config import Login, TokenStore
+from client_demo.credentials import Credentials
 from client_demo.errors import AuthFailedError, QuitError, SessionExpiredError
 from client_demo.session import ChatSession
 from client_demo.terminal import Terminal, TerminalView, describe_result, describe_task
@@ -100,16 +102,17 @@ class Repl:
         self, *, store: TokenStore, login: Login, conversation_id: int | None, terminal: Terminal | None = None
     ) -> None:
         self.store = store
-        self.login = login
+        self.credentials = Credentials(store, login)
         self.conversation_id = conversation_id
         self.terminal = terminal or Terminal()
-        self.api = ApiClient(login.server, token=login.token)
+        self.api = ApiClient(login.server, tokens=self.credentials)
         self.session = ChatSession(
             server=login.server,
             url=ws_url(login.server),
             token=login.token,
             view=TerminalView(self.terminal),
             reauthenticate=self._reauthenticate,
+            credentials=self.credentials,
         )
         self.quit = asyncio.Event()
         self._turn: Turn | None = None
@@ -122,6 +125,10 @@ class Repl:
             "/help": self._help,
             "/quit": self._quit,
         }
+
+    @property
+    def login(self) -> Login:
+        return self.credentials.login
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -193,7 +200,7 @@ class Repl:
     # --- an expired session -------------------------------------------------------------------
 
     async def _reauthenticate(self, reason: str) -> str | None:
-        """Offer to log in again: prompt for the password (the email is known)."""
+        """The session is gone (its refresh was refused): prompt for the password (the email is known)."""
         assert self._reader is not None
         prompt = self.terminal.drop_prompt()
         why = f" ({reason})" if reason else ""
@@ -214,9 +221,7 @@ class Repl:
                     except AuthFailedError as exc:
                         self.terminal.note(exc.message)
                         continue
-                    self.login = Login(self.login.server, self.login.email, int(result["id"]), result["token"])
-                    self.store.save(self.login)
-                    self.api.token = self.login.token
+                    self.credentials.replace(Login.from_auth(self.login.server, result, now=time.time()))
                     await self.session.refresh(self.login.token)
                     if prompt is not None:
                         self.terminal.prompt(prompt)
@@ -229,7 +234,7 @@ class Repl:
             loop.add_signal_handler(signal.SIGINT, self._interrupt)
 
     async def _rest(self, call: Callable[[], Awaitable[T]]) -> T:
-        """A REST call; on a 401, log in again and retry once."""
+        """A REST call (the token is refreshed as needed); when the session is gone, log in again and retry once."""
         try:
             return await call()
         except SessionExpiredError:

@@ -7,6 +7,12 @@ Chats are kept in an outbox until their `ack`: a message typed while disconnecte
 was lost with the connection, is (re)sent after reconnecting with the same `client_msg_id`, which
 the server answers with the same ack and never a second turn (docs/protocol.md, "Delivery
 guarantee"). Events are deduplicated by `seq`, deltas by `offset`, so a replay shows nothing twice.
+
+With `credentials`, the access token never runs out while the session lives: a minute before it
+expires (`hello.expires_at`) the client refreshes it over REST and sends `auth.refresh` on the open
+socket; a socket closed with 4401 is reopened with a refreshed token. Only when the refresh is
+refused (the session ended: logout elsewhere, password change, revocation) is `reauthenticate`
+asked for a new login.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import random
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,6 +31,7 @@ from typing import Any, TypeVar
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
+from client_demo.credentials import Credentials, refresh_delay
 from client_demo.errors import (
     ClientError,
     QuitError,
@@ -57,7 +65,7 @@ class Backoff:
     def next_delay(self) -> float:
         delay = min(self.cap, self.base * 2.0**self.attempt)
         self.attempt += 1
-        return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311  jitter, not a secret
+        return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311  # nosec B311  # jitter, not a secret
 
     def reset(self) -> None:
         self.attempt = 0
@@ -74,11 +82,16 @@ class ChatSession:
         reauthenticate: Reauthenticate | None = None,
         give_up_after: float | None = None,
         backoff: Backoff | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
         self.server = server
         self.url = url
         self.token = token
         self.view = view
+        self._credentials = credentials
+        self._expiry: tuple[float, float] | None = None
+        """(expires_at, when it was learnt) of the socket's token, from `hello` and `auth.refreshed`."""
+        self._refreshed = asyncio.Event()
         self._reauthenticate = reauthenticate
         self._give_up_after = give_up_after
         self._backoff = backoff or Backoff()
@@ -103,6 +116,7 @@ class ChatSession:
             "ack": self._on_ack,
             "error": self._on_error,
             "resync_required": self._on_resync,
+            "auth.refreshed": self._on_refreshed,
         }
 
     # --- lifecycle: the session owns its connection task ---------------------------------------
@@ -174,7 +188,12 @@ class ChatSession:
         """Serve the session until `close()`. Raises a `ClientError` when it cannot go on."""
         lost_at: float | None = None
         loop = asyncio.get_running_loop()
+        # A 4401 was answered with a refreshed token, and no connection has got as far as hello since.
+        retried_with_refresh = False
         while not self._stopping.is_set():
+            if self._credentials is not None:
+                with contextlib.suppress(ClientError):  # unreachable now: the connect below fails and is retried
+                    self.token = await self._credentials.fresh_token()
             try:
                 ws = await self._open()
             except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
@@ -189,9 +208,14 @@ class ChatSession:
                     raise ServerUnreachableError(self.server) from None
                 await asyncio.sleep(self._backoff.next_delay())
                 continue
+            connections = self._connections
             code, reason = await self._serve(ws)
             if self._stopping.is_set():
                 return
+            retried_with_refresh = retried_with_refresh and self._connections == connections
+            if code == CLOSE_UNAUTHENTICATED and not retried_with_refresh and await self._refresh():
+                retried_with_refresh = True
+                continue  # the token ran out (or was refused): reconnect with a fresh one, silently
             if code == CLOSE_UNAUTHENTICATED:
                 token = await self._reauthenticate(reason) if self._reauthenticate else None
                 if token is None:
@@ -217,12 +241,14 @@ class ChatSession:
 
     async def _serve(self, ws: ClientConnection) -> tuple[int | None, str]:
         """Authenticate, resume, flush the outbox, then dispatch frames until the socket closes."""
+        keeper: asyncio.Task[None] | None = None
         try:
             async with asyncio.timeout(OPEN_TIMEOUT):
                 hello = json.loads(await ws.recv())
             if hello.get("type") != "hello":
                 raise ClientError(f"expected a hello frame from the server, got {hello.get('type')!r}")
             self.user_id = hello.get("user_id")
+            self._note_expiry(hello.get("expires_at"))
             self._ws = ws
             self._connections += 1
             if self.cursor is None:
@@ -240,6 +266,8 @@ class ChatSession:
             for turn in self.turns.running():
                 if turn.cancel_requested and turn.turn_id is not None:
                     await self._send({"type": "cancel", "turn_id": turn.turn_id})
+            if self._credentials is not None:
+                keeper = asyncio.create_task(self._keep_fresh(), name="token-keeper")
             async for raw in ws:
                 self._dispatch(raw)
                 while self._deferred:
@@ -251,9 +279,47 @@ class ChatSession:
         finally:
             self._ws = None
             self.connected.clear()
+            if keeper is not None:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await keeper  # its failure is at worst a later 4401, handled like any other
             with contextlib.suppress(Exception):
                 await ws.close()
         return ws.close_code, ws.close_reason or ""
+
+    # --- keeping the token fresh --------------------------------------------------------------
+
+    async def _refresh(self) -> bool:
+        """A refreshed access token in `self.token`; False without credentials or when the session is gone."""
+        if self._credentials is None:
+            return False
+        try:
+            if not await self._credentials.refresh(stale=self.token):
+                return False
+        except ClientError:
+            return False  # the server is unreachable: reconnecting finds out what is left
+        self.token = self._credentials.token
+        return True
+
+    async def _keep_fresh(self) -> None:
+        """While connected: refresh before the socket's token expires and hand the new one to the socket."""
+        assert self._credentials is not None
+        while self._expiry is not None:
+            expires_at, learnt_at = self._expiry
+            await asyncio.sleep(refresh_delay(expires_at, now=time.time(), received_at=learnt_at))
+            if not await self._refresh():
+                return  # the session is gone: the server closes the socket with 4401 when the token runs out
+            self._refreshed.clear()
+            if not await self._send({"type": "auth.refresh", "token": self.token}):
+                return
+            try:
+                async with asyncio.timeout(OPEN_TIMEOUT):
+                    await self._refreshed.wait()
+            except TimeoutError:
+                return  # refused (an `error` frame says why) or unanswered: the close that follows decides
+
+    def _note_expiry(self, expires_at: object) -> None:
+        self._expiry = (float(expires_at), time.time()) if isinstance(expires_at, (int, float)) else None
 
     async def _send(self, frame: dict[str, Any]) -> bool:
         if self._ws is None:
@@ -318,6 +384,10 @@ class ChatSession:
             self.turns.end(turn, "rejected", f"{detail} ({code})")
         else:
             self.view.server_error(code, detail)
+
+    def _on_refreshed(self, frame: dict[str, Any]) -> None:
+        self._note_expiry(frame.get("expires_at"))
+        self._refreshed.set()
 
     def _on_resync(self, frame: dict[str, Any]) -> None:
         last_seq = frame.get("last_seq")

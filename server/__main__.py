@@ -32,7 +32,11 @@ def main(argv: list[str] | None = None) -> None:
         ws_ping_timeout=settings.ws_ping_timeout,
         ws_per_message_deflate=settings.ws_compression,
         timeout_graceful_shutdown=int(settings.shutdown_grace) + 5,
-        proxy_headers=True,
+        # The app applies X-Forwarded-For from TRUSTED_PROXIES only; uvicorn's copy would trust 127.0.0.1.
+        proxy_headers=False,
+        server_header=False,  # no version banner for scanners
+        # uvicorn's access log prints the query string; the app logs each request without it.
+        access_log=False,
     )
 
 

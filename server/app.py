@@ -9,9 +9,12 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from server.api import auth, chat, conversations, demo, health, mcp, tasks
+from server.api.bodies import BodyLimitMiddleware
 from server.api.errors import RequestIdMiddleware, install_error_handlers
+from server.api.headers import SecurityHeadersMiddleware
 from server.db import migrate
 from server.logs import configure_logging
 from server.runtime import open_runtime
@@ -78,14 +81,20 @@ class App(FastAPI):
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.log_level)
+    docs = settings.serve_api_docs
     app = App(
         title="Todo chatbot backend",
         version="0.1.0",
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.settings = settings
     install_error_handlers(app)
+    # Innermost: a body over the limit fails the route reading it (413 `too_large`, our error model).
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -95,6 +104,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
         )
     app.add_middleware(RequestIdMiddleware)
+    # Around the rest, so every response gets them, the request-id middleware's 500s included.
+    csp = demo.content_security_policy() if settings.demo_page else None
+    app.add_middleware(SecurityHeadersMiddleware, page_csp=csp, hsts_max_age=settings.hsts_max_age)
+    if settings.trusted_proxies:
+        # Outermost, so every layer (the limits, the logs) sees the client a trusted proxy names;
+        # anyone else's X-Forwarded-For is ignored. uvicorn's own copy is off (`python -m server`).
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     for router in (health.router, auth.router, tasks.router, conversations.router, chat.router):
         app.include_router(router)
     app.state.mcp = mcp.mount(app)

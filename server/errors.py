@@ -10,7 +10,7 @@ Exception tree (domain and database code raise these, never ``HTTPException``)::
     │   └── BusyError           409 busy               (a turn is already running)
     ├── InvalidInputError       422 invalid
     ├── PayloadTooLargeError    413 too_large
-    ├── RateLimitedError        429 rate_limited
+    ├── RateLimitedError        429 rate_limited       (``extra["retry_after"]``: seconds, sent as ``Retry-After``)
     ├── UpstreamError           502 upstream           (the model server failed)
     └── UnavailableError        503 unavailable
         └── OverloadedError     503 overloaded         (this worker sheds load; `retry_after`)

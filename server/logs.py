@@ -13,8 +13,26 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+class _NoQueryInSocketLines(logging.Filter):
+    """uvicorn logs each WebSocket handshake as `"WebSocket /path?query" [accepted]`: drop the query.
+
+    A query string may carry a token (the socket refuses those, but only after the line is logged).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(record.msg, str) and '"WebSocket %s"' in record.msg and isinstance(args, tuple) and len(args) > 1:
+            path = args[1]
+            if isinstance(path, str):
+                record.args = (args[0], path.partition("?")[0], *args[2:])
+        return True
+
+
 def configure_logging(level: str) -> None:
-    """Give the `server` logger a handler unless the host application already did."""
+    """Give the `server` logger a handler unless the host application already did; keep queries out of uvicorn's."""
+    uvicorn_logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _NoQueryInSocketLines) for f in uvicorn_logger.filters):
+        uvicorn_logger.addFilter(_NoQueryInSocketLines())
     logger = logging.getLogger("server")
     logger.setLevel(level.upper())
     if logger.handlers:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -11,9 +13,11 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from server.abuse import Limits as AbuseLimits, create_limits
 from server.assistant.factory import create_agent
 from server.assistant.tools import run_tool
 from server.auth.passwords import PasswordHasher
+from server.auth.sessions import SessionCache, Sessions
 from server.auth.tokens import TokenCodec
 from server.chat.admission import Admission
 from server.chat.leases import Leases, new_worker_id
@@ -33,6 +37,8 @@ from server.realtime.broker.redis import RedisBroker
 from server.realtime.hub import Hub
 from server.settings import Settings
 from server.ws.connection import Limits
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -54,6 +60,10 @@ class Runtime:
     passwords: PasswordHasher
     tokens: TokenCodec
     socket_limits: Limits
+    limits: AbuseLimits
+    """Every abuse limit (login, signup, chat turns, tool calls), shared across workers through Redis."""
+    sessions: Sessions
+    """The token check every surface runs, refresh, and ending sessions on every worker."""
 
     def transaction(self) -> AbstractAsyncContextManager[Outbox]:
         """A write transaction whose events are published after it commits."""
@@ -108,6 +118,15 @@ async def _cancel_and_wait(task: asyncio.Task[None]) -> None:
         await task
 
 
+async def _flush_quietly(sessions: Sessions) -> None:
+    """At shutdown, write the last minute's `last_used_at`; best effort, briefly."""
+    try:
+        async with asyncio.timeout(2):
+            await sessions.flush_activity()
+    except Exception as exc:  # the database may be the reason we are stopping
+        logger.info("Could not write session activity at shutdown: %r", exc)
+
+
 @asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     """Open every resource in dependency order; close them in reverse, even on errors.
@@ -132,9 +151,34 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         await hub.start()
         stack.push_async_callback(hub.stop)
 
+        tokens = TokenCodec(
+            secret=settings.resolve_jwt_secret(),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            access_minutes=settings.access_token_minutes,
+            refresh_days=settings.refresh_token_days,
+        )
+        sessions = Sessions(
+            db=db,
+            reads=reads,
+            hub=hub,
+            tokens=tokens,
+            cache=SessionCache(ttl=settings.session_cache_seconds, size=settings.session_cache_size),
+            leeway=settings.refresh_leeway_seconds,
+        )
+        upkeep = asyncio.create_task(sessions.maintain_forever(), name="session-upkeep")
+        stack.push_async_callback(_flush_quietly, sessions)
+        stack.push_async_callback(_cancel_and_wait, upkeep)
+
         store = await open_store(settings, engine)
         stack.push_async_callback(store.close)
 
+        limits = create_limits(settings)
+        stack.push_async_callback(limits.aclose)
+        passwords = PasswordHasher(
+            rounds=settings.bcrypt_rounds, workers=settings.bcrypt_workers, queue=settings.bcrypt_queue
+        )
+        stack.callback(passwords.close)
         agent = create_agent(settings)
         stack.push_async_callback(agent.aclose)
         admission = Admission(settings.max_turns_in_flight)
@@ -144,7 +188,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             db=db,
             hub=hub,
             agent=agent,
-            run_tool=run_tool,
+            run_tool=functools.partial(run_tool, limits=limits),
             turn_timeout=settings.turn_timeout,
             on_done=lambda _turn: admission.leave(),
         )
@@ -183,9 +227,12 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 admission=admission,
                 worker_id=worker_id,
                 max_concurrent_turns=settings.max_concurrent_turns,
+                limits=limits,
             ),
             leases=leases,
-            passwords=PasswordHasher(rounds=settings.bcrypt_rounds),
-            tokens=TokenCodec(secret=settings.resolve_jwt_secret(), expire_minutes=settings.jwt_expire_minutes),
+            passwords=passwords,
+            tokens=tokens,
             socket_limits=socket_limits(settings),
+            limits=limits,
+            sessions=sessions,
         )

@@ -5,20 +5,48 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
-from server.db.models import DESCRIPTION_MAX, TITLE_MAX, Message, Task
+from server.auth.policy import PASSWORD_MAX, PASSWORD_MIN, WeakPasswordError, validate_new_password
+from server.db.models import DESCRIPTION_MAX, DEVICE_MAX, TITLE_MAX, Message, Task
+from server.fields import DbId, NoNul
 
 MAX_MESSAGE_CHARS = 10_000
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX)]
-Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=DESCRIPTION_MAX)]
-# 8..128: long enough to be worth hashing, short enough that nobody can make bcrypt chew megabytes.
-Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
-ChatText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_MESSAGE_CHARS)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX), NoNul]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=DESCRIPTION_MAX), NoNul]
+ChatText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_MESSAGE_CHARS), NoNul]
 ClientMsgId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
-"""A client's idempotency key for one message: unique per user."""
+"""A client's idempotency key for one message: unique per user (the pattern already excludes NUL)."""
+TurnId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+"""A turn's id as the server makes them: 32 lower-case hex digits."""
 TaskStatus = Literal["all", "pending", "completed"]
+Email = Annotated[EmailStr, NoNul]  # email-validator refuses NUL too; the marker keeps the schema honest
+
+
+def _password_policy(value: str, *, context: tuple[str, ...] = ()) -> str:
+    try:
+        return validate_new_password(value, context=context)
+    except WeakPasswordError as exc:
+        raise PydanticCustomError("password_policy", str(exc)) from None
+
+
+NewPassword = Annotated[
+    str, StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX), NoNul, AfterValidator(_password_policy)
+]
+"""A password being chosen (signup, password change): the policy in server/auth/policy.py."""
+PasswordAttempt = Annotated[str, StringConstraints(min_length=1, max_length=PASSWORD_MAX), NoNul]
+"""A password being checked (login): no policy, only the bounds no stored password can exceed."""
 
 
 class ErrorResponse(BaseModel):
@@ -40,14 +68,26 @@ class ValidationErrorResponse(BaseModel):
 # --- auth ---------------------------------------------------------------------------------
 
 
+Device = Annotated[str, StringConstraints(strip_whitespace=True, max_length=DEVICE_MAX), NoNul]
+_DEVICE = Field(default=None, description="How this login is shown in the session list; default: from the User-Agent")
+
+
 class Credentials(BaseModel):
-    email: EmailStr
-    password: Password
+    email: Email
+    password: NewPassword
+    device: Device | None = _DEVICE
+
+    @field_validator("password")
+    @classmethod
+    def _not_the_email(cls, value: str, info: ValidationInfo) -> str:
+        email = info.data.get("email")  # absent when the email itself was invalid
+        return _password_policy(value, context=(email,)) if isinstance(email, str) else value
 
 
 class LoginRequest(BaseModel):
-    email: EmailStr
-    password: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    email: Email
+    password: PasswordAttempt
+    device: Device | None = _DEVICE
 
 
 class AuthResponse(BaseModel):
@@ -55,6 +95,41 @@ class AuthResponse(BaseModel):
     """The user's id as a string, like the token's `sub` claim (path parameters take the same digits)."""
     email: str
     token: str
+    """The access token: `Authorization: Bearer <token>` on REST, the WebSocket and MCP."""
+    refresh_token: str
+    """Exchanged at `POST /api/auth/refresh` for new tokens before `token` expires; once only."""
+    expires_in: int
+    """Seconds `token` is valid for."""
+    session_id: str
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=4096), NoNul]
+
+
+class PasswordChange(BaseModel):
+    current_password: PasswordAttempt
+    new_password: NewPassword
+    """Also checked against the account's email by the route."""
+
+
+class PasswordConfirmation(BaseModel):
+    password: PasswordAttempt
+
+
+class SessionPublic(BaseModel):
+    id: str
+    device: str
+    created_at: datetime
+    last_used_at: datetime
+    current: bool
+    """The session of the token that asked."""
+
+
+class SessionsPublic(BaseModel):
+    data: list[SessionPublic]
+    """Most recently used first."""
+    count: int
 
 
 class UserPublic(BaseModel):
@@ -149,7 +224,7 @@ class MessagePublic(BaseModel):
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    conversation_id: int | None = Field(default=None, ge=1, description="Omit to start a new conversation")
+    conversation_id: DbId | None = Field(default=None, description="Omit to start a new conversation")
     message: ChatText
     client_msg_id: ClientMsgId | None = Field(
         default=None, description="Optional idempotency key: a retry with the same key gets the same turn"

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
 from pathlib import Path
 from typing import Annotated, Literal
 
+from limits import parse as parse_rate
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./todo_chat.db"
-DEV_SECRET_FILE = ".jwt_secret"  # noqa: S105  a file name, not a secret
+DEV_SECRET_FILE = ".jwt_secret"  # noqa: S105  # nosec B105  # a file name, not a secret
 MIN_SECRET_LENGTH = 32
 #: Secrets that appear in tutorials and .env examples; refusing them is cheap insurance.
 WEAK_SECRETS = frozenset({"secret", "changeme", "change-me", "your-secret-key", "jwt_secret", "development"})
@@ -33,9 +35,28 @@ class Settings(BaseSettings):
     """Namespace of every Redis key and channel, so deployments can share a Redis."""
 
     jwt_secret: SecretStr | None = None
-    jwt_expire_minutes: int = Field(30, ge=1, le=7 * 24 * 60)
+    jwt_issuer: str = Field("todo-chat", min_length=1)
+    """`iss` of every token; a token issued elsewhere (another service sharing the secret) is refused."""
+    jwt_audience: str = Field("todo-chat", min_length=1)
+    """`aud` of every token: the service it is for."""
+    access_token_minutes: int = Field(15, ge=1, le=24 * 60)
+    """Lifetime of an access token; clients refresh before it runs out."""
+    refresh_token_days: float = Field(30.0, gt=0, le=365)
+    """Lifetime of a refresh token; each refresh issues a new one, so a session used this often never ends."""
+    refresh_leeway_seconds: float = Field(10.0, ge=0, le=300)
+    """A refresh token presented again this soon after it was rotated (two tabs racing) is refused
+    without ending the session; later, its reuse ends the session."""
+    session_cache_seconds: float = Field(30.0, gt=0, le=3600)
+    """How long a worker trusts what it knows of a session (alive or ended) without asking the database:
+    the bound on how late a missed end-of-session message (a Redis outage) takes effect."""
+    session_cache_size: int = Field(10_000, ge=1)
+    """Sessions remembered per worker."""
     bcrypt_rounds: int = Field(12, ge=4, le=31)
     """Cost 12 or more in production; tests lower it to stay fast."""
+    bcrypt_workers: int | None = Field(None, ge=1)
+    """Threads that hash passwords. Unset: one per core but one, at least one, so the event loop keeps a core."""
+    bcrypt_queue: int = Field(16, ge=0)
+    """Hashes that may wait for a thread; past that, signup and login answer 429 at once instead of queueing."""
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Comma-separated origins allowed for CORS and for browser WebSocket connections."""
 
@@ -47,6 +68,13 @@ class Settings(BaseSettings):
 
     demo_page: bool = True
     """Serve the chat widget at /widget/ and its demo page at /."""
+    api_docs: bool | None = None
+    """Serve /docs, /redoc and /openapi.json. Unset: yes in development, no in production."""
+    hsts_max_age: int = Field(0, ge=0)
+    """Seconds of `Strict-Transport-Security` (with includeSubDomains) once the service is reached
+    only over HTTPS (a TLS-terminating proxy); 0 sends none."""
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    """Largest HTTP request body; larger ones get 413 `too_large` before they are read."""
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -114,6 +142,61 @@ class Settings(BaseSettings):
     """The longest backoff between two attempts (a longer Retry-After, up to 20 s, is still honoured)."""
     history_messages: int = Field(30, ge=1)
 
+    # Abuse limits, in the `limits` library's notation ("5/minute", "20 per 10 minutes"); see README.
+    rate_limit_login_account: str = "5/minute"
+    """Failed logins per account (a client that signed in to it recently is exempt, see README)."""
+    rate_limit_login_ip: str = "20/minute"
+    """Failed logins per client IP, over all accounts."""
+    rate_limit_login_attempts_ip: str = "60/minute"
+    """Logins per client IP, failed or not."""
+    rate_limit_signup_ip: str = "20/hour"
+    rate_limit_chat_turns: str = "30/minute"
+    """Chat turns per user, REST and WebSocket together, across every worker."""
+    rate_limit_tool_calls: str = "120/minute"
+    """Per user: REST task changes and every tool call of the assistant and of MCP, together."""
+    rate_limit_destructive_calls: str = "30/minute"
+    """Of those, deletions (tasks and conversations): a lower budget of their own."""
+    login_known_client_days: float = Field(30.0, gt=0)
+    """How long an account + client IP that logged in keeps its exemption from the per-account limit."""
+    rate_limit_timeout: float = Field(0.1, gt=0, le=5)
+    """Seconds one rate-limit storage call may take; slower or failing calls are skipped (see README)."""
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Comma-separated IPs or CIDRs of reverse proxies whose X-Forwarded-For names the client. Default: none."""
+
+    @field_validator(
+        "rate_limit_login_account",
+        "rate_limit_login_ip",
+        "rate_limit_login_attempts_ip",
+        "rate_limit_signup_ip",
+        "rate_limit_chat_turns",
+        "rate_limit_tool_calls",
+        "rate_limit_destructive_calls",
+    )
+    @classmethod
+    def _rate_notation(cls, value: str) -> str:
+        parse_rate(value)  # a typo fails at start-up, not at the first login
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: list[str]) -> list[str]:
+        for item in value:
+            # uvicorn would take "*" (trust everyone) and hostnames; a client could then claim any IP.
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"TRUSTED_PROXIES entries must be IP addresses or CIDR networks, got {item!r}"
+                ) from None
+        return value
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -143,6 +226,10 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def serve_api_docs(self) -> bool:
+        return self.environment != "production" if self.api_docs is None else self.api_docs
 
     @property
     def should_migrate(self) -> bool:

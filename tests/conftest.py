@@ -85,8 +85,7 @@ def make_user(client: httpx.AsyncClient) -> MakeUser:
         email = f"user-{secrets.token_hex(6)}@example.com"
         response = await client.post("/api/auth/signup", json={"email": email, "password": PASSWORD})
         assert response.status_code == 201, response.text
-        body = response.json()
-        return AppUser(id=int(body["id"]), email=email, password=PASSWORD, token=body["token"])
+        return AppUser.from_auth(response.json(), password=PASSWORD)
 
     return make
 

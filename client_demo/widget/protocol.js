@@ -170,6 +170,7 @@
  * @property {string} code
  * @property {string} [detail]
  * @property {string | null} [ref]  the client_msg_id of a refused `chat`
+ * @property {number} [retry_after]  seconds to wait before retrying (`rate_limited`, `overloaded`)
  */
 
 /**

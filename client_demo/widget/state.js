@@ -216,8 +216,9 @@ export class Outbox {
   }
 
   /**
-   * The server refused a message (`error` with `ref`). A busy conversation or a rate limit is
-   * retried shortly; anything else is final and the message leaves the outbox.
+   * The server refused a message (`error` with `ref`). A busy conversation, a rate limit or an
+   * overloaded server is retried after `retry_after` (or shortly); anything else is final and the
+   * message leaves the outbox.
    * @param {import("./protocol.js").ErrorFrame} frame
    * @param {number} now
    * @returns {{ entry: OutboxEntry, retry: boolean } | null}  null: the error is not about a queued message
@@ -226,8 +227,9 @@ export class Outbox {
     const entry = frame.ref ? this.find(frame.ref) : null;
     if (!entry) return null;
     if (this.inflight === entry.client_msg_id) this.inflight = null;
-    if (frame.code === "busy" || frame.code === "rate_limited") {
-      entry.retryAt = now + BUSY_RETRY_MS;
+    if (frame.code === "busy" || frame.code === "rate_limited" || frame.code === "overloaded") {
+      // A turn runs there, or a budget is spent: try again when the server says (or shortly).
+      entry.retryAt = now + (frame.retry_after ? frame.retry_after * 1000 : BUSY_RETRY_MS);
       return { entry, retry: true };
     }
     this.entries = this.entries.filter((other) => other !== entry);

@@ -15,7 +15,7 @@ from server.schemas import ChatRequest, ChatResponse, ToolCallSummary
 router = APIRouter(prefix="/api/{user_id}", tags=["chat"])
 
 
-@router.post("/chat", response_model=ChatResponse, responses=error_responses(401, 403, 404, 409))
+@router.post("/chat", response_model=ChatResponse, responses=error_responses(401, 403, 404, 409, 429))
 async def chat(user_id: OwnerId, body: ChatRequest, runtime: RuntimeDep) -> ChatResponse:
     """Send a message and wait for the assistant's whole reply.
 

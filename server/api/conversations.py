@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from server.api.deps import OwnerId, RuntimeDep, SessionDep
+from server.api.deps import CountDeletion, OwnerId, RuntimeDep, SessionDep
 from server.api.openapi import error_responses
 from server.db import conversations
 from server.errors import InvalidInputError
+from server.fields import Cursor, DbId, Offset
 from server.schemas import ConversationPublic, ConversationsPublic, MessagePublic, MessagesPublic
 
 router = APIRouter(prefix="/api/{user_id}/conversations", tags=["conversations"], responses=error_responses(401, 403))
@@ -20,7 +21,7 @@ async def list_conversations(
     user_id: OwnerId,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
 ) -> ConversationsPublic:
     """Most recently active first."""
     rows, count = await conversations.list_for_user(session, user_id, limit=limit, offset=offset)
@@ -30,10 +31,10 @@ async def list_conversations(
 @router.get("/{conversation_id}/messages", response_model=MessagesPublic, responses=error_responses(404))
 async def list_messages(
     user_id: OwnerId,
-    conversation_id: int,
+    conversation_id: DbId,
     session: SessionDep,
-    before: Annotated[int | None, Query(ge=1, description="Page backwards: messages with a smaller id.")] = None,
-    after: Annotated[int | None, Query(ge=0, description="Page forwards: messages with a larger id.")] = None,
+    before: Annotated[DbId | None, Query(description="Page backwards: messages with a smaller id.")] = None,
+    after: Annotated[Cursor | None, Query(description="Page forwards: messages with a larger id.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> MessagesPublic:
     """A page of messages, oldest first. Without `before` or `after`: the newest page."""
@@ -45,8 +46,13 @@ async def list_messages(
     return MessagesPublic(data=[MessagePublic.model_validate(row) for row in rows], has_more=has_more)
 
 
-@router.delete("/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
-async def delete_conversation(user_id: OwnerId, conversation_id: int, runtime: RuntimeDep) -> Response:
+@router.delete(
+    "/{conversation_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(404, 429),
+    dependencies=[CountDeletion],  # a destructive change: the lower RATE_LIMIT_DESTRUCTIVE_CALLS budget
+)
+async def delete_conversation(user_id: OwnerId, conversation_id: DbId, runtime: RuntimeDep) -> Response:
     async with runtime.transaction() as outbox:
         ended = await conversations.delete(outbox, user_id, conversation_id)
     for turn_id in ended:  # stop the reply wherever it runs; it finds its turn ended and writes nothing

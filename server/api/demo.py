@@ -9,8 +9,15 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 import client_demo
+from server.api.headers import page_csp
 
 WIDGET_DIR = Path(client_demo.__file__).parent / "widget"
+
+
+def content_security_policy() -> str | None:
+    """The CSP for the demo page and the widget, from the page as it is on disk (its inline blocks by hash)."""
+    page = WIDGET_DIR / "index.html"
+    return page_csp(page.read_text(encoding="utf-8")) if page.is_file() else None
 
 
 def mount(app: FastAPI) -> None:

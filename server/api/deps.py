@@ -1,4 +1,4 @@
-"""FastAPI dependencies as `Annotated` aliases that chain: runtime -> session -> current user -> owner."""
+"""FastAPI dependencies as `Annotated` aliases that chain: runtime -> session -> current user -> owner -> limits."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from server.auth.bearer import bearer_token
 from server.auth.tokens import TokenClaims
 from server.errors import ForbiddenError
+from server.fields import DbId
 from server.runtime import Runtime
 
-bearer_scheme = HTTPBearer(auto_error=False, description="The `token` from signup or login.")
+bearer_scheme = HTTPBearer(auto_error=False, description="The access `token` from signup, login or refresh.")
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -33,19 +34,22 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_claims(
+async def get_claims(
     runtime: RuntimeDep,
     request: Request,
     _documented: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> TokenClaims:
+    """A valid access token of a live session: the same check as the WebSocket's and MCP's."""
     # `bearer_scheme` puts the scheme in the OpenAPI document; the header is read as everywhere else.
-    return runtime.tokens.decode(bearer_token(request.headers.get("authorization")))
+    return await runtime.sessions.authenticate(bearer_token(request.headers.get("authorization")))
 
 
 CurrentUser = Annotated[TokenClaims, Depends(get_claims)]
 
 
-def get_owner_id(claims: CurrentUser, user_id: Annotated[int, Path(description="Must be the token's subject.")]) -> int:
+def get_owner_id(
+    claims: CurrentUser, user_id: Annotated[DbId, Path(description="Must be the token's subject.")]
+) -> int:
     """The path's `user_id`, which must be the caller: another user's URL is a 403."""
     if user_id != claims.user_id:
         raise ForbiddenError("You can only access your own resources")
@@ -53,3 +57,17 @@ def get_owner_id(claims: CurrentUser, user_id: Annotated[int, Path(description="
 
 
 OwnerId = Annotated[int, Depends(get_owner_id)]
+
+
+async def _count_change(runtime: RuntimeDep, user_id: OwnerId) -> None:
+    """A task change over REST counts as a tool call, like the assistant's and MCP's (429 over budget)."""
+    await runtime.limits.tool_call(user_id)
+
+
+async def _count_deletion(runtime: RuntimeDep, user_id: OwnerId) -> None:
+    await runtime.limits.tool_call(user_id, destructive=True)
+
+
+#: For a route's `dependencies=[...]`: checked before the handler opens its transaction.
+CountChange = Depends(_count_change)
+CountDeletion = Depends(_count_deletion)

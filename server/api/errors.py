@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from contextvars import ContextVar
 from typing import Any
 
@@ -20,6 +21,8 @@ from server.db.engine import is_unavailable
 from server.errors import AppError, ErrorCode
 
 logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("server.access")
+"""One line per HTTP request: method, path without the query string (it may carry secrets), status, duration."""
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
@@ -42,12 +45,19 @@ def error_body(detail: Any, code: str) -> dict[str, Any]:
 
 async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-    return JSONResponse(error_body(exc.detail, exc.code), status_code=exc.status_code, headers=headers)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else {}
+    if "retry_after" in exc.extra:  # RFC 9110 section 10.2.3, in whole seconds
+        headers["Retry-After"] = str(exc.extra["retry_after"])
+    return JSONResponse(error_body(exc.detail, exc.code), status_code=exc.status_code, headers=headers or None)
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, (UnicodeDecodeError, RecursionError)):
+        # FastAPI's 400 for a body it could not decode (not UTF-8, nested too deeply): the same 422 as
+        # malformed JSON, in the documented validation-error shape.
+        errors = [{"loc": ["body"], "msg": "The body is not UTF-8 JSON of a reasonable depth", "type": "json_invalid"}]
+        return JSONResponse(error_body(errors, ErrorCode.INVALID), status_code=422)
     code = _STATUS_CODES.get(exc.status_code, ErrorCode.INTERNAL)
     return JSONResponse(error_body(exc.detail, code), status_code=exc.status_code, headers=exc.headers)
 
@@ -85,7 +95,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class RequestIdMiddleware:
-    """Tags each HTTP request with an id (`X-Request-ID`) and turns unexpected errors into a 500.
+    """Tags each HTTP request with an id (`X-Request-ID`), turns unexpected errors into a 500, logs the request.
 
     Pure ASGI rather than BaseHTTPMiddleware: no extra task per request, and streaming bodies
     pass straight through.
@@ -101,11 +111,14 @@ class RequestIdMiddleware:
         request_id = _incoming_id(scope) or secrets.token_hex(8)
         token = request_id_var.set(request_id)
         started = False
+        status = 500
+        begun = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
+            nonlocal started, status
             if message["type"] == "http.response.start":
                 started = True
+                status = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
@@ -122,7 +135,18 @@ class RequestIdMiddleware:
             )
             await send({"type": "http.response.body", "body": body})
         finally:
+            duration = (time.perf_counter() - begun) * 1000
+            access_logger.info(
+                "%s %s %d %.1fms", scope["method"], _log_path(scope), status, duration, extra={"request_id": request_id}
+            )
             request_id_var.reset(token)
+
+
+def _log_path(scope: Scope) -> str:
+    """The path as the client sent it (percent-encoded, so no control characters), never the query string."""
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1").partition("?")[0] if isinstance(raw, bytes) else repr(scope["path"])[1:-1]
+    return path[:200]
 
 
 def _incoming_id(scope: Scope) -> str | None:

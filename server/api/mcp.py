@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,12 +16,16 @@ from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from server.api.errors import request_id_var
 from server.assistant.providers.base import ToolCallRequest
 from server.assistant.tools import run_tool, tool_specs
 from server.auth.bearer import bearer_token
 from server.auth.tokens import TokenClaims
-from server.errors import UnavailableError
+from server.db.engine import is_unavailable
+from server.errors import AppError, ErrorCode, UnavailableError
 from server.runtime import Runtime
+
+logger = logging.getLogger(__name__)
 
 PATH = "/mcp"
 
@@ -79,13 +84,13 @@ class MCPEndpoint:
             raise UnavailableError("The MCP endpoint is not running")
         request = Request(scope)
         # The SDK builds its request from this same scope and hands it to the handlers as `ctx.request`.
-        request.state.claims = self._authenticate(request)
+        request.state.claims = await self._authenticate(request)
         await self._manager.handle_request(scope, receive, send)
 
-    def _authenticate(self, request: Request) -> TokenClaims:
-        """The same check as REST's `CurrentUser`: a bearer JWT, decoded by the runtime's codec."""
+    async def _authenticate(self, request: Request) -> TokenClaims:
+        """The same check as REST's `CurrentUser`: a bearer access token of a live session."""
         assert self._runtime is not None
-        return self._runtime.tokens.decode(bearer_token(request.headers.get("authorization")))
+        return await self._runtime.sessions.authenticate(bearer_token(request.headers.get("authorization")))
 
     async def _list_tools(
         self, _ctx: ServerRequestContext[Any], _params: types.PaginatedRequestParams | None
@@ -95,12 +100,21 @@ class MCPEndpoint:
     async def _call_tool(
         self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        """Run the tool for the token's user in one transaction, so open WebSockets get its `task.*` events."""
+        """Run the tool for the token's user in one transaction, so open WebSockets get its `task.*` events.
+
+        Every failure comes back as a result with an `error` code: the SDK would otherwise answer
+        with the exception's text, and a database error's text is SQL.
+        """
         assert self._runtime is not None
         user_id = _claims(ctx).user_id
         call = ToolCallRequest(id=str(ctx.request_id), name=params.name, arguments=params.arguments or {})
-        async with self._runtime.transaction() as outbox:
-            result = await run_tool(outbox, user_id, call)
+        try:
+            async with self._runtime.transaction() as outbox:
+                result = await run_tool(outbox, user_id, call, limits=self._runtime.limits)
+        except AppError as exc:
+            result = {"error": str(exc.code), "message": exc.detail}
+        except Exception as exc:
+            result = _unexpected(exc, tool=params.name)
         return _tool_result(result)
 
 
@@ -119,6 +133,16 @@ def _claims(ctx: ServerRequestContext[Any]) -> TokenClaims:
     claims = request.state.claims
     assert isinstance(claims, TokenClaims)
     return claims
+
+
+def _unexpected(exc: Exception, *, tool: str) -> dict[str, Any]:
+    """A result for an error nobody planned for, logged once: the tool's name and the traceback, never its arguments."""
+    if is_unavailable(exc):
+        logger.warning("MCP tool %.64r: database unavailable: %s", tool, type(exc).__name__)
+        return {"error": str(ErrorCode.UNAVAILABLE), "message": "Storage is unavailable, retry shortly"}
+    request_id = request_id_var.get()
+    logger.error("MCP tool %.64r failed [request_id=%s]", tool, request_id, exc_info=exc)
+    return {"error": str(ErrorCode.INTERNAL), "message": "Internal server error", "request_id": request_id}
 
 
 def _tool_result(value: Any) -> types.CallToolResult:

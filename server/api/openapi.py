@@ -12,7 +12,7 @@ _DESCRIPTIONS = {
     404: "Not found, or not yours",
     409: "Conflicts with existing data",
     413: "Payload too large",
-    429: "Rate limited",
+    429: "Rate limited: see the `Retry-After` header (seconds)",
     503: "A dependency is unavailable",
 }
 
@@ -21,5 +21,6 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     responses: dict[int | str, dict[str, Any]] = {
         status: {"model": ErrorResponse, "description": _DESCRIPTIONS[status]} for status in statuses
     }
-    responses[422] = {"model": ValidationErrorResponse, "description": "Invalid input"}
+    # Field errors come as a list; a rule across fields (`before` with `after`) as one sentence.
+    responses[422] = {"model": ValidationErrorResponse | ErrorResponse, "description": "Invalid input"}
     return responses

@@ -12,10 +12,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from server.abuse import Limits
 from server.assistant.providers.base import ToolCallRequest, ToolSpec
 from server.db import tasks
 from server.db.outbox import Outbox
-from server.errors import NotFoundError
+from server.errors import NotFoundError, RateLimitedError
+from server.fields import DbId
 from server.schemas import Description, Title
 
 LIST_LIMIT = 200
@@ -35,7 +37,7 @@ class ListTasks(_Args):
 
 
 class TaskRef(_Args):
-    task_id: int = Field(ge=1, description="The task's id, as shown by list_tasks")
+    task_id: DbId = Field(description="The task's id, as shown by list_tasks")
 
 
 class UpdateTask(TaskRef):
@@ -90,6 +92,10 @@ TOOLS: dict[str, tuple[type[_Args], _Handler, str]] = {
 }
 
 
+DESTRUCTIVE = frozenset({"delete_task"})
+"""Tools that destroy data: they count against the lower RATE_LIMIT_DESTRUCTIVE_CALLS budget as well."""
+
+
 def tool_specs() -> list[ToolSpec]:
     return [
         ToolSpec(name=name, description=description, parameters=_schema(model))
@@ -105,11 +111,19 @@ def _schema(model: type[_Args]) -> dict[str, Any]:
     return schema
 
 
-async def run_tool(outbox: Outbox, user_id: int, call: ToolCallRequest) -> Any:
-    """Execute `call` for `user_id` in the outbox's transaction; errors become results."""
+async def run_tool(outbox: Outbox, user_id: int, call: ToolCallRequest, *, limits: Limits) -> Any:
+    """Execute `call` for `user_id` in the outbox's transaction; errors become results.
+
+    Every call counts against the user's tool-call budget (deletions against a lower one too),
+    checked before anything runs: over it, a `rate_limited` result and nothing changes.
+    """
     entry = TOOLS.get(call.name)
     if entry is None:
         return {"error": "unknown_tool", "message": f"There is no tool named {call.name!r}"}
+    try:
+        await limits.tool_call(user_id, destructive=call.name in DESTRUCTIVE)
+    except RateLimitedError as exc:
+        return {"error": "rate_limited", "message": exc.detail, "retry_after": exc.extra["retry_after"]}
     model, handler, _ = entry
     try:
         args = model.model_validate(call.arguments)

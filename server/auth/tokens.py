@@ -1,59 +1,172 @@
-"""JWT access tokens: HS256 with `sub`, `iat`, `exp` and `jti`; decoding pins the algorithm."""
+"""JWTs (HS256) bound to this service and to a session: short-lived access tokens and rotating refresh tokens.
+
+Every token carries `iss` and `aud` (settings), `sub` (the user), `sid` (the session), `typ`
+(`access` or `refresh`), `iat`, `exp` and `jti`. Decoding pins the algorithm and requires each of
+them, and the expected `typ`: an access token is never accepted where a refresh token is expected,
+nor the other way round (RFC 8725 section 3.11, "Use explicit typing"). A refresh token's `jti` is
+a random secret; the server stores only its SHA-256 (`refresh_hash`), so a copy of the database
+does not hold usable tokens.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 from jose import ExpiredSignatureError, JWTError, jwt
 
 from server.errors import AuthError
+from server.fields import ID_MAX
 
 ALGORITHM = "HS256"
+TokenType = Literal["access", "refresh"]
+CLOCK_SKEW = timedelta(seconds=60)
+"""How far in the future a token's `iat` may lie (clocks of several workers differ a little)."""
 
 
 @dataclass(frozen=True, slots=True)
 class TokenClaims:
+    """A verified access token."""
+
     user_id: int
+    session_id: str
     issued_at: datetime
     expires_at: datetime
     token_id: str
-    """`jti`: lets a later revocation list name one token."""
+    """`jti`: names this one token (in logs, never the token itself)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshClaims:
+    """A verified refresh token; whether it is still the session's current one is the database's to say."""
+
+    user_id: int
+    session_id: str
+    expires_at: datetime
+    token_hash: str
+    """SHA-256 (hex) of the token's secret `jti`: the key of its `refresh_tokens` row."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    refresh_hash: str
+    expires_in: int
+    """Seconds the access token is valid for (as OAuth's `expires_in`, RFC 6749 section 5.1)."""
+
+
+def refresh_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 class TokenCodec:
-    def __init__(self, *, secret: str, expire_minutes: int) -> None:
+    def __init__(
+        self, *, secret: str, issuer: str, audience: str, access_minutes: int, refresh_days: float = 30.0
+    ) -> None:
         self._secret = secret
-        self.lifetime = timedelta(minutes=expire_minutes)
+        self.issuer = issuer
+        self.audience = audience
+        self.access_lifetime = timedelta(minutes=access_minutes)
+        self.refresh_lifetime = timedelta(days=refresh_days)
 
-    def issue(self, user_id: int, *, now: datetime | None = None) -> str:
+    # --- issuing ------------------------------------------------------------------------------
+
+    def issue_access(self, user_id: int, session_id: str, *, now: datetime | None = None) -> str:
+        return self._encode("access", user_id, session_id, secrets.token_urlsafe(12), self.access_lifetime, now)
+
+    def issue_pair(self, user_id: int, session_id: str, *, now: datetime | None = None) -> TokenPair:
+        """A new access token and a new refresh token for the session."""
+        secret = secrets.token_urlsafe(32)
+        return TokenPair(
+            access_token=self.issue_access(user_id, session_id, now=now),
+            refresh_token=self._encode("refresh", user_id, session_id, secret, self.refresh_lifetime, now),
+            refresh_hash=refresh_hash(secret),
+            expires_in=int(self.access_lifetime.total_seconds()),
+        )
+
+    def _encode(
+        self, typ: TokenType, user_id: int, session_id: str, jti: str, lifetime: timedelta, now: datetime | None
+    ) -> str:
         issued = (now or datetime.now(UTC)).replace(microsecond=0)
         claims = {
+            "iss": self.issuer,
+            "aud": self.audience,
             "sub": str(user_id),
+            "sid": session_id,
+            "typ": typ,
             "iat": int(issued.timestamp()),
-            "exp": int((issued + self.lifetime).timestamp()),
-            "jti": secrets.token_urlsafe(12),
+            "exp": int((issued + lifetime).timestamp()),
+            "jti": jti,
         }
         return str(jwt.encode(claims, self._secret, algorithm=ALGORITHM))
 
-    def decode(self, token: str) -> TokenClaims:
-        """Verify signature, algorithm and expiry; raise `AuthError` for anything else."""
+    # --- decoding -----------------------------------------------------------------------------
+
+    def decode_access(self, token: str) -> TokenClaims:
+        """Verify an access token; `AuthError` for anything else ("Token expired" when it ran out)."""
+        claims = self._decode(token, "access")
         try:
-            claims = jwt.decode(
+            return TokenClaims(
+                user_id=int(claims["sub"]),
+                session_id=_session_id(claims),
+                issued_at=datetime.fromtimestamp(int(claims["iat"]), UTC),
+                expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+                token_id=str(claims["jti"]),
+            )
+        except (KeyError, TypeError, ValueError, OverflowError, OSError) as exc:
+            raise AuthError("Could not validate credentials") from exc
+
+    def decode_refresh(self, token: str) -> RefreshClaims:
+        claims = self._decode(token, "refresh")
+        try:
+            jti = claims["jti"]
+            if not isinstance(jti, str) or not jti:
+                raise ValueError("jti")
+            return RefreshClaims(
+                user_id=int(claims["sub"]),
+                session_id=_session_id(claims),
+                expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+                token_hash=refresh_hash(jti),
+            )
+        except (KeyError, TypeError, ValueError, OverflowError, OSError) as exc:
+            raise AuthError("Could not validate credentials") from exc
+
+    def _decode(self, token: str, typ: TokenType) -> dict[str, Any]:
+        try:
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 self._secret,
                 algorithms=[ALGORITHM],  # never trust the token's own `alg` header
-                options={"require_exp": True, "require_sub": True, "require_iat": True},
-            )
-            return TokenClaims(
-                user_id=int(claims["sub"]),
-                issued_at=datetime.fromtimestamp(int(claims["iat"]), UTC),
-                expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
-                token_id=str(claims.get("jti", "")),
+                audience=self.audience,
+                issuer=self.issuer,
+                options={f"require_{name}": True for name in ("exp", "sub", "iat", "jti", "iss", "aud")},
             )
         except ExpiredSignatureError as exc:
             # Said apart from a bad token (RFC 6750 section 3.1 "The access token expired"): the client refreshes.
-            raise AuthError("Token expired") from exc
-        except (JWTError, KeyError, TypeError, ValueError) as exc:
+            raise AuthError("Token expired" if typ == "access" else "Refresh token expired") from exc
+        except (JWTError, KeyError, TypeError, ValueError, OverflowError) as exc:
             raise AuthError("Could not validate credentials") from exc
+        if claims.get("typ") != typ:
+            raise AuthError("Could not validate credentials")
+        sub = claims["sub"]
+        # A user id as we write it: decimal digits naming a row that can exist (never "+1", " 1", "0").
+        if not (isinstance(sub, str) and sub.isascii() and sub.isdigit() and sub[0] != "0" and int(sub) <= ID_MAX):
+            raise AuthError("Could not validate credentials")
+        try:
+            issued_at = datetime.fromtimestamp(int(claims["iat"]), UTC)
+        except (TypeError, ValueError, OverflowError, OSError) as exc:
+            raise AuthError("Could not validate credentials") from exc
+        if issued_at > datetime.now(UTC) + CLOCK_SKEW:
+            raise AuthError("Could not validate credentials")  # issued in the future
+        return claims
+
+
+def _session_id(claims: dict[str, Any]) -> str:
+    sid = claims["sid"]
+    if not isinstance(sid, str) or not 0 < len(sid) <= 64:
+        raise ValueError("sid")
+    return sid

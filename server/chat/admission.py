@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from server.errors import OverloadedError
 
-RETRY_AFTER = 1.0
+RETRY_AFTER = 1
 
 
 class Admission:

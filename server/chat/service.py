@@ -3,7 +3,9 @@
 Order of operations, and why:
 
 1. Admission: a bounded number of turns in flight per worker; the excess is refused at once
-   (`overloaded`), before any database or Redis work.
+   (`overloaded`), before any database or Redis work. Then the user's budget of turns
+   (RATE_LIMIT_CHAT_TURNS, every worker counts in it) -> `rate_limited`, nothing persisted; a
+   retry of an accepted message still gets its ack.
 2. One statement (group commit: shared with the other messages of this loop iteration) stores
    the message and its `message` + `turn.start` events with the user's next seqs, and registers
    the turn: the database answers `busy` (a turn runs in the conversation), `duplicate` (this
@@ -24,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from server.abuse import Limits
 from server.chat.admission import Admission
 from server.chat.batching import AGAIN, Again, GroupCommit
 from server.chat.turns import Turn, TurnRegistry
@@ -36,7 +39,7 @@ from server.realtime.envelope import Envelope
 from server.realtime.hub import Hub
 
 AckCallback = Callable[[protocol.Ack], None]
-CONCURRENT_RETRY_AFTER = 1.0
+CONCURRENT_RETRY_AFTER = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,9 @@ class _TurnEndWaiter:
     def catch_up(self) -> None:
         return None  # the caller reads the database after subscribing
 
+    def control(self, message: dict[str, Any]) -> None:
+        return None
+
 
 def ack_of(result: Accepted, client_msg_id: str) -> protocol.Ack:
     assert result.conversation_id is not None and result.message_id is not None and result.seq is not None
@@ -97,8 +103,10 @@ class ChatService:
         admission: Admission,
         worker_id: str,
         max_concurrent_turns: int,
+        limits: Limits,
     ) -> None:
         self._store = store
+        self._limits = limits
         self._hub = hub
         self.turns = turns
         self.admission = admission
@@ -117,6 +125,11 @@ class ChatService:
     ) -> protocol.Ack:
         """Accept one user message and start its turn; returns the ack (the same one for a retry)."""
         self.admission.enter()
+        try:
+            await self._limits.chat_turn(user_id, is_retry=lambda: self._store.accepted_before(user_id, client_msg_id))
+        except BaseException:
+            self.admission.leave()
+            raise
         now = utcnow()
         turn_id = secrets.token_hex(16)
         request = _Submit(

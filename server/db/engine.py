@@ -21,12 +21,18 @@ UNAVAILABLE_CLASSES = frozenset({"08", "53", "57", "40"})
 resources, operator intervention (shutdown, restart) and transaction rollback (retryable)."""
 
 
+#: SQLSTATE classes that retrying later will not cure: data exception (a value out of range, NUL
+#: in text), integrity constraint violation, syntax error or access rule violation, internal error.
+NOT_OUTAGE_SQLSTATE_CLASSES = frozenset({"22", "23", "42", "XX"})
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """The database cannot be reached right now (answered 503 / `unavailable`), as opposed to a bug.
 
     Drivers report lost or refused connections under several classes (asyncpg's "not accepting
     connections" arrives as a bare DBAPIError), so this goes by what the error is not: not a
-    constraint, data or SQL error.
+    constraint, data or SQL error. Through SQLAlchemy's asyncpg adapter every server error is a
+    bare DBAPIError too, so its SQLSTATE decides.
     """
     if isinstance(exc, (PoolTimeoutError, OSError)):
         return True
@@ -37,13 +43,20 @@ def is_unavailable(exc: BaseException) -> bool:
         return "closed" in str(exc)  # "connection is closed"; other interface errors are bugs
     if not isinstance(exc, DBAPIError):
         return False
-    return exc.connection_invalidated or not isinstance(exc, (IntegrityError, DataError, ProgrammingError))
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate[:2] in NOT_OUTAGE_SQLSTATE_CLASSES:
+        return False
+    return not isinstance(exc, (IntegrityError, DataError, ProgrammingError))
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
     """An engine for `settings.database_url`, its pool sized by settings."""
     if settings.is_sqlite:
-        engine = create_async_engine(settings.database_url, pool_size=settings.db_pool_size, max_overflow=0)
+        engine = create_async_engine(
+            settings.database_url, pool_size=settings.db_pool_size, max_overflow=0, hide_parameters=True
+        )
         _configure_sqlite(engine)
         return engine
     return create_async_engine(
@@ -55,6 +68,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # not fail. Affordable since the turn's hot path has its own pool (asyncpg, no pre-ping).
         pool_pre_ping=True,
         pool_recycle=1800,
+        # Errors (and so logs) show the SQL but never the values bound to it: user content and secrets.
+        hide_parameters=True,
     )
 
 

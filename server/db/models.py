@@ -1,4 +1,4 @@
-"""The tables. Alembic's initial migration creates exactly these (checked by a test)."""
+"""The tables. The Alembic migrations create exactly these (checked by a test)."""
 
 from __future__ import annotations
 
@@ -185,3 +185,38 @@ class Worker(SQLModel, table=True):
     id: str = Field(sa_column=Column(String(64), primary_key=True))
     started_at: datetime = _timestamp()
     heartbeat_at: datetime = _timestamp()
+
+
+SESSION_ID_MAX = 64
+DEVICE_MAX = 100
+
+
+class UserSession(SQLModel, table=True):
+    """One login on one device: what an access token's `sid` names. Deleting it ends the login everywhere."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (Index("ix_sessions_user_id", "user_id"),)
+
+    id: str = Field(sa_column=Column(String(SESSION_ID_MAX), primary_key=True))
+    """Random and unguessable (`secrets.token_urlsafe`), though never enough alone: tokens are signed."""
+    user_id: int = _owner_fk("users")
+    device: str = Field(default="", sa_column=Column(String(DEVICE_MAX), nullable=False))
+    created_at: datetime = _timestamp()
+    last_used_at: datetime = _timestamp()
+    """Updated on refresh and socket connect, and from requests at most about once a minute."""
+
+
+class RefreshToken(SQLModel, table=True):
+    """A refresh token ever issued for a session, by hash: the current one, and rotated ones to detect reuse."""
+
+    __tablename__ = "refresh_tokens"
+    __table_args__ = (Index("ix_refresh_tokens_session_id", "session_id"),)
+
+    token_hash: str = Field(sa_column=Column(String(64), primary_key=True))
+    """SHA-256 (hex) of the token's secret part; the token itself is never stored."""
+    session_id: str = Field(
+        sa_column=Column(String(SESSION_ID_MAX), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False)
+    )
+    issued_at: datetime = _timestamp()
+    rotated_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    """When it was exchanged for the next one; null while it is the session's current token."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import delete as sql_delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -37,3 +37,8 @@ async def get_by_email(session: AsyncSession, email: str) -> User | None:
 
 async def set_password_hash(session: AsyncSession, user_id: int, password_hash: str) -> None:
     await session.exec(update(User).where(col(User.id) == user_id).values(password_hash=password_hash))
+
+
+async def delete(session: AsyncSession, user_id: int) -> None:
+    """Delete the user; their tasks, conversations, messages, events and sessions go with them (ON DELETE CASCADE)."""
+    await session.exec(sql_delete(User).where(col(User.id) == user_id))

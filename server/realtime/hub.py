@@ -5,6 +5,11 @@ turns of that user in this process. Publishing never waits: the hub delivers to 
 own sockets at once, then hands the batch to the `Publisher` for every other worker. Delivery
 to a socket never blocks either: each subscriber owns a bounded queue and its overflow policy
 (see `Connection` in `server/ws/connection.py`).
+
+Besides the user channels, every worker subscribes from `start()` to ONE control channel,
+`{prefix}:control`, for what every worker must hear whoever it serves (a session that ended:
+each worker's session cache forgets it). Its traffic is a few small messages per logout, not
+per event.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from server.realtime.publisher import Publisher
 logger = logging.getLogger(__name__)
 
 ControlHandler = Callable[[int, dict[str, Any]], None]
+BroadcastHandler = Callable[[dict[str, Any]], None]
 
 
 class Subscriber(Protocol):
@@ -34,6 +40,9 @@ class Subscriber(Protocol):
 
     def catch_up(self) -> None:
         """Events may have been missed (the broker reconnected): fetch from the database what is."""
+
+    def control(self, message: dict[str, Any]) -> None:
+        """A control message for this user's sockets (a session ended); must not block."""
 
 
 class Hub:
@@ -47,10 +56,14 @@ class Hub:
         self._interest: dict[int, int] = {}
         self._ready: dict[int, asyncio.Event] = {}
         self._control: list[ControlHandler] = []
+        self.control_channel = f"{prefix}:control"
+        self._broadcast: list[BroadcastHandler] = []
+        self._reconnect: list[Callable[[], None]] = []
 
     async def start(self) -> None:
         await self._broker.start(self)
         self._publisher.start()
+        await self._broker.subscribe(self.control_channel)
 
     async def stop(self) -> None:
         await self._publisher.stop()
@@ -62,6 +75,14 @@ class Hub:
     def on_control(self, handler: ControlHandler) -> None:
         """Register a handler for worker-to-worker control messages (e.g. `cancel`)."""
         self._control.append(handler)
+
+    def on_broadcast(self, handler: BroadcastHandler) -> None:
+        """Register a handler for messages on the control channel, from every worker (this one included)."""
+        self._broadcast.append(handler)
+
+    def on_reconnect(self, handler: Callable[[], None]) -> None:
+        """Register a callback for when control messages may have been lost (a broker outage)."""
+        self._reconnect.append(handler)
 
     def sockets_of(self, user_id: int) -> int:
         return len(self._subscribers.get(user_id, ()))
@@ -115,9 +136,26 @@ class Hub:
     def send_control(self, user_id: int, message: dict[str, Any]) -> None:
         self.publish(user_id, [Envelope.command(message)])
 
+    def broadcast(self, message: dict[str, Any]) -> None:
+        """Tell every worker (this one at once); never waits.
+
+        If the broker is away the others miss it; once a publish gets through again they are
+        told to catch up (`on_reconnect` handlers), so callers bound what that costs.
+        """
+        self._on_broadcast(message)
+        self._publisher.put(self.control_channel, [Envelope.command(message)])
+
+    def notify_subscribers(self, user_id: int, message: dict[str, Any]) -> None:
+        """Hand a control message to this worker's subscribers (sockets) of `user_id`."""
+        for subscriber in tuple(self._subscribers.get(user_id, ())):
+            subscriber.control(message)
+
     # BrokerListener
 
     def on_message(self, channel: str, data: bytes) -> None:
+        if channel == self.control_channel:
+            self._on_control_channel(data)
+            return
         if not channel.startswith(self._prefix):
             return
         try:
@@ -130,6 +168,8 @@ class Hub:
             self._deliver(user_id, envelopes)
 
     def on_reconnected(self) -> None:
+        for callback in self._reconnect:  # first: the subscribers' catch-up may rely on it
+            callback()
         for subs in self._subscribers.values():
             for subscriber in tuple(subs):
                 subscriber.catch_up()
@@ -151,3 +191,29 @@ class Hub:
             return
         for handler in self._control:
             handler(user_id, message)
+
+    def _on_control_channel(self, data: bytes) -> None:
+        try:
+            origin, envelopes = decode_batch(data)
+        except ValueError:
+            logger.warning("Ignoring a malformed message on %s", self.control_channel)
+            return
+        if origin == self.origin:
+            return  # handled when broadcast
+        for envelope in envelopes:
+            try:
+                message = orjson.loads(envelope.text)
+            except orjson.JSONDecodeError:
+                message = None
+            if not envelope.control or not isinstance(message, dict):
+                logger.warning("Ignoring a malformed message on %s", self.control_channel)
+                continue
+            if message.get("type") == "catch_up":  # broadcasts may have been lost in an outage
+                for callback in self._reconnect:
+                    callback()
+                continue
+            self._on_broadcast(message)
+
+    def _on_broadcast(self, message: dict[str, Any]) -> None:
+        for handler in self._broadcast:
+            handler(message)

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from server.db.frametext import FrameText, Hole
 from server.errors import AppError, ErrorCode, InvalidInputError, PayloadTooLargeError
-from server.schemas import MAX_MESSAGE_CHARS, ClientMsgId
+from server.fields import DbId, SafeText, Seq
+from server.schemas import MAX_MESSAGE_CHARS, ClientMsgId, TurnId
 
 PROTOCOL_VERSION = 1
 
@@ -30,7 +31,7 @@ class _Frame(BaseModel):
 class Auth(_Frame):
     type: Literal["auth"]
     token: str = Field(min_length=1, max_length=4096)
-    after_seq: int | None = Field(default=None, ge=0)
+    after_seq: Seq | None = None
     """Optional: replay events after this seq before anything live (a reconnect)."""
 
 
@@ -41,19 +42,19 @@ class AuthRefresh(_Frame):
 
 class Chat(_Frame):
     type: Literal["chat"]
-    conversation_id: int | None = Field(default=None, ge=1)
-    message: str
+    conversation_id: DbId | None = None
+    message: SafeText  # its length is checked before validation, to answer `too_large`
     client_msg_id: ClientMsgId
 
 
 class Cancel(_Frame):
     type: Literal["cancel"]
-    turn_id: str = Field(min_length=1, max_length=64)
+    turn_id: TurnId
 
 
 class Resume(_Frame):
     type: Literal["resume"]
-    after_seq: int = Field(ge=0)
+    after_seq: Seq
 
 
 class Ping(_Frame):
@@ -94,8 +95,9 @@ def parse_client_frame(text: str, *, max_bytes: int) -> ClientFrame:
         raise ProtocolError(ErrorCode.BAD_JSON, f"Expected a JSON object, got {type(data).__name__}")
     kind = data.get("type")
     if kind not in CLIENT_TYPES:
+        # At most 40 characters of what was sent: the detail names the problem, it does not echo the frame.
         raise ProtocolError(
-            ErrorCode.UNKNOWN_TYPE, f"Unknown frame type {kind!r}; expected one of {', '.join(CLIENT_TYPES)}"
+            ErrorCode.UNKNOWN_TYPE, f"Unknown frame type {kind!r:.40}; expected one of {', '.join(CLIENT_TYPES)}"
         )
     ref = data.get("client_msg_id") if kind == "chat" else None
     ref = ref if isinstance(ref, str) and len(ref) <= 64 else None
@@ -146,7 +148,7 @@ class Error(TypedDict):
 
 
 class ErrorRetry(Error):
-    retry_after: float
+    retry_after: int
     """Seconds to wait before trying again (`rate_limited`, `overloaded`)."""
 
 
@@ -318,8 +320,11 @@ def ack(*, client_msg_id: str, conversation_id: int, message_id: int, turn_id: s
     }
 
 
-def error(code: str, detail: str, *, ref: str | None = None, retry_after: float | None = None) -> Error:
-    """`ref` names what the error is about: the `client_msg_id` of a refused chat, when known."""
+def error(code: str, detail: str, *, ref: str | None = None, retry_after: int | None = None) -> Error:
+    """`ref` names what the error is about: the `client_msg_id` of a refused chat, when known.
+
+    `retry_after` (whole seconds, as HTTP's Retry-After) comes with `rate_limited` and `overloaded`.
+    """
     if retry_after is not None:
         return ErrorRetry(type="error", code=code, detail=detail, ref=ref, retry_after=retry_after)
     return {"type": "error", "code": code, "detail": detail, "ref": ref}
@@ -335,7 +340,7 @@ def error_from(exc: AppError) -> Error:
         exc.code,
         exc.detail,
         ref=ref if isinstance(ref, str) else None,
-        retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
+        retry_after=retry_after if isinstance(retry_after, int) else None,
     )
 
 

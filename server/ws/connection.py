@@ -6,6 +6,11 @@ writer is bounded; when it is full the socket is a slow consumer: it gets `resyn
 is closed with 1013, instead of memory growing without bound. A peer that stops reading
 altogether cannot hold the server: a frame that cannot be written within SEND_TIMEOUT (or the
 closing handshake, within CLOSE_TIMEOUT) ends with the connection aborted.
+
+Session end: when the socket's session ends (logout, revocation, password change, account
+deletion), on any worker, the hub hands it a `session.ended` control message: the socket drops
+what is queued and closes with 4401 at once. `auth.refresh` may move it to another session of
+the same user.
 """
 
 from __future__ import annotations
@@ -53,7 +58,10 @@ class Chat(Protocol):
     async def cancel(self, user_id: int, turn_id: str) -> None: ...
 
 
-TokenDecoder = Callable[[str], TokenClaims]
+Authenticate = Callable[[str], Awaitable[TokenClaims]]
+"""A token -> its claims, once its session is known to be alive (`Sessions.authenticate`)."""
+SessionAlive = Callable[[str, int], Awaitable[bool]]
+"""(session id, user id) -> whether the session still exists (`Sessions.is_alive`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +95,10 @@ _Item = Envelope | _Replay | _Direct | object
 class Connection:
     # Slots: one of these lives per open socket, and tens of thousands may be open.
     __slots__ = (
+        "_authenticate",
         "_bucket",
         "_chat",
         "_closing",
-        "_decode_token",
         "_ended",
         "_hub",
         "_limits",
@@ -101,10 +109,12 @@ class Connection:
         "_reading",
         "_sending",
         "_sequencer",
+        "_session_alive",
         "_wakeup",
         "_writer",
         "connection_id",
         "expires_at",
+        "session_id",
         "user_id",
         "ws",
     )
@@ -118,17 +128,20 @@ class Connection:
         chat: Chat,
         hub: Hub,
         log: EventLog,
-        decode_token: TokenDecoder,
+        authenticate: Authenticate,
+        session_alive: SessionAlive,
         limits: Limits,
     ) -> None:
         self.ws = websocket
         self.user_id = claims.user_id
+        self.session_id = claims.session_id
         self.expires_at = claims.expires_at.timestamp()
         self.connection_id = connection_id
         self._chat = chat
         self._hub = hub
         self._log = log
-        self._decode_token = decode_token
+        self._authenticate = authenticate
+        self._session_alive = session_alive
         self._limits = limits
         # A list and a bare future rather than a deque and an asyncio.Event: each of those keeps
         # a 600-byte deque block alive per idle socket. The queue is short and bounded.
@@ -154,8 +167,12 @@ class Connection:
     def catch_up(self) -> None:
         self._enqueue(_CATCH_UP)
 
+    def control(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "session.ended" and self.session_id in message.get("session_ids", ()):
+            self._end_now(CloseCode.UNAUTHENTICATED, "session ended")
+
     def _enqueue(self, item: _Item) -> None:
-        if self._overflowed:
+        if self._overflowed or self._closing is not None:
             return
         if len(self._queue) >= self._limits.send_queue:
             self._overflowed = True
@@ -231,6 +248,12 @@ class Connection:
             self._closing = (code, reason)
         self._wake()
 
+    def _end_now(self, code: int, reason: str) -> None:
+        """Close without sending what is queued (the session behind it is gone)."""
+        self._queue.clear()
+        self._sequencer.drop_held()
+        self.close_later(code, reason)
+
     async def _close(self) -> None:
         code, reason = self._closing or (CloseCode.NORMAL, "")
         if self.ws.application_state != WebSocketState.CONNECTED:
@@ -265,7 +288,7 @@ class Connection:
                 self.send_direct(protocol.error(ErrorCode.BAD_JSON, "Binary frames are not supported; send JSON text"))
                 continue
             if not self._bucket.take():
-                self.send_direct(protocol.error(ErrorCode.RATE_LIMITED, "Too many frames, slow down", retry_after=1.0))
+                self.send_direct(protocol.error(ErrorCode.RATE_LIMITED, "Too many frames, slow down", retry_after=1))
                 continue
             frame = None
             try:
@@ -274,11 +297,15 @@ class Connection:
             except AppError as exc:
                 self.send_direct(protocol.error_from(exc))
             except Exception as exc:
+                ref = frame.client_msg_id if isinstance(frame, protocol.Chat) else None
                 if not is_unavailable(exc):
-                    raise
+                    # A bug, not bad input: logged once, and the socket stays usable. A retry with the
+                    # same client_msg_id gets the ack if the message was kept.
+                    logger.exception("%s frame failed on connection %s", type(frame).__name__, self.connection_id)
+                    self.send_direct(protocol.error(ErrorCode.INTERNAL, "Internal server error", ref=ref))
+                    continue
                 # Nothing was acked, so nothing is lost: the client retries with the same client_msg_id.
                 logger.warning("Frame failed, database unavailable: %r", exc)
-                ref = frame.client_msg_id if isinstance(frame, protocol.Chat) else None
                 self.send_direct(
                     protocol.error(ErrorCode.UNAVAILABLE, "Storage is unavailable, retry shortly", ref=ref)
                 )
@@ -306,10 +333,13 @@ class Connection:
         self.send_direct(protocol.pong(frame.id))
 
     async def _on_refresh(self, frame: protocol.AuthRefresh) -> None:
-        claims = self._decode_token(frame.token)
+        claims = await self._authenticate(frame.token)
         if claims.user_id != self.user_id:
             raise AuthError("The new token is for another user")
-        self.expires_at = max(self.expires_at, claims.expires_at.timestamp())
+        if claims.session_id != self.session_id:  # moved to another session: its lifetime from now on
+            self.session_id, self.expires_at = claims.session_id, claims.expires_at.timestamp()
+        else:
+            self.expires_at = max(self.expires_at, claims.expires_at.timestamp())
         self.send_direct(protocol.auth_refreshed(int(self.expires_at)))
 
     async def _on_auth_again(self, frame: protocol.Auth) -> None:
@@ -350,6 +380,10 @@ class Connection:
                 elif isinstance(item, _Replay):
                     await self._send_texts(await sequencer.resume(item.after_seq))
                 elif item is _CATCH_UP:
+                    # The broker is back: the end of this socket's session may have been announced meanwhile.
+                    if not await self._session_alive(self.session_id, self.user_id):
+                        self._end_now(CloseCode.UNAUTHENTICATED, "session ended")
+                        continue
                     await self._send_texts(await sequencer.fill_gap(time.monotonic()))
         except asyncio.CancelledError:
             if not self._overflowed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import secrets
 from urllib.parse import urlsplit
@@ -11,11 +12,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from server.auth.bearer import bearer_token
 from server.auth.tokens import TokenClaims
+from server.db.engine import is_unavailable
 from server.errors import AppError, CloseCode
 from server.realtime import protocol
 from server.runtime import Runtime
 from server.settings import Settings
 from server.ws.connection import Connection
+
+logger = logging.getLogger(__name__)
 
 PATH = "/api/ws"
 """Served by `server.app.App` before routing (see there why)."""
@@ -56,9 +60,16 @@ async def chat_socket(websocket: WebSocket) -> None:
     try:
         claims, after_seq = await _authenticate(websocket, runtime, after_seq)
     except AppError as exc:
-        await websocket.close(CloseCode.UNAUTHENTICATED, exc.detail)
+        await websocket.close(CloseCode.UNAUTHENTICATED, _close_reason(exc.detail))
         return
     except WebSocketDisconnect:
+        return
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        # The session could not be checked: not the client's fault, so not 4401. It reconnects with backoff.
+        logger.warning("Socket authentication failed, database unavailable: %r", exc)
+        await websocket.close(CloseCode.INTERNAL_ERROR, "storage unavailable, retry shortly")
         return
     if runtime.hub.sockets_of(claims.user_id) >= settings.ws_max_per_user:
         await websocket.close(CloseCode.TOO_MANY, "too many connections for this user")
@@ -70,19 +81,28 @@ async def chat_socket(websocket: WebSocket) -> None:
         chat=runtime.chat,
         hub=runtime.hub,
         log=runtime.events,
-        decode_token=runtime.tokens.decode,
+        authenticate=runtime.sessions.authenticate,
+        session_alive=runtime.sessions.is_alive,
         limits=runtime.socket_limits,
     )
     await connection.run(after_seq=after_seq)
+
+
+def _close_reason(detail: str) -> str:
+    """A close frame's reason holds at most 123 bytes of UTF-8 (RFC 6455 section 5.5)."""
+    encoded = detail.encode()
+    return detail if len(encoded) <= 123 else encoded[:120].decode(errors="ignore") + "..."
 
 
 async def _authenticate(
     websocket: WebSocket, runtime: Runtime, after_seq: int | None
 ) -> tuple[TokenClaims, int | None]:
     """A bearer header (CLI, servers), else an `auth` frame within the timeout (browsers)."""
+    # The same check as REST's. Nothing awaits between it and `Connection.run` registering the
+    # socket with the hub, so a session that ends after the check still reaches this socket.
     header = websocket.headers.get("authorization")
     if header is not None:
-        return runtime.tokens.decode(bearer_token(header)), after_seq
+        return await runtime.sessions.authenticate(bearer_token(header)), after_seq
     try:
         message = await asyncio.wait_for(websocket.receive(), timeout=runtime.settings.ws_auth_timeout)
     except TimeoutError:
@@ -95,5 +115,5 @@ async def _authenticate(
     frame = protocol.parse_client_frame(text, max_bytes=runtime.settings.ws_max_frame_bytes)
     if not isinstance(frame, protocol.Auth):
         raise AppError(f"expected an auth frame first, got {frame.type!r}")
-    claims = runtime.tokens.decode(frame.token)
+    claims = await runtime.sessions.authenticate(frame.token)
     return claims, frame.after_seq if frame.after_seq is not None else after_seq

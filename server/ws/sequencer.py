@@ -114,6 +114,9 @@ class Sequencer:
         self.floor = after_seq
         return [text for _, text in rows]
 
+    def drop_held(self) -> None:
+        self._held.clear()
+
     def overflowed(self) -> str:
         """The socket fell too far behind live: tell it where the log stands (it reloads from REST)."""
         return _text(protocol.resync_required(self.cursor, "slow consumer: too many events queued"))

@@ -1,10 +1,12 @@
-"""One contract, every Broker: ordered delivery of subscribed channels, nothing else, recovery after loss."""
+"""One contract, every Broker: ordered delivery of subscribed channels, nothing else, recovery after loss; and the
+hub's control channel, which every worker hears, over each."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -12,6 +14,8 @@ import redis.asyncio as aioredis
 from server.realtime.broker.base import Broker, BrokerError
 from server.realtime.broker.memory import MemoryBroker
 from server.realtime.broker.redis import RedisBroker
+from server.realtime.envelope import Envelope, encode_batch
+from server.realtime.hub import Hub
 from tests.support import services
 from tests.support.live import free_port
 from tests.support.timing import QUIET, TIMEOUT, wait_until
@@ -170,3 +174,108 @@ async def test_redis_unreachable_raises_broker_error() -> None:
         await instance.subscribe("x")  # never raises: the reader keeps retrying in the background
     finally:
         await instance.stop()
+
+
+# --- the hub's control channel, over every broker ------------------------------------------------
+
+
+class Heard:
+    """A hub's broadcast and reconnect handlers, recording."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.reconnects = 0
+        hub.on_broadcast(self.messages.put_nowait)
+        hub.on_reconnect(self._reconnected)
+
+    def _reconnected(self) -> None:
+        self.reconnects += 1
+
+    async def next(self) -> dict[str, Any]:
+        return await asyncio.wait_for(self.messages.get(), TIMEOUT)
+
+    async def nothing(self) -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(self.messages.get(), QUIET)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def hubs(request: pytest.FixtureRequest) -> AsyncIterator[list[tuple[Hub, Heard]]]:
+    """Started hubs sharing one prefix: one in-process (memory), or two workers' (redis)."""
+    prefix = f"todochat-test-{services.RUN_ID}-{secrets.token_hex(3)}"
+    if request.param == "memory":
+        brokers: list[Broker] = [MemoryBroker()]
+    else:
+        await services.check_redis()
+        brokers = [RedisBroker(services.REDIS_URL, name=f"{prefix}-{n}") for n in range(2)]
+    started = []
+    for instance in brokers:
+        hub = Hub(instance, prefix=prefix)
+        heard = Heard(hub)
+        await hub.start()
+        started.append((hub, heard))
+    try:
+        yield started
+    finally:
+        for hub, _ in started:
+            await hub.stop()
+
+
+async def test_a_broadcast_reaches_every_worker_in_order(hubs: list[tuple[Hub, Heard]]) -> None:
+    sender = hubs[0][0]
+    sender.broadcast({"type": "first"})
+    sender.broadcast({"type": "second"})
+    for _hub, heard in hubs:  # the sender's own hub included
+        assert [await heard.next(), await heard.next()] == [{"type": "first"}, {"type": "second"}]
+
+
+async def test_user_channels_and_other_deployments_do_not_reach_broadcast_handlers(
+    hubs: list[tuple[Hub, Heard]],
+) -> None:
+    hub, heard = hubs[0]
+    seen: list[tuple[int, dict[str, Any]]] = []
+    hub.on_control(lambda user_id, message: seen.append((user_id, message)))
+    async with hub.interest(7):
+        hub.send_control(7, {"type": "cancel", "turn_id": "t"})
+        await wait_until(lambda: seen == [(7, {"type": "cancel", "turn_id": "t"})])
+    elsewhere = Hub(MemoryBroker(), prefix="another-deployment")
+    assert elsewhere.control_channel != hub.control_channel
+    hub.on_message(elsewhere.control_channel, encode_batch("w", [Envelope.command({"type": "not ours"})]))
+    hub.on_message(hub.control_channel, b"w\nE {}")  # not a control envelope: ignored, no crash
+    hub.on_message(hub.control_channel, b"garbage")
+    await heard.nothing()
+
+
+async def test_a_broadcast_with_the_broker_away_is_still_handled_here() -> None:
+    instance = RedisBroker(f"redis://127.0.0.1:{free_port()}/0")
+    hub = Hub(instance, prefix=f"todochat-test-{services.RUN_ID}")
+    heard = Heard(hub)
+    await hub.start()  # never raises: the reader keeps retrying in the background
+    try:
+        hub.broadcast({"type": "ended"})  # handled here at once; the publisher fails in the background
+        assert await heard.next() == {"type": "ended"}
+    finally:
+        await hub.stop()
+
+
+async def test_the_control_channel_is_subscribed_again_after_a_reconnect(redis_client: aioredis.Redis) -> None:
+    name = f"todochat-test-{secrets.token_hex(4)}"
+    instance = RedisBroker(services.REDIS_URL, name=name)
+    hub = Hub(instance, prefix=name)
+    heard = Heard(hub)
+    await hub.start()
+    try:
+        clients = await redis_client.client_list(_type="pubsub")
+        (ours,) = [c for c in clients if c.get("name") == f"{name}-subscriber"]
+        assert int(ours["sub"]) == 1  # the control channel, with no socket open
+        await redis_client.client_kill_filter(_id=ours["id"])
+        await wait_until(lambda: heard.reconnects == 1)  # the session cache forgets what it may have missed
+        other = Hub(RedisBroker(services.REDIS_URL, name=f"{name}-other"), prefix=name)
+        await other.start()
+        try:
+            other.broadcast({"type": "after"})  # from another worker: it arrives through Redis again
+            assert await heard.next() == {"type": "after"}
+        finally:
+            await other.stop()
+    finally:
+        await hub.stop()

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from jose import jwt
 
-from tests.support.settings import JWT_SECRET
+from tests.support.settings import JWT_SECRET, PASSWORD
 from tests.support.users import AppUser, MakeUser
 
 
@@ -18,15 +18,18 @@ def new_email() -> str:
     return f"auth-{secrets.token_hex(6)}@example.com"
 
 
-async def test_signup_returns_id_email_and_token(client: httpx.AsyncClient) -> None:
+async def test_signup_returns_id_email_and_tokens(client: httpx.AsyncClient) -> None:
     email = new_email()
-    response = await client.post("/api/auth/signup", json={"email": email, "password": "password123"})
+    response = await client.post("/api/auth/signup", json={"email": email, "password": PASSWORD})
     assert response.status_code == 201
+    assert response.headers["cache-control"] == "no-store"
     body = response.json()
-    assert set(body) == {"id", "email", "token"}
+    assert set(body) == {"id", "email", "token", "refresh_token", "expires_in", "session_id"}
     assert body["email"] == email
     assert isinstance(body["id"], str) and body["id"].isdigit()  # the seed's contract: a string id
-    assert jwt.get_unverified_claims(body["token"])["sub"] == body["id"]
+    claims = jwt.get_unverified_claims(body["token"])
+    assert claims["sub"] == body["id"] and claims["sid"] == body["session_id"] and claims["typ"] == "access"
+    assert body["expires_in"] == 15 * 60
     me = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {body['token']}"})
     assert me.status_code == 200
     assert me.json()["id"] == int(body["id"])
@@ -36,13 +39,13 @@ async def test_signup_returns_id_email_and_token(client: httpx.AsyncClient) -> N
 
 async def test_signup_stores_email_lower_case(client: httpx.AsyncClient) -> None:
     email = new_email()
-    response = await client.post("/api/auth/signup", json={"email": email.upper(), "password": "password123"})
+    response = await client.post("/api/auth/signup", json={"email": email.upper(), "password": PASSWORD})
     assert response.status_code == 201
     assert response.json()["email"] == email.lower()
 
 
 async def test_duplicate_email_is_409_case_insensitively(client: httpx.AsyncClient, user: AppUser) -> None:
-    response = await client.post("/api/auth/signup", json={"email": user.email.upper(), "password": "password123"})
+    response = await client.post("/api/auth/signup", json={"email": user.email.upper(), "password": PASSWORD})
     assert response.status_code == 409
     assert response.json() == {"detail": "Email already registered", "code": "conflict"}
 
@@ -50,7 +53,7 @@ async def test_duplicate_email_is_409_case_insensitively(client: httpx.AsyncClie
 @pytest.mark.parametrize(
     "body",
     [
-        {"email": "not-an-email", "password": "password123"},
+        {"email": "not-an-email", "password": PASSWORD},
         {"email": "short@example.com", "password": "1234567"},
         {"email": "long@example.com", "password": "x" * 129},
         {"email": "missing@example.com"},

@@ -92,17 +92,28 @@ async def test_cors_allows_only_configured_origins(tmp_path: object) -> None:
     assert "access-control-allow-origin" not in denied.headers
 
 
+BEFORE_LOGIN = ("/api/auth/signup", "/api/auth/login", "/api/auth/refresh")
+"""The auth routes that take no access token."""
+
+
 async def test_openapi_documents_every_route_with_errors_and_bearer(client: httpx.AsyncClient) -> None:
     spec = (await client.get("/openapi.json")).json()
     assert spec["components"]["securitySchemes"]["HTTPBearer"] == {
         "type": "http",
         "scheme": "bearer",
-        "description": "The `token` from signup or login.",
+        "description": "The access `token` from signup, login or refresh.",
     }
     expected = {
         ("post", "/api/auth/signup"),
         ("post", "/api/auth/login"),
+        ("post", "/api/auth/refresh"),
+        ("post", "/api/auth/logout"),
+        ("post", "/api/auth/logout-all"),
+        ("get", "/api/auth/sessions"),
+        ("delete", "/api/auth/sessions/{session_id}"),
+        ("post", "/api/auth/password"),
         ("get", "/api/auth/me"),
+        ("delete", "/api/auth/me"),
         ("get", "/api/{user_id}/tasks"),
         ("post", "/api/{user_id}/tasks"),
         ("get", "/api/{user_id}/tasks/{task_id}"),
@@ -122,8 +133,12 @@ async def test_openapi_documents_every_route_with_errors_and_bearer(client: http
         if path.startswith("/api/{user_id}"):
             assert {"401", "403", "422"} <= set(operation["responses"]), (method, path)
             assert operation["security"] == [{"HTTPBearer": []}]
-        if "{task_id}" in path or "{conversation_id}" in path:
+        if "{task_id}" in path or "{conversation_id}" in path or "{session_id}" in path:
             assert "404" in operation["responses"], (method, path)
+        if path.startswith("/api/auth/") and path not in BEFORE_LOGIN:
+            assert "401" in operation["responses"] and operation["security"] == [{"HTTPBearer": []}], (method, path)
+        if path in ("/api/auth/password", "/api/auth/me") and method != "get":
+            assert "403" in operation["responses"], (method, path)
     assert (await client.get("/docs")).status_code == 200
 
 

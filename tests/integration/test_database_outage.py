@@ -11,7 +11,7 @@ import pytest
 from server.app import create_app
 from tests.support import services
 from tests.support.live import LiveServer, serve_in_process
-from tests.support.settings import make_settings
+from tests.support.settings import PASSWORD, make_settings
 from tests.support.wsclient import WSClient
 
 
@@ -45,9 +45,10 @@ async def live(outage_db: services.PostgresDatabase) -> AsyncIterator[LiveServer
 
 async def test_outage_answers_clearly_and_recovers(live: LiveServer, outage_db: services.PostgresDatabase) -> None:
     async with httpx.AsyncClient(base_url=live.base_url) as http:
-        body = (await http.post("/api/auth/signup", json={"email": "o@example.com", "password": "password123"})).json()
+        body = (await http.post("/api/auth/signup", json={"email": "o@example.com", "password": PASSWORD})).json()
         headers = {"Authorization": f"Bearer {body['token']}"}
         tasks_url = f"/api/{body['id']}/tasks"
+        again = (await http.post("/api/auth/login", json={"email": "o@example.com", "password": PASSWORD})).json()
         async with await WSClient.open(live.ws_url, body["token"]) as ws:
             await set_connections(outage_db, allowed=False)
 
@@ -62,6 +63,10 @@ async def test_outage_answers_clearly_and_recovers(live: LiveServer, outage_db: 
             assert error["code"] == "unavailable" and error["ref"] == "during-outage"
             await ws.send({"type": "ping", "id": "alive"})
             await ws.receive("pong", id="alive")
+
+            # A socket whose session this worker has not checked yet: not refused as unauthenticated.
+            newcomer = await WSClient.open(live.ws_url, again["token"], expect_hello=False)
+            assert await newcomer.closed() == (1011, "storage unavailable, retry shortly")
 
             await set_connections(outage_db, allowed=True)
             await ws.chat("while the database is down", client_msg_id="during-outage")  # the client's retry
@@ -79,7 +84,7 @@ async def test_a_reply_survives_a_database_blip_as_the_turn_ends(
         database_url=outage_db.url, redis_url=redis_url, redis_prefix=redis_prefix, echo_chunk_delay=0.01
     )
     async with serve_in_process(create_app(settings)) as live, httpx.AsyncClient(base_url=live.base_url) as http:
-        body = (await http.post("/api/auth/signup", json={"email": "b@example.com", "password": "password123"})).json()
+        body = (await http.post("/api/auth/signup", json={"email": "b@example.com", "password": PASSWORD})).json()
         async with await WSClient.open(live.ws_url, body["token"]) as ws:
             await ws.chat("y" * 400)
             ack = await ws.receive("ack")

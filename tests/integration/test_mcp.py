@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -17,9 +16,9 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult
 
 from server.assistant.tools import TOOLS, tool_specs
-from server.auth.tokens import TokenCodec
 from tests.support.live import LiveServer
 from tests.support.timing import TIMEOUT
+from tests.support.tokens import access_token
 from tests.support.users import AppUser, MakeUser
 from tests.support.wsclient import WSClient
 
@@ -211,10 +210,10 @@ async def test_requests_without_a_valid_token_get_401(
     client: httpx.AsyncClient, server: LiveServer, user: AppUser, authorization: str | None
 ) -> None:
     if authorization == "wrong-secret":
-        authorization = "Bearer " + TokenCodec(secret="another-secret-" + "y" * 40, expire_minutes=5).issue(user.id)
+        other_secret = "another-secret-" + "y" * 40
+        authorization = "Bearer " + access_token(user.id, user.session_id, seconds_left=60, secret=other_secret)
     elif authorization == "expired":
-        long_ago = datetime.now(UTC) - server.runtime.tokens.lifetime - timedelta(minutes=1)
-        authorization = "Bearer " + server.runtime.tokens.issue(user.id, now=long_ago)
+        authorization = "Bearer " + access_token(user.id, user.session_id, seconds_left=-60)
     headers = {**MCP_HEADERS, **({"Authorization": authorization} if authorization else {})}
 
     response = await client.post("/mcp", json=INITIALIZE, headers=headers)

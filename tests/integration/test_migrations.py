@@ -1,4 +1,4 @@
-"""The initial migration creates exactly the models, on PostgreSQL and on SQLite."""
+"""The migrations create exactly the models, on PostgreSQL and on SQLite, and undo themselves."""
 
 from __future__ import annotations
 

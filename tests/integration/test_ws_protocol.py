@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from server.auth.tokens import TokenCodec
 from tests.support.live import LiveServer
-from tests.support.settings import JWT_SECRET
+from tests.support.tokens import access_token
 from tests.support.users import AppUser, MakeUser
 from tests.support.wsclient import WSClient, seqs
 
@@ -75,14 +73,12 @@ async def test_foreign_origin_is_refused_at_handshake(server: LiveServer, user: 
 
 
 async def test_expired_token_closes_4401_unless_refreshed(server: LiveServer, user: AppUser) -> None:
-    codec = TokenCodec(secret=JWT_SECRET, expire_minutes=1)
-    # Issued 59 seconds ago with a one-minute lifetime: about one second left.
-    short = codec.issue(user.id, now=datetime.now(UTC) - timedelta(seconds=59))
+    short = access_token(user.id, user.session_id, seconds_left=1)
     async with await WSClient.open(server.ws_url, short) as ws:
         code, reason = await ws.closed()
     assert code == 4401 and "expired" in reason
 
-    short = codec.issue(user.id, now=datetime.now(UTC) - timedelta(seconds=58))
+    short = access_token(user.id, user.session_id, seconds_left=2)
     async with await WSClient.open(server.ws_url, short) as ws:
         await ws.send({"type": "auth.refresh", "token": user.token})
         refreshed = await ws.receive("auth.refreshed")

@@ -49,6 +49,8 @@ class RestUser:
     email: str
     token: str
     password: str = PASSWORD
+    refresh_token: str | None = None
+    session_id: str = ""
 
 
 def signup(base_url: str) -> RestUser:
@@ -57,7 +59,13 @@ def signup(base_url: str) -> RestUser:
     response = httpx.post(f"{base_url}/api/auth/signup", json={"email": email, "password": PASSWORD}, timeout=TIMEOUT)
     assert response.status_code == 201, response.text
     body = response.json()
-    return RestUser(id=int(body["id"]), email=email, token=body["token"])
+    return RestUser(
+        id=int(body["id"]),
+        email=email,
+        token=body["token"],
+        refresh_token=body["refresh_token"],
+        session_id=body["session_id"],
+    )
 
 
 @dataclass
@@ -158,8 +166,17 @@ class Cli:
         child.logfile_read = pty.log  # what the terminal shows; what is typed appears only if echoed
         return pty
 
-    def save_login(self, user: RestUser, *, token: str | None = None) -> None:
-        TokenStore(self.config).save(Login(self.server, user.email, user.id, token or user.token))
+    def save_login(
+        self, user: RestUser, *, token: str | None = None, refresh: bool = False, expires_at: float | None = None
+    ) -> None:
+        """Cache a login as `chat-demo login` would; without `refresh`, one that cannot be refreshed."""
+        login = Login(
+            self.server, user.email, user.id, token or user.token, user.refresh_token if refresh else None, expires_at
+        )
+        TokenStore(self.config).save(login)
+
+    def saved_login(self) -> Login | None:
+        return TokenStore(self.config).get(self.server)
 
     def tasks(self, user: RestUser) -> list[dict[str, Any]]:
         response = httpx.get(

@@ -9,7 +9,9 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,11 +54,24 @@ class LiveServer(_OnLoopback):
         return runtime
 
 
+def _config(app: FastAPI) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        ws="websockets-sansio",
+        lifespan="on",
+        server_header=False,  # as `python -m server` runs
+        access_log=False,
+        proxy_headers=False,  # the app's TRUSTED_PROXIES decide
+    )
+
+
 @contextlib.asynccontextmanager
 async def serve_in_process(app: FastAPI) -> AsyncIterator[LiveServer]:
     """Run `app` under uvicorn in this loop (lifespan included) until the block ends."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws="websockets-sansio", lifespan="on")
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(_config(app))
     task = asyncio.create_task(server._serve())  # _serve: no signal capture, pytest keeps Ctrl-C
     try:
         await wait_until(lambda: server.started or task.done())
@@ -68,6 +83,25 @@ async def serve_in_process(app: FastAPI) -> AsyncIterator[LiveServer]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, TIMEOUT)
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: FastAPI) -> Iterator[LiveServer]:
+    """Run `app` under uvicorn in a thread with its own event loop: for synchronous clients (schemathesis,
+    a blocking WebSocket client) that would otherwise block the loop serving them."""
+    server = uvicorn.Server(_config(app))
+    thread = threading.Thread(target=lambda: asyncio.run(server._serve()), name="test-server", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.02)  # polling another thread's flag: there is no event to await from here
+        yield LiveServer(app=app, port=server.servers[0].sockets[0].getsockname()[1])
+    finally:
+        server.should_exit = True
+        thread.join(TIMEOUT)
 
 
 @dataclass

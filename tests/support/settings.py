@@ -20,6 +20,15 @@ DEFAULTS: dict[str, Any] = {
     "echo_chunk_delay": 0.005,  # turns of long messages last long enough to cancel or interrupt
     "ws_auth_timeout": 1.0,
     "shutdown_grace": 1.0,  # a test server stops promptly even with a long turn running
+    # The suite signs up, logs in and chats far more than a person: its limits tests lower these.
+    "rate_limit_login_account": "10000/minute",
+    "rate_limit_login_ip": "10000/minute",
+    "rate_limit_login_attempts_ip": "10000/minute",
+    "rate_limit_signup_ip": "10000/minute",
+    "rate_limit_chat_turns": "10000/minute",
+    "rate_limit_tool_calls": "10000/minute",
+    "rate_limit_destructive_calls": "10000/minute",
+    "login_known_client_days": 0.01,  # its Redis keys live that long (about 15 min), not 30 days, in a shared Redis
 }
 
 

@@ -1,10 +1,11 @@
-"""Test users: a signed-up account with its token, and the helpers that build request URLs for it."""
+"""Test users: a signed-up account with its tokens, and the helpers that build request URLs for it."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -18,6 +19,21 @@ class AppUser:
     email: str
     password: str
     token: str
+    """The access token."""
+    refresh_token: str
+    session_id: str
+
+    @classmethod
+    def from_auth(cls, body: dict[str, Any], *, password: str) -> AppUser:
+        """From a signup or login response."""
+        return cls(
+            id=int(body["id"]),
+            email=body["email"],
+            password=password,
+            token=body["token"],
+            refresh_token=body["refresh_token"],
+            session_id=body["session_id"],
+        )
 
     @property
     def headers(self) -> dict[str, str]:
@@ -36,5 +52,15 @@ async def signup(base_url: str, *, email: str | None = None, password: str = PAS
     async with httpx.AsyncClient(base_url=base_url, timeout=TIMEOUT) as client:
         response = await client.post("/api/auth/signup", json={"email": email, "password": password})
     assert response.status_code == 201, response.text
-    body = response.json()
-    return AppUser(id=int(body["id"]), email=email, password=password, token=body["token"])
+    return AppUser.from_auth(response.json(), password=password)
+
+
+async def login(base_url: str, user: AppUser, *, device: str | None = None) -> AppUser:
+    """Another session of `user` (another device), as a new `AppUser` with its own tokens."""
+    body: dict[str, str] = {"email": user.email, "password": user.password}
+    if device is not None:
+        body["device"] = device
+    async with httpx.AsyncClient(base_url=base_url, timeout=TIMEOUT) as client:
+        response = await client.post("/api/auth/login", json=body)
+    assert response.status_code == 200, response.text
+    return AppUser.from_auth(response.json(), password=user.password)

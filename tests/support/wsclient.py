@@ -60,6 +60,13 @@ class WSClient:
         self.log.append(frame)
         return frame
 
+    async def next_or_close(self, *, timeout: float = TIMEOUT) -> dict[str, Any] | int | None:
+        """The next frame, or the close code when the server closes first."""
+        try:
+            return await self.next(timeout=timeout)
+        except ConnectionClosed as exc:
+            return exc.rcvd.code if exc.rcvd else None
+
     async def receive(self, type: str, *, timeout: float = TIMEOUT, **match: Any) -> dict[str, Any]:
         """The next frame of `type` (whose fields equal `match`), skipping others (still in `log`)."""
         async with asyncio.timeout(timeout):

@@ -5,18 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import stat
+import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
+from client_demo.config import Login, TokenStore
+from client_demo.credentials import REST_MARGIN
 from client_demo.errors import EXIT_AUTH, EXIT_ERROR, EXIT_OK, EXIT_TURN_CANCELLED
-from server.auth.tokens import TokenCodec
 from tests.support.cli import PROVIDER, Cli, Pty, RestUser, make_server, signup
 from tests.support.live import ServerProcess, free_port
-from tests.support.settings import JWT_SECRET, PASSWORD
-from tests.support.timing import SCALE, TIMEOUT
+from tests.support.settings import PASSWORD
+from tests.support.timing import SCALE, TIMEOUT, wait_until
+from tests.support.tokens import access_token
 
 RULES = PROVIDER == "rules"
 LONG_MESSAGE = "Tell me everything about " + "a very long list of chores " * 12
@@ -243,10 +246,9 @@ def test_unreachable_server(tmp_path: Path) -> None:
         assert "Traceback" not in result.stderr
 
 
-def test_expired_token(cli: Cli, ptys: list[Pty]) -> None:
+def test_expired_token_that_cannot_be_refreshed(cli: Cli, ptys: list[Pty]) -> None:
     user = signup(cli.server)
-    codec = TokenCodec(secret=JWT_SECRET, expire_minutes=1)
-    cli.save_login(user, token=codec.issue(user.id, now=datetime.now(UTC) - timedelta(hours=1)))
+    cli.save_login(user, token=access_token(user.id, user.session_id, seconds_left=-3600))
 
     result = cli.run("send", "hello")
     assert result.returncode == EXIT_AUTH
@@ -274,12 +276,11 @@ def test_session_expiring_mid_chat_offers_to_log_in_again(
 ) -> None:
     cli = Cli(server=cancellable_server.base_url, home=tmp_path)
     user = signup(cancellable_server.base_url)
-    codec = TokenCodec(secret=JWT_SECRET, expire_minutes=1)
-    # Valid for a moment: the server closes the socket with 4401 when it runs out. However long the
-    # CLI takes to start and connect on this machine, it ends at the same prompt: expired while
-    # connected, or already at the handshake (the server says "token expired" either way); each
-    # case is also run on purpose.
-    cli.save_login(user, token=codec.issue(user.id, now=datetime.now(UTC) - timedelta(seconds=60 - seconds_left)))
+    # Valid for a moment, and no refresh token: the server closes the socket with 4401 when it runs
+    # out. However long the CLI takes to start and connect on this machine, it ends at the same
+    # prompt: expired while connected, or already at the handshake (the server says "token expired"
+    # either way); each case is also run on purpose.
+    cli.save_login(user, token=access_token(user.id, user.session_id, seconds_left=seconds_left))
     chat = spawn(ptys, cli, "chat")
     chat.expect(r"your session expired \([Tt]oken expired\)", timeout=TIMEOUT + 2 * SCALE, regex=True)
     chat.expect(f"Password for {user.email}")
@@ -290,6 +291,93 @@ def test_session_expiring_mid_chat_offers_to_log_in_again(
     chat.prompt()
     chat.line("/quit")
     assert chat.finish() == EXIT_OK
+
+
+def test_an_expired_access_token_is_refreshed_without_asking(cli: Cli, ptys: list[Pty]) -> None:
+    user = signup(cli.server)
+    expired = access_token(user.id, user.session_id, seconds_left=-60)
+    cli.save_login(user, token=expired, refresh=True, expires_at=time.time() - 60)
+
+    result = cli.run("send", "hello")  # refreshed before connecting
+    assert result.returncode == EXIT_OK, result.stderr
+    first = cli.saved_login()
+    assert first is not None and first.token != expired and first.refresh_token not in (None, user.refresh_token)
+    assert first.expires_at is not None and first.expires_at > time.time() + 60
+
+    # Expired, but the client does not know when it expires: the socket is closed with 4401 "Token
+    # expired" (and REST answers 401): the client refreshes and goes on, quietly.
+    TokenStore(cli.config).save(Login(cli.server, user.email, user.id, expired, first.refresh_token, None))
+    chat = spawn(ptys, cli, "chat")
+    chat.prompt()
+    chat.line("/tasks")
+    chat.expect("No tasks.")
+    chat.prompt()
+    chat.line("/quit")
+    assert chat.finish() == EXIT_OK
+    assert "expired" not in chat.transcript and "Password" not in chat.transcript
+
+
+async def test_the_open_socket_is_refreshed_before_its_token_expires(
+    cancellable_server: ServerProcess, tmp_path: Path, ptys: list[Pty]
+) -> None:
+    cli = Cli(server=cancellable_server.base_url, home=tmp_path)
+    user = signup(cancellable_server.base_url)
+    left = REST_MARGIN + 2  # connects with this token (no refresh first), which then runs out mid-chat
+    cli.save_login(
+        user,
+        token=access_token(user.id, user.session_id, seconds_left=left),
+        refresh=True,
+        expires_at=time.time() + left,
+    )
+    first = cli.saved_login()
+    started = time.monotonic()
+    chat = spawn(ptys, cli, "chat")
+    chat.prompt()
+    chat.line("before")
+    chat.expect("assistant: Echo: before")
+    chat.prompt()
+    # Refreshed before the token ran out (the cache file is the one sign of it outside the process).
+    await wait_until(lambda: cli.saved_login() != first, timeout=left - (time.monotonic() - started), step=0.1)
+    await asyncio.sleep(max(0.0, left + 1 - (time.monotonic() - started)))  # time passes the first token's expiry
+    chat.line("after")
+    chat.expect("assistant: Echo: after")
+    chat.prompt()
+    chat.line("/quit")
+    assert chat.finish() == EXIT_OK
+    assert "expired" not in chat.transcript and "reconnect" not in chat.transcript  # one socket throughout
+
+
+def test_the_password_is_asked_only_when_the_session_is_gone(cli: Cli, ptys: list[Pty]) -> None:
+    user = signup(cli.server)
+    cli.save_login(user, refresh=True, expires_at=time.time() + 900)
+    response = httpx.post(
+        f"{cli.server}/api/auth/logout", headers={"Authorization": f"Bearer {user.token}"}, timeout=TIMEOUT
+    )
+    assert response.status_code == 204  # ended elsewhere (another device's "log out everywhere")
+    chat = spawn(ptys, cli, "chat")
+    chat.expect("your session expired (Session ended)")
+    chat.expect(f"Password for {user.email}")
+    chat.line(PASSWORD)
+    chat.expect("Connected to")
+    chat.line("/quit")
+    assert chat.finish() == EXIT_OK
+    login = cli.saved_login()
+    assert login is not None and login.refresh_token and login.token != user.token
+
+
+def test_logout_ends_the_session_on_the_server(cli: Cli) -> None:
+    user = signup(cli.server)
+    result = cli.run("login", user.email, "--password-stdin", stdin=PASSWORD + "\n")
+    assert result.returncode == EXIT_OK
+    login = cli.saved_login()
+    assert login is not None
+    headers = {"Authorization": f"Bearer {login.token}"}
+    assert httpx.get(f"{cli.server}/api/auth/me", headers=headers, timeout=TIMEOUT).status_code == 200
+    result = cli.run("logout")
+    assert result.returncode == EXIT_OK and result.stdout == f"Logged out of {cli.server}.\n"
+    assert httpx.get(f"{cli.server}/api/auth/me", headers=headers, timeout=TIMEOUT).status_code == 401
+    assert cli.saved_login() is None
+    assert cli.run("logout").stdout == f"Not logged in to {cli.server}.\n"
 
 
 def test_token_cache_is_private(assistant_server: ServerProcess, tmp_path: Path) -> None:

@@ -1,18 +1,23 @@
-"""Two real server processes sharing PostgreSQL and Redis: fan-out, cancel, idempotency and shutdown across workers."""
+"""Two real server processes sharing PostgreSQL and Redis: fan-out, cancel, idempotency, shutdown and session ends
+across workers."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.support import services, users
 from tests.support.live import ServerProcess, free_port
 from tests.support.settings import server_env
+from tests.support.timing import SCALE, TIMEOUT
 from tests.support.wsclient import WSClient, seqs
 
 LONG = "w" * 4000
@@ -214,3 +219,107 @@ async def test_redis_restart_loses_nothing_acked(postgres_url: str, tmp_path: Pa
         await a_server.stop()
         await b_server.stop()
         await redis_server.kill()
+
+
+# --- sessions across workers --------------------------------------------------------------------
+
+ENDS_WITHIN = 2.0 * SCALE
+"""How long an ended session may take to close a socket on another worker (a Redis round trip, in practice)."""
+
+
+async def me(server: ServerProcess, token: str) -> int:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=TIMEOUT) as http:
+        return (await http.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})).status_code
+
+
+async def post(server: ServerProcess, path: str, token: str | None = None, **body: object) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=TIMEOUT) as http:
+        return await http.post(path, json=body or None, headers=headers)
+
+
+async def closed_within(ws: WSClient, seconds: float) -> tuple[int | None, str, float]:
+    started = time.monotonic()
+    code, reason = await ws.closed(timeout=seconds)
+    return code, reason, time.monotonic() - started
+
+
+async def test_logout_on_one_worker_takes_effect_on_the_other(workers: tuple[ServerProcess, ServerProcess]) -> None:
+    a_server, b_server = workers
+    user = await users.signup(a_server.base_url)
+    other = await users.login(a_server.base_url, user)
+    async with (
+        await WSClient.open(b_server.ws_url, user.token) as ws,
+        await WSClient.open(b_server.ws_url, other.token) as bystander,
+    ):
+        assert await me(b_server, user.token) == 200  # worker B now has the session in its cache
+        assert (await post(a_server, "/api/auth/logout", user.token)).status_code == 204
+        code, reason, took = await closed_within(ws, ENDS_WITHIN)
+        assert (code, reason) == (4401, "session ended"), took
+        assert await me(b_server, user.token) == 401  # the first request after: no stale cache entry
+        await bystander.send({"type": "ping", "id": 1})
+        assert (await bystander.receive("pong"))["id"] == 1
+    assert await me(b_server, other.token) == 200
+
+
+async def test_refresh_reuse_on_one_worker_ends_the_session_on_both(
+    workers: tuple[ServerProcess, ServerProcess], postgres_url: str
+) -> None:
+    a_server, b_server = workers
+    user = await users.signup(a_server.base_url)
+    rotated = await post(a_server, "/api/auth/refresh", refresh_token=user.refresh_token)
+    assert rotated.status_code == 200
+    new = users.AppUser.from_auth(rotated.json(), password=user.password)
+    await backdate_rotations(postgres_url, user.session_id)
+    async with await WSClient.open(a_server.ws_url, new.token) as ws:
+        assert await me(a_server, new.token) == 200
+        reused = await post(b_server, "/api/auth/refresh", refresh_token=user.refresh_token)
+        assert reused.status_code == 401
+        code, reason, took = await closed_within(ws, ENDS_WITHIN)
+        assert (code, reason) == (4401, "session ended"), took
+    assert await me(a_server, new.token) == 401
+    assert (await post(a_server, "/api/auth/refresh", refresh_token=new.refresh_token)).status_code == 401
+    assert b_server.log_path is not None
+    log = b_server.log_path.read_text()
+    assert f"ending session {user.session_id} of user {user.id}" in log
+    assert user.refresh_token not in log and new.refresh_token not in log
+
+
+async def test_password_change_and_account_deletion_close_sockets_on_the_other_worker(
+    workers: tuple[ServerProcess, ServerProcess],
+) -> None:
+    a_server, b_server = workers
+    user = await users.signup(a_server.base_url)
+    phone = await users.login(b_server.base_url, user)
+    async with (
+        await WSClient.open(b_server.ws_url, phone.token) as ws,
+        await WSClient.open(b_server.ws_url, user.token) as mine,
+    ):
+        changed = await post(
+            a_server, "/api/auth/password", user.token, current_password=user.password, new_password="n3w and long"
+        )
+        assert changed.status_code == 200, changed.text
+        assert (await closed_within(ws, ENDS_WITHIN))[:2] == (4401, "session ended")
+        assert await me(b_server, phone.token) == 401
+        await mine.send({"type": "ping", "id": 2})  # the session that changed the password goes on
+        assert (await mine.receive("pong"))["id"] == 2
+
+        headers = {"Authorization": f"Bearer {user.token}"}
+        async with httpx.AsyncClient(base_url=a_server.base_url, timeout=TIMEOUT) as http:
+            deleted = await http.request("DELETE", "/api/auth/me", json={"password": "n3w and long"}, headers=headers)
+        assert deleted.status_code == 204
+        assert (await closed_within(mine, ENDS_WITHIN))[:2] == (4401, "session ended")
+    assert await me(b_server, user.token) == 401
+
+
+async def backdate_rotations(database_url: str, session_id: str) -> None:
+    """Make the session's rotated refresh tokens look a minute old: past the reuse leeway."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text("UPDATE refresh_tokens SET rotated_at = rotated_at - interval '1 minute' WHERE session_id = :s"),
+                {"s": session_id},
+            )
+    finally:
+        await engine.dispose()

@@ -56,7 +56,7 @@ class FakeLog:
 
 def connection(socket: FakeSocket, log: FakeLog | None = None, *, send_queue: int = 1024) -> Connection:
     now = datetime.now(UTC)
-    claims = TokenClaims(user_id=1, issued_at=now, expires_at=now + timedelta(minutes=5), token_id="t")
+    claims = TokenClaims(user_id=1, session_id="s", issued_at=now, expires_at=now + timedelta(minutes=5), token_id="t")
     limits = Limits(
         send_queue=send_queue,
         rate_per_second=20,
@@ -72,7 +72,8 @@ def connection(socket: FakeSocket, log: FakeLog | None = None, *, send_queue: in
         chat=None,  # type: ignore[arg-type]
         hub=None,  # type: ignore[arg-type]
         log=log or FakeLog(),
-        decode_token=None,  # type: ignore[arg-type]
+        authenticate=None,  # type: ignore[arg-type]
+        session_alive=None,  # type: ignore[arg-type]
         limits=limits,
     )
 

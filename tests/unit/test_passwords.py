@@ -1,11 +1,16 @@
-"""Password hashing: bcrypt cost, no silent truncation, rehash on cost change, dummy verification."""
+"""Password hashing: bcrypt cost, no silent truncation, rehash on cost change, dummy verification, a bounded queue."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
-from server.auth.passwords import PasswordHasher
+import pytest
+
+from server.auth.passwords import PasswordHasher, default_workers
+from server.errors import RateLimitedError
+from tests.support.timing import wait_until
 
 
 async def test_hash_and_verify() -> None:
@@ -66,3 +71,25 @@ async def test_hashing_runs_off_the_event_loop() -> None:
     task.cancel()
     # A hash at cost 11 takes ~100 ms; had it blocked the loop the ticker could not have run.
     assert ticks >= 5
+
+
+async def test_a_full_queue_refuses_at_once_and_frees_its_slots() -> None:
+    hasher = PasswordHasher(rounds=12, workers=1, queue=1)
+    try:
+        running = [asyncio.create_task(hasher.hash("password123")) for _ in range(2)]  # one hashes, one waits
+        await wait_until(lambda: hasher.pending == 2)  # both took their slot before the third arrives
+        start = time.perf_counter()
+        with pytest.raises(RateLimitedError) as refused:
+            await hasher.verify("password123", None)
+        assert time.perf_counter() - start < 0.1  # not queued behind ~0.5 s of hashing
+        assert refused.value.extra == {"retry_after": 1}
+        await asyncio.gather(*running)
+        assert hasher.pending == 0
+        assert not await hasher.verify("password123", None)  # room again
+    finally:
+        hasher.close()
+
+
+def test_hashing_threads_leave_a_core_to_the_event_loop() -> None:
+    cores = len(os.sched_getaffinity(0))
+    assert default_workers() == max(1, cores - 1)

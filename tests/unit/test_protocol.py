@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.errors import AppError, ErrorCode
+from server.errors import AppError, ErrorCode, RateLimitedError
 from server.realtime import protocol
 from server.realtime.envelope import Envelope, decode_batch, encode_batch
 
@@ -16,7 +16,9 @@ def test_parses_every_client_frame() -> None:
         '{"type": "chat", "conversation_id": 3, "message": "hi", "client_msg_id": "a-1", "extra": 1}', max_bytes=MAX
     )
     assert isinstance(chat, protocol.Chat) and chat.conversation_id == 3 and chat.v == 1
-    assert isinstance(protocol.parse_client_frame('{"type": "cancel", "turn_id": "t"}', max_bytes=MAX), protocol.Cancel)
+    assert isinstance(
+        protocol.parse_client_frame('{"type": "cancel", "turn_id": "' + "a" * 32 + '"}', max_bytes=MAX), protocol.Cancel
+    )
     resume = protocol.parse_client_frame('{"type": "resume", "after_seq": 0}', max_bytes=MAX)
     assert isinstance(resume, protocol.Resume) and resume.after_seq == 0
     assert isinstance(protocol.parse_client_frame('{"type": "ping"}', max_bytes=MAX), protocol.Ping)
@@ -82,3 +84,17 @@ def test_envelope_batches_reject_garbage() -> None:
     for garbage in (b"no header", b"worker\nX {}", b"worker", b"\nE1 {}"):
         with pytest.raises(ValueError):
             decode_batch(garbage)
+
+
+def test_a_rate_limited_error_says_when_to_retry() -> None:
+    frame = protocol.error_from(
+        RateLimitedError("Too many messages, retry in 12 s", extra={"retry_after": 12, "ref": "c-1"})
+    )
+    assert frame == {
+        "type": "error",
+        "code": "rate_limited",
+        "detail": "Too many messages, retry in 12 s",
+        "ref": "c-1",
+        "retry_after": 12,
+    }
+    assert "retry_after" not in protocol.error_from(AppError("x"))

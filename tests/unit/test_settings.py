@@ -56,3 +56,21 @@ def test_migrate_on_start_defaults_by_backend() -> None:
     assert settings().should_migrate is True
     assert settings(database_url="postgresql+asyncpg://db/x").should_migrate is False
     assert settings(database_url="postgresql+asyncpg://db/x", auto_migrate=True).should_migrate is True
+
+
+def test_rate_limits_in_limits_notation_and_a_typo_fails_at_start_up() -> None:
+    assert settings(rate_limit_chat_turns="10 per 2 minutes").rate_limit_chat_turns == "10 per 2 minutes"
+    with pytest.raises(ValidationError, match="rate_limit_login_account"):
+        settings(rate_limit_login_account="5 a minute")
+
+
+def test_trusted_proxies_from_comma_separated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert settings().trusted_proxies == []  # by default nobody's X-Forwarded-For is believed
+    monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,::1")
+    assert Settings(_env_file=None).trusted_proxies == ["10.0.0.0/8", "127.0.0.1", "::1"]
+
+
+@pytest.mark.parametrize("value", ["*", "proxy.internal", "10.0.0.0/33"])
+def test_trusted_proxies_must_be_addresses(value: str) -> None:
+    with pytest.raises(ValidationError, match="TRUSTED_PROXIES"):
+        settings(trusted_proxies=value)

@@ -442,3 +442,15 @@ describe("ConversationList", () => {
     assert.equal(list.has(2), false);
   });
 });
+
+test("outbox: a refusal with retry_after is retried when the server says", () => {
+  const { outbox } = recordedOutbox();
+  const entry = outbox.add({ message: "Add milk", conversationId: 3, draft: "d-1", userId: 1 });
+  outbox.sent(entry);
+  const refusal = { ...error("rate_limited", entry.client_msg_id), retry_after: 7 };
+  const result = outbox.refused(refusal, 1000);
+  assert.ok(result && result.retry);
+  assert.equal(entry.retryAt, 1000 + 7000);
+  const overloaded = outbox.refused(error("overloaded", entry.client_msg_id), 2000);
+  assert.ok(overloaded && overloaded.retry);
+});

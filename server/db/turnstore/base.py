@@ -124,6 +124,9 @@ class TurnStore(Protocol):
     async def turn_exists(self, user_id: int, turn_id: str) -> bool:
         """Whether `user_id` started `turn_id` (running or not)."""
 
+    async def accepted_before(self, user_id: int, client_msg_id: str) -> bool:
+        """Whether a message with this `client_msg_id` of the user is stored (a retry)."""
+
     async def register_worker(self, worker_id: str) -> None: ...
 
     async def heartbeat(self, worker_id: str, partials: Mapping[str, str]) -> bool:

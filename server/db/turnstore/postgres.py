@@ -188,6 +188,7 @@ _TURN_REPLY = """
 SELECT role, content, status, tool_call FROM messages
 WHERE turn_id = $1 AND role IN ('assistant', 'tool') ORDER BY id
 """
+_ACCEPTED_BEFORE = "SELECT EXISTS (SELECT 1 FROM messages WHERE user_id = $1 AND client_msg_id = $2)"
 _TURN_EXISTS = "SELECT EXISTS (SELECT 1 FROM messages WHERE turn_id = $1 AND user_id = $2 AND role = 'user')"
 
 _REGISTER = """
@@ -347,6 +348,9 @@ class PostgresTurnStore:
 
     async def turn_exists(self, user_id: int, turn_id: str) -> bool:
         return bool(await self._pool.fetchval(_TURN_EXISTS, turn_id, user_id))
+
+    async def accepted_before(self, user_id: int, client_msg_id: str) -> bool:
+        return bool(await self._pool.fetchval(_ACCEPTED_BEFORE, user_id, client_msg_id))
 
     async def register_worker(self, worker_id: str) -> None:
         await self._pool.execute(_REGISTER, worker_id)

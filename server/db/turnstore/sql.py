@@ -257,6 +257,13 @@ class SqlTurnStore:
         async with self._engine.connect() as connection:
             return (await connection.scalar(query)) is not None
 
+    async def accepted_before(self, user_id: int, client_msg_id: str) -> bool:
+        query = select(col(Message.id)).where(
+            col(Message.user_id) == user_id, col(Message.client_msg_id) == client_msg_id
+        )
+        async with self._engine.connect() as connection:
+            return (await connection.scalar(query)) is not None
+
     async def register_worker(self, worker_id: str) -> None:
         now = _now()
         async with self._engine.begin() as connection:

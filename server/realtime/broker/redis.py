@@ -155,7 +155,7 @@ class RedisBroker:
             except Exception as exc:  # the loop boundary: log, back off, reconnect
                 self._lost = True
                 logger.warning("Redis subscriber lost (%s); reconnecting in about %.2fs", exc, backoff)
-                await asyncio.sleep(backoff * (0.5 + random.random()))  # noqa: S311  jitter, not crypto
+                await asyncio.sleep(backoff * (0.5 + random.random()))  # noqa: S311  # nosec B311  # jitter, not crypto
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 await self._drop_connection()
 

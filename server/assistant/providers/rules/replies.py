@@ -127,6 +127,9 @@ def _failed(failed: Failed) -> str:
         return "Sorry, I can't do that here."
     if failed.error == "invalid_arguments":
         return f"That didn't work: {failed.message or 'something was missing'}."
+    if failed.error == "rate_limited":
+        # "Too many task changes, retry in 42 s": the budget is the user's, so is the wait.
+        return f"I can't change tasks that fast. {failed.message or 'Try again in a minute'}, then ask me again."
     return "Sorry, something went wrong with that; please try again."
 
 
