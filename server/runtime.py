@@ -23,6 +23,7 @@ from server.chat.admission import Admission
 from server.chat.leases import Leases, new_worker_id
 from server.chat.service import ChatService
 from server.chat.turns import TurnRegistry
+from server.chat.writer import TurnWriter
 from server.db import migrate
 from server.db.engine import Sessionmaker, create_engine, create_read_sessionmaker, create_sessionmaker
 from server.db.events import EventLog
@@ -183,8 +184,9 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         stack.push_async_callback(agent.aclose)
         admission = Admission(settings.max_turns_in_flight)
         worker_id = new_worker_id()
+        writer = TurnWriter(store, worker_id=worker_id, max_concurrent_turns=settings.max_concurrent_turns)
         turns = TurnRegistry(
-            store=store,
+            writer=writer,
             db=db,
             hub=hub,
             agent=agent,
@@ -194,6 +196,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         )
         leases = Leases(
             store=store,
+            writer=writer,
             turns=turns,
             hub=hub,
             worker_id=worker_id,
@@ -222,11 +225,10 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             turns=turns,
             chat=ChatService(
                 store=store,
+                writer=writer,
                 hub=hub,
                 turns=turns,
                 admission=admission,
-                worker_id=worker_id,
-                max_concurrent_turns=settings.max_concurrent_turns,
                 limits=limits,
             ),
             leases=leases,

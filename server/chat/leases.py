@@ -19,8 +19,9 @@ import secrets
 import socket
 
 from server.chat.turns import TurnRegistry
+from server.chat.writer import TurnWriter
 from server.db.models import utcnow
-from server.db.turnstore.base import FinishItem, OrphanTurn, TurnStore
+from server.db.turnstore.base import Finished, FinishItem, OrphanTurn, TurnStore
 from server.realtime import protocol
 from server.realtime.envelope import Envelope
 from server.realtime.hub import Hub
@@ -41,6 +42,7 @@ class Leases:
         self,
         *,
         store: TurnStore,
+        writer: TurnWriter,
         turns: TurnRegistry,
         hub: Hub,
         worker_id: str,
@@ -49,6 +51,7 @@ class Leases:
         single_process: bool,
     ) -> None:
         self._store = store
+        self._writer = writer
         self._turns = turns
         self._hub = hub
         self.worker_id = worker_id
@@ -88,6 +91,11 @@ class Leases:
             except Exception as exc:  # the loop boundary: a database blip must not end the lease for good
                 logger.warning("Lease renewal or sweep failed: %r", exc)
 
+    def _publish_ended(self, result: Finished) -> Finished:
+        if result.ended and result.events:
+            self._hub.publish(result.user_id, [Envelope(e.text, e.seq) for e in result.events])
+        return result
+
     async def renew(self) -> None:
         if await self._store.heartbeat(self.worker_id, self._turns.partials()):
             if self._lost:
@@ -105,22 +113,11 @@ class Leases:
         orphans = await self._store.orphans(
             self.worker_id, lease_seconds=self._lease if lease is None else lease, limit=SWEEP_BATCH
         )
-        ended = 0
-        while orphans:
-            # One turn per user per statement; the rest go in the next round.
-            batch: dict[int, OrphanTurn] = {}
-            later: list[OrphanTurn] = []
-            for orphan in orphans:
-                if orphan.user_id in batch:
-                    later.append(orphan)
-                else:
-                    batch[orphan.user_id] = orphan
-            results = await self._store.finish([_interrupted(orphan) for orphan in batch.values()])
-            for orphan, result in zip(batch.values(), results, strict=True):
-                if result.ended:
-                    ended += 1
-                    self._hub.publish(orphan.user_id, [Envelope(e.text, e.seq) for e in result.events])
-            orphans = later
+        # Through this worker's writer: its rounds already keep one write per user per statement.
+        results = await asyncio.gather(
+            *(self._writer.finish(_interrupted(orphan), self._publish_ended) for orphan in orphans)
+        )
+        ended = sum(1 for result in results if isinstance(result, Finished) and result.ended)
         if ended:
             self.interrupted += ended
             logger.warning("Ended %d turn(s) of stopped workers as interrupted", ended)

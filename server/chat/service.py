@@ -28,8 +28,9 @@ import orjson
 
 from server.abuse import Limits
 from server.chat.admission import Admission
-from server.chat.batching import AGAIN, Again, GroupCommit
+from server.chat.batching import AGAIN, Again
 from server.chat.turns import Turn, TurnRegistry
+from server.chat.writer import TurnWriter
 from server.db.conversations import title_from
 from server.db.models import utcnow
 from server.db.turnstore.base import Accepted, AcceptItem, AcceptStatus, TurnStore
@@ -98,11 +99,10 @@ class ChatService:
         self,
         *,
         store: TurnStore,
+        writer: TurnWriter,
         hub: Hub,
         turns: TurnRegistry,
         admission: Admission,
-        worker_id: str,
-        max_concurrent_turns: int,
         limits: Limits,
     ) -> None:
         self._store = store
@@ -110,9 +110,7 @@ class ChatService:
         self._hub = hub
         self.turns = turns
         self.admission = admission
-        self._worker_id = worker_id
-        self._max_concurrent = max_concurrent_turns
-        self._accepts: GroupCommit[_Submit, Accepted] = GroupCommit(self._flush_accepts, name="accept")
+        self._writer = writer
 
     async def submit(
         self,
@@ -148,10 +146,11 @@ class ChatService:
             ),
             on_ack=on_ack,
         )
-        future = self._accepts.submit(user_id, request)
+        future = self._writer.accept(request.item, lambda result: self._after_accept(request, result))
         # The slot goes with the turn when one starts; otherwise it is free once the batch decided.
         future.add_done_callback(lambda _: None if request.started else self.admission.leave())
         result = await asyncio.shield(future)
+        assert isinstance(result, Accepted)
         if request.ack is not None:
             return request.ack
         if result.status is AcceptStatus.BUSY:
@@ -163,37 +162,31 @@ class ChatService:
             )
         raise NotFoundError("Conversation not found")
 
-    async def _flush_accepts(self, batch: list[_Submit]) -> list[Accepted | Again]:
-        results = await self._store.accept(
-            [request.item for request in batch], worker_id=self._worker_id, max_concurrent=self._max_concurrent
-        )
-        answers: list[Accepted | Again] = []
-        for request, result in zip(batch, results, strict=True):
-            if result.status is AcceptStatus.RETRY:
-                answers.append(AGAIN)
-                continue
-            answers.append(result)
-            item = request.item
-            if result.status not in (AcceptStatus.ACCEPTED, AcceptStatus.DUPLICATE):
-                continue
-            request.ack = ack_of(result, item.client_msg_id)
-            if request.on_ack is not None:
-                request.on_ack(request.ack)  # queued on the socket before any of the turn's events
-            if result.status is AcceptStatus.DUPLICATE:
-                continue
-            assert result.conversation_id is not None
-            request.started = True
-            self.turns.start(
-                Turn(
-                    turn_id=item.turn_id,
-                    user_id=item.user_id,
-                    conversation_id=result.conversation_id,
-                    message=item.content,
-                    history=result.history or [],
-                )
+    def _after_accept(self, request: _Submit, result: Accepted) -> Accepted | Again:
+        """Right after the commit, in the writer's round: the ack, the turn's start, its first events."""
+        if result.status is AcceptStatus.RETRY:
+            return AGAIN
+        item = request.item
+        if result.status not in (AcceptStatus.ACCEPTED, AcceptStatus.DUPLICATE):
+            return result
+        request.ack = ack_of(result, item.client_msg_id)
+        if request.on_ack is not None:
+            request.on_ack(request.ack)  # queued on the socket before any of the turn's events
+        if result.status is AcceptStatus.DUPLICATE:
+            return result
+        assert result.conversation_id is not None
+        request.started = True
+        self.turns.start(
+            Turn(
+                turn_id=item.turn_id,
+                user_id=item.user_id,
+                conversation_id=result.conversation_id,
+                message=item.content,
+                history=result.history or [],
             )
-            self._hub.publish(item.user_id, [Envelope(event.text, event.seq) for event in result.events])
-        return answers
+        )
+        self._hub.publish(item.user_id, [Envelope(event.text, event.seq) for event in result.events])
+        return result
 
     async def outcome(self, user_id: int, ack: protocol.Ack) -> TurnOutcome:
         """Wait for the acked turn to end, and its reply and tool calls.

@@ -21,13 +21,13 @@ import orjson
 
 from server.assistant.agent import Agent
 from server.assistant.providers.base import ChatMessage, ProviderError, ToolCallRequest
-from server.chat.batching import GroupCommit
 from server.chat.deltas import DeltaStream
 from server.chat.history import to_chat_messages
+from server.chat.writer import TurnWriter
 from server.db.engine import Sessionmaker, is_unavailable
 from server.db.models import Message, utcnow
 from server.db.outbox import Outbox, PendingEvent, transaction
-from server.db.turnstore.base import Finished, FinishItem, HistoryRow, TurnStore
+from server.db.turnstore.base import Finished, FinishItem, HistoryRow
 from server.realtime import protocol
 from server.realtime.envelope import Envelope
 from server.realtime.hub import Hub
@@ -84,7 +84,7 @@ class TurnRegistry:
     def __init__(
         self,
         *,
-        store: TurnStore,
+        writer: TurnWriter,
         db: Sessionmaker,
         hub: Hub,
         agent: Agent,
@@ -92,7 +92,7 @@ class TurnRegistry:
         turn_timeout: float,
         on_done: Callable[[Turn], None] = lambda _turn: None,
     ) -> None:
-        self._store = store
+        self._writer = writer
         self._db = db
         self._hub = hub
         self._agent = agent
@@ -100,7 +100,6 @@ class TurnRegistry:
         self._turn_timeout = turn_timeout
         self._on_done = on_done
         self._turns: dict[str, Turn] = {}
-        self._finishes: GroupCommit[_Finish, Finished] = GroupCommit(self._flush_finishes, name="finish")
         self._unfinished: dict[str, _Finish] = {}
         """Turns whose reply could not be saved in time: retried by `retry_unfinished`, or this
         worker's conversations would stay busy for as long as it lives."""
@@ -150,7 +149,7 @@ class TurnRegistry:
         """Try once more to save the replies that could not be saved (called with each lease renewal)."""
         for turn_id, entry in list(self._unfinished.items()):
             try:
-                await asyncio.shield(self._finishes.submit(entry.turn.user_id, entry))
+                await self._submit_finish(entry)
             except Exception as exc:
                 if not is_unavailable(exc):
                     logger.warning("Saving turn %s failed again: %r", turn_id, exc)
@@ -170,7 +169,7 @@ class TurnRegistry:
                 _, stuck = await asyncio.wait(pending, timeout=5)
                 for task in stuck:
                     task.cancel()
-        await self._finishes.drain()
+        await self._writer.drain()
 
     # --- one turn ---------------------------------------------------------------------------
 
@@ -261,7 +260,7 @@ class TurnRegistry:
         delay, deadline = 0.1, time.monotonic() + FINISH_RETRY_FOR
         while True:
             try:
-                finished = await asyncio.shield(self._finishes.submit(turn.user_id, _Finish(turn, item, tail)))
+                finished = await self._submit_finish(_Finish(turn, item, tail))
                 break
             except Exception as exc:
                 if not is_unavailable(exc) or time.monotonic() > deadline:
@@ -274,12 +273,16 @@ class TurnRegistry:
         if not finished.ended:
             logger.info("Turn %s was ended elsewhere (its conversation deleted, or its lease lost)", turn.turn_id)
 
-    async def _flush_finishes(self, batch: list[_Finish]) -> list[Finished]:
-        results = await self._store.finish([entry.item for entry in batch])
-        for entry, result in zip(batch, results, strict=True):
-            if result.ended:
-                entry.turn.message_id = result.message_id
-                # The last delta, the reply and turn.end: one publish, after the commit.
-                events = [*entry.tail, *result.events]
-                self._hub.publish(entry.turn.user_id, [Envelope(e.text, e.seq) for e in events])
-        return results
+    async def _submit_finish(self, entry: _Finish) -> Finished:
+        result = await asyncio.shield(self._writer.finish(entry.item, lambda done: self._after_finish(entry, done)))
+        assert isinstance(result, Finished)
+        return result
+
+    def _after_finish(self, entry: _Finish, result: Finished) -> Finished:
+        """Right after the commit, in the writer's round: tell every socket."""
+        if result.ended:
+            entry.turn.message_id = result.message_id
+            # The last delta, the reply and turn.end: one publish, after the commit.
+            events = [*entry.tail, *result.events]
+            self._hub.publish(entry.turn.user_id, [Envelope(e.text, e.seq) for e in events])
+        return result

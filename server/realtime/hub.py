@@ -52,6 +52,7 @@ class Hub:
         self.origin = origin or secrets.token_hex(6)
         """This worker's name on the broker: its own batches come back and are skipped."""
         self._publisher = Publisher(broker, origin=self.origin)
+        self._own = f"{self.origin}\n".encode()
         self._subscribers: dict[int, set[Subscriber]] = {}
         self._interest: dict[int, int] = {}
         self._ready: dict[int, asyncio.Event] = {}
@@ -156,16 +157,15 @@ class Hub:
         if channel == self.control_channel:
             self._on_control_channel(data)
             return
-        if not channel.startswith(self._prefix):
-            return
+        if not channel.startswith(self._prefix) or data.startswith(self._own):
+            return  # not ours, or our own batch coming back: delivered here when it was published
         try:
             user_id = int(channel[len(self._prefix) :])
-            origin, envelopes = decode_batch(data)
+            _, envelopes = decode_batch(data)
         except ValueError:
             logger.warning("Ignoring a malformed broker message on %s", channel)
             return
-        if origin != self.origin:  # our own batches were delivered here when published
-            self._deliver(user_id, envelopes)
+        self._deliver(user_id, envelopes)
 
     def on_reconnected(self) -> None:
         for callback in self._reconnect:  # first: the subscribers' catch-up may rely on it

@@ -34,6 +34,7 @@ from server.realtime.envelope import Envelope
 from server.realtime.hub import Hub
 from server.ws.ratelimit import TokenBucket
 from server.ws.sequencer import EventLog, Sequencer
+from server.ws.transport import FrameWriter
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ class Connection:
         "_chat",
         "_closing",
         "_ended",
+        "_frames",
         "_hub",
         "_limits",
         "_log",
@@ -158,6 +160,7 @@ class Connection:
         self._writer: asyncio.Task[None] | None = None
         self._closing: tuple[int, str] | None = None
         self._bucket = TokenBucket(rate=limits.rate_per_second, burst=limits.rate_burst)
+        self._frames = FrameWriter(websocket)
 
     # --- Subscriber (called by the hub, must not block) -------------------------------------
 
@@ -262,7 +265,7 @@ class Connection:
             async with asyncio.timeout(CLOSE_TIMEOUT):
                 await self.ws.close(code=code, reason=reason)
         except TimeoutError:
-            _abort(self.ws)  # the peer takes nothing, not even the close frame
+            self._frames.abort()  # the peer takes nothing, not even the close frame
         except Exception:  # already gone
             return
 
@@ -354,7 +357,7 @@ class Connection:
             while True:
                 if sequencer.holding and time.monotonic() >= sequencer.gap_deadline:
                     # A held event's predecessors never came live: read them from the log.
-                    await self._send_texts(await sequencer.fill_gap(time.monotonic()))
+                    await self._send_texts(self._track(await sequencer.fill_gap(time.monotonic())))
                     continue
                 if not self._queue and not self._overflowed and self._closing is None:
                     self._wakeup = asyncio.get_running_loop().create_future()
@@ -368,23 +371,19 @@ class Connection:
                     break
                 if not self._queue:
                     return  # closing, everything queued was sent
+                if isinstance(self._queue[0], Envelope | _Direct):
+                    # Everything ready to go without the log goes out together: one write.
+                    await self._send_texts(self._ready_texts())
+                    continue
                 item = self._queue.pop(0)
-                if isinstance(item, Envelope):
-                    if item.seq is None:
-                        if not self._ended or _turn_of(item.text) not in self._ended:
-                            await self._send_text(item.text)  # ephemeral (delta): no order to keep
-                    else:
-                        await self._send_texts(sequencer.offer(item.seq, item.text, time.monotonic()))
-                elif isinstance(item, _Direct):
-                    await self._send_text(item.text)
-                elif isinstance(item, _Replay):
-                    await self._send_texts(await sequencer.resume(item.after_seq))
+                if isinstance(item, _Replay):
+                    await self._send_texts(self._track(await sequencer.resume(item.after_seq)))
                 elif item is _CATCH_UP:
                     # The broker is back: the end of this socket's session may have been announced meanwhile.
                     if not await self._session_alive(self.session_id, self.user_id):
                         self._end_now(CloseCode.UNAUTHENTICATED, "session ended")
                         continue
-                    await self._send_texts(await sequencer.fill_gap(time.monotonic()))
+                    await self._send_texts(self._track(await sequencer.fill_gap(time.monotonic())))
         except asyncio.CancelledError:
             if not self._overflowed:
                 raise
@@ -394,28 +393,52 @@ class Connection:
         with contextlib.suppress(TimeoutError):
             await self._send_text(sequencer.overflowed())
 
+    def _ready_texts(self) -> list[str]:
+        """Take the queued events and replies up to the first item that needs the log, as texts to send."""
+        queue, now, texts = self._queue, time.monotonic(), []
+        taken = 0
+        for item in queue:
+            if isinstance(item, Envelope):
+                if item.seq is not None:
+                    texts.extend(self._track(self._sequencer.offer(item.seq, item.text, now)))
+                elif not self._ended or _turn_of(item.text) not in self._ended:
+                    texts.append(item.text)  # ephemeral (delta): no order to keep
+            elif isinstance(item, _Direct):
+                texts.append(item.text)
+            else:
+                break
+            taken += 1
+        del queue[:taken]
+        return texts
+
     async def _send(self, frame: Any) -> None:
         await self._send_text(orjson.dumps(frame).decode())
 
     async def _send_texts(self, texts: list[str]) -> None:
+        if not texts:
+            return
+        self._sending = True
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT):
+                await self._frames.send(texts)
+        except TimeoutError:
+            self._frames.abort()  # the peer stopped reading: free the connection now
+            raise
+        finally:
+            self._sending = False
+
+    def _track(self, texts: list[str]) -> list[str]:
+        """Note the turns whose `turn.end` is in `texts` (their late deltas are dropped); returns `texts`."""
         for text in texts:
-            await self._send_text(text)
             if _TURN_END in text and (turn_id := _turn_of(text)):
                 ended = self._ended = self._ended or []
                 ended.append(turn_id)
                 if len(ended) > ENDED_KEPT:
                     del ended[0]
+        return texts
 
     async def _send_text(self, text: str) -> None:
-        self._sending = True
-        try:
-            async with asyncio.timeout(SEND_TIMEOUT):
-                await self.ws.send_text(text)
-        except TimeoutError:
-            _abort(self.ws)  # the peer stopped reading: free the connection now
-            raise
-        finally:
-            self._sending = False
+        await self._send_texts([text])
 
 
 ENDED_KEPT = 8
@@ -430,18 +453,6 @@ def _turn_of(text: str) -> str:
         return ""
     start += len(_TURN_ID)
     return text[start : text.find('"', start)]
-
-
-def _abort(websocket: WebSocket) -> None:
-    """Drop the TCP connection without a closing handshake (the peer would never read it).
-
-    ASGI has no message for this; under uvicorn the send callable belongs to the connection's
-    protocol, which owns the transport. Elsewhere this is a no-op and the server's own timeouts apply.
-    """
-    protocol_ = getattr(getattr(websocket, "_send", None), "__self__", None)
-    transport = getattr(protocol_, "transport", None)
-    if transport is not None and hasattr(transport, "abort"):
-        transport.abort()
 
 
 #: Frame type -> handler: a dispatch table, shared by every connection.

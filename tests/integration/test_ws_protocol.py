@@ -9,6 +9,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from tests.support.live import LiveServer
+from tests.support.timing import wait_until
 from tests.support.tokens import access_token
 from tests.support.users import AppUser, MakeUser
 from tests.support.wsclient import WSClient, seqs
@@ -381,3 +382,42 @@ async def test_odd_after_seq_values_are_ignored(server: LiveServer, user: AppUse
     async with await WSClient.open(f"{server.ws_url}?after_seq=%C2%B2", user.token) as ws:
         await ws.send({"type": "ping", "id": 1})
         await ws.receive("pong")
+
+
+async def test_frames_ready_together_go_out_in_one_write(server: LiveServer, user: AppUser) -> None:
+    """A turn's last frames (delta, message, turn.end) reach the socket in one transport write."""
+    writes: list[bytes] = []
+    async with await WSClient.open(server.ws_url, user.token) as ws:
+        await wait_until(lambda: server.runtime.hub.sockets_of(user.id) == 1)
+        [connection] = server.runtime.hub._subscribers[user.id]
+        frames = connection._frames  # type: ignore[attr-defined]
+        assert frames.batches  # uvicorn's websockets-sansio protocol, as `python -m server` runs it
+        transport = frames._protocol.transport
+        original = transport.write
+
+        def recording(data: bytes) -> None:
+            writes.append(bytes(data))
+            original(data)
+
+        transport.write = recording
+        try:
+            await ws.chat("short")
+            await ws.receive("turn.end")
+        finally:
+            transport.write = original
+    # The reply, its turn.end (and the last delta) are framed apart but written together.
+    assert max(map(frames_in, writes)) >= 2, [frames_in(w) for w in writes]
+
+
+def frames_in(data: bytes) -> int:
+    """How many WebSocket frames one server write holds (RFC 6455 section 5.2; servers do not mask)."""
+    count, at = 0, 0
+    while at < len(data):
+        length, at = data[at + 1] & 0x7F, at + 2
+        if length == 126:
+            length, at = int.from_bytes(data[at : at + 2]), at + 2
+        elif length == 127:
+            length, at = int.from_bytes(data[at : at + 8]), at + 8
+        at += length
+        count += 1
+    return count

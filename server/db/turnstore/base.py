@@ -89,6 +89,7 @@ class FinishItem:
 @dataclass(slots=True)
 class Finished:
     ended: bool
+    user_id: int = 0
     """False: the turn was no longer registered (its conversation was deleted, or it was ended as
     interrupted by another worker): nothing was written."""
     message_id: int | None = None
@@ -109,11 +110,18 @@ class OrphanTurn:
 
 
 class TurnStore(Protocol):
+    async def commit(
+        self, accepts: Sequence[AcceptItem], finishes: Sequence[FinishItem], *, worker_id: str, max_concurrent: int
+    ) -> tuple[list[Accepted], list[Finished]]:
+        """In one transaction (one statement on PostgreSQL): store each user message with its events
+        and register its turn, and store each reply with its `message` and `turn.end` events and
+        unregister its turn. The users of `accepts` and `finishes` are all different."""
+
     async def accept(self, items: Sequence[AcceptItem], *, worker_id: str, max_concurrent: int) -> list[Accepted]:
-        """Store each user message with its events and register its turn, in one transaction."""
+        """`commit` with accepts only."""
 
     async def finish(self, items: Sequence[FinishItem]) -> list[Finished]:
-        """Store each reply with its `message` and `turn.end` events and unregister its turn."""
+        """`commit` with finishes only."""
 
     async def history(self, conversation_id: int, *, limit: int, before_id: int | None = None) -> list[HistoryRow]:
         """The newest `limit` messages (before `before_id`), oldest first."""

@@ -34,31 +34,41 @@ from server.db.turnstore.base import (
     reply_of,
 )
 
-_ACCEPT = """
-WITH req AS MATERIALIZED (
-    SELECT * FROM unnest(
-        $1::int[], $2::int[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[],
-        $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[]
-    ) AS r(ord, user_id, conversation_id, title, client_msg_id, turn_id, content, created_at,
-           m0, m1, m2, m3, m4, s0, s1, s2)
+_COMMIT = """
+WITH a_req AS MATERIALIZED (
+    SELECT r.ord - 1 AS ord, r.user_id, r.conversation_id, r.title, r.client_msg_id, r.turn_id, r.content,
+           r.created_at, $18::text AS m0, $19::text AS m1, $20::text AS m2, $21::text AS m3, r.m4,
+           $22::text AS s0, r.s1, $23::text AS s2
+    FROM unnest(
+        $1::int[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::text[], $9::text[]
+    ) WITH ORDINALITY AS r(user_id, conversation_id, title, client_msg_id, turn_id, content, created_at, m4, s1, ord)
 ),
+f_req AS MATERIALIZED (
+    SELECT r.ord - 1 AS ord, r.user_id, r.turn_id, r.content, r.status, r.created_at,
+           $18::text AS m0, $19::text AS m1, $20::text AS m2, $21::text AS m3, r.m4, $24::text AS e0, r.e1, r.e2
+    FROM unnest(
+        $10::int[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::text[], $16::text[], $17::text[]
+    ) WITH ORDINALITY AS r(user_id, turn_id, content, status, created_at, m4, e1, e2, ord)
+),
+-- Every user of the batch locked at once, in id order: one lock order for every writer.
 locked AS MATERIALIZED (
     SELECT u.id, u.last_seq, u.running_turns FROM users u
-    WHERE u.id IN (SELECT user_id FROM req) ORDER BY u.id FOR UPDATE
+    WHERE u.id IN (SELECT user_id FROM a_req UNION SELECT user_id FROM f_req) ORDER BY u.id FOR UPDATE
 ),
 seen AS MATERIALIZED (
-    SELECT u.id, u.last_seq FROM users u WHERE u.id IN (SELECT user_id FROM req)
+    SELECT u.id, u.last_seq FROM users u WHERE u.id IN (SELECT user_id FROM a_req)
 ),
+-- Accepting messages.
 dupe AS MATERIALIZED (
     SELECT r.ord, m.id, m.seq, m.conversation_id, m.turn_id
-    FROM req r JOIN messages m ON m.user_id = r.user_id AND m.client_msg_id = r.client_msg_id
+    FROM a_req r JOIN messages m ON m.user_id = r.user_id AND m.client_msg_id = r.client_msg_id
 ),
 cand AS MATERIALIZED (
     SELECT r.*, l.id IS NOT NULL AS user_exists, l.last_seq AS base,
            l.last_seq IS NOT DISTINCT FROM s.last_seq AS fresh,
-           coalesce(l.running_turns < $17, false) AS under_limit,
+           coalesce(l.running_turns < $25, false) AS under_limit,
            d.ord IS NOT NULL AS duplicate
-    FROM req r
+    FROM a_req r
     LEFT JOIN locked l ON l.id = r.user_id
     LEFT JOIN seen s ON s.id = r.user_id
     LEFT JOIN dupe d ON d.ord = r.ord
@@ -77,36 +87,60 @@ new_conv AS (
 ),
 started AS (
     INSERT INTO turns (turn_id, user_id, conversation_id, client_msg_id, message_id, seq, worker_id, started_at)
-    SELECT turn_id, user_id, coalesce(conversation_id, new_id), client_msg_id, message_id, base + 1, $18, created_at
+    SELECT turn_id, user_id, coalesce(conversation_id, new_id), client_msg_id, message_id, base + 1, $26, created_at
     FROM go
     ON CONFLICT (conversation_id) DO NOTHING
     RETURNING turn_id, conversation_id
 ),
-ok AS MATERIALIZED (
+a_ok AS MATERIALIZED (
     SELECT g.*, s.conversation_id AS cid,
            g.m0 || (g.base + 1) || g.m1 || s.conversation_id || g.m2 || g.message_id
                || g.m3 || s.conversation_id || g.m4 AS message_frame,
-           g.s0 || (g.base + 2) || g.s1 || s.conversation_id || g.s2 AS start_frame
+           g.s0 || (g.base + 2) || g.s1 || s.conversation_id || g.s2 AS second_frame
     FROM go g JOIN started s USING (turn_id)
 ),
+-- Finishing turns: a turn that is no longer registered (ended elsewhere) writes nothing.
+ended AS (
+    DELETE FROM turns t USING f_req r, locked l
+    WHERE t.turn_id = r.turn_id AND l.id = r.user_id AND t.user_id = r.user_id
+    RETURNING t.turn_id, t.conversation_id
+),
+f_ok AS MATERIALIZED (
+    SELECT f.*, e.conversation_id AS cid, l.last_seq AS base,
+           nextval('{messages_seq}'::regclass)::int AS message_id
+    FROM f_req f JOIN ended e USING (turn_id) JOIN locked l ON l.id = f.user_id
+),
+f_framed AS MATERIALIZED (
+    SELECT o.*,
+           o.m0 || (o.base + 1) || o.m1 || o.cid || o.m2 || o.message_id || o.m3 || o.cid || o.m4 AS message_frame,
+           o.e0 || (o.base + 2) || o.e1 || o.message_id || o.e2 AS second_frame
+    FROM f_ok o
+),
+-- Both: the messages, the conversations' activity, the events, the users' seqs.
 msg AS (
-    INSERT INTO messages (id, conversation_id, user_id, role, content, client_msg_id, turn_id, seq, created_at)
-    SELECT message_id, cid, user_id, 'user', content, client_msg_id, turn_id, base + 1, created_at FROM ok
+    INSERT INTO messages (id, conversation_id, user_id, role, content, client_msg_id, status, turn_id, seq, created_at)
+    SELECT message_id, cid, user_id, 'user', content, client_msg_id, NULL, turn_id, base + 1, created_at FROM a_ok
+    UNION ALL
+    SELECT message_id, cid, user_id, 'assistant', content, NULL, status, turn_id, base + 1, created_at FROM f_framed
 ),
 touched AS (
-    UPDATE conversations v SET updated_at = o.created_at FROM ok o WHERE v.id = o.cid AND o.new_id IS NULL
+    UPDATE conversations v SET updated_at = t.created_at
+    FROM (SELECT cid, created_at FROM a_ok WHERE new_id IS NULL UNION ALL SELECT cid, created_at FROM f_framed) t
+    WHERE v.id = t.cid
 ),
 ev AS (
     INSERT INTO events (user_id, seq, type, frame, created_at)
-    SELECT user_id, base + 1, 'message', message_frame, created_at FROM ok
-    UNION ALL
-    SELECT user_id, base + 2, 'turn.start', start_frame, created_at FROM ok
+    SELECT user_id, base + 1, 'message', message_frame, created_at FROM a_ok
+    UNION ALL SELECT user_id, base + 2, 'turn.start', second_frame, created_at FROM a_ok
+    UNION ALL SELECT user_id, base + 1, 'message', message_frame, created_at FROM f_framed
+    UNION ALL SELECT user_id, base + 2, 'turn.end', second_frame, created_at FROM f_framed
 ),
 bumped AS (
-    UPDATE users u SET last_seq = u.last_seq + 2, running_turns = u.running_turns + 1
-    FROM ok o WHERE u.id = o.user_id
+    UPDATE users u SET last_seq = u.last_seq + 2, running_turns = greatest(u.running_turns + d.delta, 0)
+    FROM (SELECT user_id, 1 AS delta FROM a_ok UNION ALL SELECT user_id, -1 FROM f_framed) d
+    WHERE u.id = d.user_id
 )
-SELECT c.ord,
+SELECT 'a' AS part, c.ord,
        CASE WHEN c.duplicate THEN 'duplicate'
             WHEN NOT c.user_exists THEN 'not_found'
             WHEN NOT c.fresh THEN 'retry'
@@ -118,63 +152,19 @@ SELECT c.ord,
        coalesce(o.message_id, d.id) AS message_id,
        coalesce(o.base + 1, d.seq) AS seq,
        d.turn_id AS original_turn_id,
-       o.message_frame, o.start_frame,
+       o.message_frame, o.second_frame,
        CASE WHEN o.ord IS NOT NULL AND o.new_id IS NULL THEN (
            SELECT coalesce(json_agg(json_build_array(h.role, h.content, h.status, h.tool_call) ORDER BY h.id), '[]')
            FROM (SELECT id, role, content, status, tool_call FROM messages
-                 WHERE conversation_id = o.cid ORDER BY id DESC LIMIT $19) h
+                 WHERE conversation_id = o.cid ORDER BY id DESC LIMIT $27) h
        )::text END AS history
 FROM cand c
 LEFT JOIN go g ON g.ord = c.ord
-LEFT JOIN ok o ON o.ord = c.ord
+LEFT JOIN a_ok o ON o.ord = c.ord
 LEFT JOIN dupe d ON d.ord = c.ord
-"""
-
-_FINISH = """
-WITH req AS MATERIALIZED (
-    SELECT * FROM unnest(
-        $1::int[], $2::int[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
-        $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[]
-    ) AS r(ord, user_id, turn_id, content, status, created_at, m0, m1, m2, m3, m4, e0, e1, e2)
-),
-locked AS MATERIALIZED (
-    SELECT u.id, u.last_seq FROM users u WHERE u.id IN (SELECT user_id FROM req) ORDER BY u.id FOR UPDATE
-),
-ended AS (
-    DELETE FROM turns t USING req r, locked l
-    WHERE t.turn_id = r.turn_id AND l.id = r.user_id AND t.user_id = r.user_id
-    RETURNING t.turn_id, t.conversation_id
-),
-ok AS MATERIALIZED (
-    SELECT r.*, e.conversation_id AS cid, l.last_seq AS base,
-           nextval('{messages_seq}'::regclass)::int AS message_id
-    FROM req r JOIN ended e USING (turn_id) JOIN locked l ON l.id = r.user_id
-),
-framed AS MATERIALIZED (
-    SELECT o.*,
-           o.m0 || (o.base + 1) || o.m1 || o.cid || o.m2 || o.message_id || o.m3 || o.cid || o.m4 AS message_frame,
-           o.e0 || (o.base + 2) || o.e1 || o.message_id || o.e2 AS end_frame
-    FROM ok o
-),
-msg AS (
-    INSERT INTO messages (id, conversation_id, user_id, role, content, status, turn_id, seq, created_at)
-    SELECT message_id, cid, user_id, 'assistant', content, status, turn_id, base + 1, created_at FROM framed
-),
-touched AS (
-    UPDATE conversations v SET updated_at = f.created_at FROM framed f WHERE v.id = f.cid
-),
-ev AS (
-    INSERT INTO events (user_id, seq, type, frame, created_at)
-    SELECT user_id, base + 1, 'message', message_frame, created_at FROM framed
-    UNION ALL
-    SELECT user_id, base + 2, 'turn.end', end_frame, created_at FROM framed
-),
-bumped AS (
-    UPDATE users u SET last_seq = u.last_seq + 2, running_turns = greatest(u.running_turns - 1, 0)
-    FROM framed f WHERE u.id = f.user_id
-)
-SELECT r.ord, f.message_id, f.base + 1 AS seq, f.message_frame, f.end_frame
-FROM req r LEFT JOIN framed f ON f.ord = r.ord
+UNION ALL
+SELECT 'f', r.ord, NULL, NULL, f.message_id, f.base + 1, NULL, f.message_frame, f.second_frame, NULL
+FROM f_req r LEFT JOIN f_framed f ON f.ord = r.ord
 """
 
 _HISTORY = """
@@ -216,6 +206,10 @@ DELETE FROM workers w WHERE w.heartbeat_at < now() - make_interval(secs => $1)
 """
 
 
+async def _no_reset(_connection: asyncpg.Connection) -> None:
+    return None
+
+
 def asyncpg_dsn(database_url: str) -> str:
     """`postgresql+asyncpg://...` (SQLAlchemy's form) as the DSN asyncpg takes."""
     scheme, sep, rest = database_url.partition("://")
@@ -223,11 +217,10 @@ def asyncpg_dsn(database_url: str) -> str:
 
 
 class PostgresTurnStore:
-    def __init__(self, pool: asyncpg.Pool, *, history_limit: int, accept_sql: str, finish_sql: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, history_limit: int, commit_sql: str) -> None:
         self._pool = pool
         self._history_limit = history_limit
-        self._accept = accept_sql
-        self._finish = finish_sql
+        self._commit = commit_sql
 
     @classmethod
     async def open(
@@ -240,6 +233,9 @@ class PostgresTurnStore:
             min_size=1,
             max_size=pool_size,
             statement_cache_size=1024 if prepared_statements else 0,
+            # Our statements leave no session state (no LISTEN, advisory locks, cursors or SET), so
+            # the pool need not send its reset query (four statements) after each one: a round trip.
+            reset=_no_reset,
             server_settings={"application_name": "todochat-turns", "plan_cache_mode": "force_generic_plan"},
         )
         try:
@@ -249,25 +245,26 @@ class PostgresTurnStore:
         except BaseException:
             await pool.close()
             raise
-        names = {"messages_seq": messages_seq, "conversations_seq": conversations_seq}
-        return cls(
-            pool,
-            history_limit=history_limit,
-            accept_sql=_ACCEPT.replace("{messages_seq}", names["messages_seq"]).replace(
-                "{conversations_seq}", names["conversations_seq"]
-            ),
-            finish_sql=_FINISH.replace("{messages_seq}", names["messages_seq"]),
-        )
+        sql = _COMMIT.replace("{messages_seq}", messages_seq).replace("{conversations_seq}", conversations_seq)
+        return cls(pool, history_limit=history_limit, commit_sql=sql)
 
     async def close(self) -> None:
         await self._pool.close()
 
     async def accept(self, items: Sequence[AcceptItem], *, worker_id: str, max_concurrent: int) -> list[Accepted]:
-        args: list[list[Any]] = [[] for _ in range(16)]
-        for ord_, item in enumerate(items):
-            mf, sf = item.message_frame.parts, item.start_frame.parts
+        accepted, _ = await self.commit(items, (), worker_id=worker_id, max_concurrent=max_concurrent)
+        return accepted
+
+    async def finish(self, items: Sequence[FinishItem]) -> list[Finished]:
+        _, finished = await self.commit((), items, worker_id="", max_concurrent=0)
+        return finished
+
+    async def commit(
+        self, accepts: Sequence[AcceptItem], finishes: Sequence[FinishItem], *, worker_id: str, max_concurrent: int
+    ) -> tuple[list[Accepted], list[Finished]]:
+        a_args: list[list[Any]] = [[] for _ in range(9)]
+        for item in accepts:
             row = (
-                ord_,
                 item.user_id,
                 item.conversation_id,
                 item.title,
@@ -275,68 +272,85 @@ class PostgresTurnStore:
                 item.turn_id,
                 item.content,
                 item.created_at,
-                *mf,
-                *sf,
+                item.message_frame.parts[4],
+                item.start_frame.parts[1],
             )
-            for column, value in zip(args, row, strict=True):
+            for column, value in zip(a_args, row, strict=True):
                 column.append(value)
-        rows = await self._pool.fetch(self._accept, *args, max_concurrent, worker_id, self._history_limit)
-        results: list[Accepted | None] = [None] * len(items)
+        f_args: list[list[Any]] = [[] for _ in range(8)]
+        for finish in finishes:
+            f_row = (
+                finish.user_id,
+                finish.turn_id,
+                finish.content,
+                finish.status,
+                finish.created_at,
+                finish.message_frame.parts[4],
+                finish.end_frame.parts[1],
+                finish.end_frame.parts[2],
+            )
+            for f_column, f_value in zip(f_args, f_row, strict=True):
+                f_column.append(f_value)
+        # The parts that are the same for every frame of a kind go once, as scalars.
+        message = (
+            (accepts[0].message_frame if accepts else finishes[0].message_frame).parts
+            if accepts or finishes
+            else ("",) * 5
+        )
+        start = accepts[0].start_frame.parts if accepts else ("", "", "")
+        end = finishes[0].end_frame.parts if finishes else ("", "", "")
+        assert all(a.message_frame.parts[:4] == message[:4] and a.start_frame.parts[::2] == start[::2] for a in accepts)
+        assert all(f.message_frame.parts[:4] == message[:4] and f.end_frame.parts[0] == end[0] for f in finishes)
+        rows = await self._pool.fetch(
+            self._commit,
+            *a_args,
+            *f_args,
+            *message[:4],
+            start[0],
+            start[2],
+            end[0],
+            max_concurrent,
+            worker_id,
+            self._history_limit,
+        )
+        accepted: list[Accepted] = [Accepted(status=AcceptStatus.NOT_FOUND) for _ in accepts]
+        finished: list[Finished] = [Finished(ended=False) for _ in finishes]
         for row in rows:
-            item = items[row["ord"]]
+            if row["part"] == "f":
+                if row["message_id"] is not None:
+                    seq = row["seq"]
+                    finished[row["ord"]] = Finished(
+                        ended=True,
+                        user_id=finishes[row["ord"]].user_id,
+                        message_id=row["message_id"],
+                        seq=seq,
+                        events=[PendingEvent(row["message_frame"], seq), PendingEvent(row["second_frame"], seq + 1)],
+                    )
+                continue
+            item = accepts[row["ord"]]
             status = AcceptStatus(row["status"])
-            result = Accepted(status=status)
             if status is AcceptStatus.ACCEPTED:
                 seq = row["seq"]
-                result = Accepted(
+                accepted[row["ord"]] = Accepted(
                     status=status,
                     conversation_id=row["conversation_id"],
                     message_id=row["message_id"],
                     seq=seq,
                     turn_id=item.turn_id,
-                    events=[PendingEvent(row["message_frame"], seq), PendingEvent(row["start_frame"], seq + 1)],
+                    events=[PendingEvent(row["message_frame"], seq), PendingEvent(row["second_frame"], seq + 1)],
                     history=_history(row["history"]) if row["history"] is not None else [],
                 )
             elif status is AcceptStatus.DUPLICATE:
-                result = Accepted(
+                accepted[row["ord"]] = Accepted(
                     status=status,
                     conversation_id=row["conversation_id"],
                     message_id=row["message_id"],
                     seq=row["seq"],
                     turn_id=row["original_turn_id"],
                 )
-            results[row["ord"]] = result
-        assert all(result is not None for result in results)
-        return [result for result in results if result is not None]
-
-    async def finish(self, items: Sequence[FinishItem]) -> list[Finished]:
-        args: list[list[Any]] = [[] for _ in range(14)]
-        for ord_, item in enumerate(items):
-            row = (
-                ord_,
-                item.user_id,
-                item.turn_id,
-                item.content,
-                item.status,
-                item.created_at,
-                *item.message_frame.parts,
-                *item.end_frame.parts,
-            )
-            for column, value in zip(args, row, strict=True):
-                column.append(value)
-        rows = await self._pool.fetch(self._finish, *args)
-        results: list[Finished] = [Finished(ended=False) for _ in items]
-        for row in rows:
-            if row["message_id"] is None:
-                continue
-            seq = row["seq"]
-            results[row["ord"]] = Finished(
-                ended=True,
-                message_id=row["message_id"],
-                seq=seq,
-                events=[PendingEvent(row["message_frame"], seq), PendingEvent(row["end_frame"], seq + 1)],
-            )
-        return results
+            else:
+                accepted[row["ord"]] = Accepted(status=status)
+        return accepted, finished
 
     async def history(self, conversation_id: int, *, limit: int, before_id: int | None = None) -> list[HistoryRow]:
         rows = await self._pool.fetch(_HISTORY, conversation_id, limit, before_id)

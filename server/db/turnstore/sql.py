@@ -46,9 +46,17 @@ class SqlTurnStore:
     async def close(self) -> None:
         return None  # the engine belongs to the runtime
 
-    async def accept(self, items: Sequence[AcceptItem], *, worker_id: str, max_concurrent: int) -> list[Accepted]:
+    async def commit(
+        self, accepts: Sequence[AcceptItem], finishes: Sequence[FinishItem], *, worker_id: str, max_concurrent: int
+    ) -> tuple[list[Accepted], list[Finished]]:
         async with self._engine.begin() as connection:
-            return [await self._accept_one(connection, item, worker_id, max_concurrent) for item in items]
+            accepted = [await self._accept_one(connection, item, worker_id, max_concurrent) for item in accepts]
+            finished = [await self._finish_one(connection, item) for item in finishes]
+        return accepted, finished
+
+    async def accept(self, items: Sequence[AcceptItem], *, worker_id: str, max_concurrent: int) -> list[Accepted]:
+        accepted, _ = await self.commit(items, (), worker_id=worker_id, max_concurrent=max_concurrent)
+        return accepted
 
     async def _accept_one(
         self, connection: AsyncConnection, item: AcceptItem, worker_id: str, max_concurrent: int
@@ -157,8 +165,8 @@ class SqlTurnStore:
         )
 
     async def finish(self, items: Sequence[FinishItem]) -> list[Finished]:
-        async with self._engine.begin() as connection:
-            return [await self._finish_one(connection, item) for item in items]
+        _, finished = await self.commit((), items, worker_id="", max_concurrent=0)
+        return finished
 
     async def _finish_one(self, connection: AsyncConnection, item: FinishItem) -> Finished:
         last_seq = await connection.scalar(
@@ -211,6 +219,7 @@ class SqlTurnStore:
         )
         return Finished(
             ended=True,
+            user_id=item.user_id,
             message_id=message_id,
             seq=seq,
             events=[PendingEvent(message_frame, seq), PendingEvent(end_frame, seq + 1)],

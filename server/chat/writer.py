@@ -1,0 +1,76 @@
+"""The turn's writes of this worker, one statement per round: accepted messages and finished replies together.
+
+Accepting a message and finishing a reply each lock the user's row and commit (a WAL flush).
+Run as separate statements, one user's accept and another's finish queue behind each other's
+locks and flushes; here every write submitted during one event-loop round goes into ONE
+statement (`TurnStore.commit`), with at most one write per user in it, and at most two rounds in
+flight, which never share a user. What must follow a commit (the ack, starting the turn,
+publishing) runs in the round, through each write's `after` callback, never in the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from server.chat.batching import Again, GroupCommit
+from server.db.turnstore.base import Accepted, AcceptItem, Finished, FinishItem, TurnStore
+
+Result = Accepted | Finished
+
+
+@dataclass(slots=True)
+class _Accept:
+    item: AcceptItem
+    after: Callable[[Accepted], Accepted | Again]
+    """Called with the committed result, in the round; AGAIN runs the write again in a later round."""
+
+
+@dataclass(slots=True)
+class _Finish:
+    item: FinishItem
+    after: Callable[[Finished], Finished | Again]
+
+
+class TurnWriter:
+    def __init__(self, store: TurnStore, *, worker_id: str, max_concurrent_turns: int, max_in_flight: int = 2) -> None:
+        self._store = store
+        self._worker_id = worker_id
+        self._max_concurrent = max_concurrent_turns
+        self._rounds: GroupCommit[_Accept | _Finish, Result] = GroupCommit(
+            self._flush, name="turn-writes", max_in_flight=max_in_flight
+        )
+
+    @property
+    def rounds(self) -> int:
+        return self._rounds.batches
+
+    @property
+    def writes(self) -> int:
+        return self._rounds.items
+
+    def accept(self, item: AcceptItem, after: Callable[[Accepted], Accepted | Again]) -> asyncio.Future[Result]:
+        return self._rounds.submit(item.user_id, _Accept(item, after))
+
+    def finish(self, item: FinishItem, after: Callable[[Finished], Finished | Again]) -> asyncio.Future[Result]:
+        return self._rounds.submit(item.user_id, _Finish(item, after))
+
+    async def drain(self) -> None:
+        await self._rounds.drain()
+
+    async def _flush(self, batch: list[_Accept | _Finish]) -> list[Result | Again]:
+        accepts = [write for write in batch if isinstance(write, _Accept)]
+        finishes = [write for write in batch if isinstance(write, _Finish)]
+        accepted, finished = await self._store.commit(
+            [write.item for write in accepts],
+            [write.item for write in finishes],
+            worker_id=self._worker_id,
+            max_concurrent=self._max_concurrent,
+        )
+        answers: dict[int, Result | Again] = {}
+        for accept, result in zip(accepts, accepted, strict=True):
+            answers[id(accept)] = accept.after(result)
+        for finish, done in zip(finishes, finished, strict=True):
+            answers[id(finish)] = finish.after(done)
+        return [answers[id(write)] for write in batch]
