@@ -1,12 +1,16 @@
 // @ts-check
-/* The REST API (README "REST API"): accounts, and the logged-in user's conversations, history
- * and tasks. Errors become an ApiError with the server's `code` and a readable message.
+/* The REST API (README "REST API"): accounts and their sessions, and the logged-in user's
+ * conversations, history and tasks. Errors become an ApiError with the server's `code` and a
+ * readable message.
  */
 
-/** @typedef {import("./protocol.js").Session} Session */
+import { deviceLabel } from "./text.js";
+
 /** @typedef {import("./protocol.js").Task} Task */
 /** @typedef {import("./protocol.js").Conversation} Conversation */
 /** @typedef {import("./protocol.js").Message} Message */
+/** @typedef {import("./protocol.js").AuthBody} AuthBody */
+/** @typedef {import("./protocol.js").DeviceSession} DeviceSession */
 /**
  * @template T
  * @typedef {import("./protocol.js").Page<T>} Page
@@ -14,6 +18,16 @@
 
 const CONVERSATIONS_SHOWN = 50;
 const TASKS_SHOWN = 500;
+const OFFLINE = "Cannot reach the server. Check your connection and try again.";
+
+/**
+ * Where a logged-in user's calls get their access token (credentials.js implements it).
+ * @typedef {object} TokenSource
+ * @property {number} userId
+ * @property {string} token  the access token held now
+ * @property {() => Promise<string>} fresh  the access token, refreshed first if it is about to expire
+ * @property {(options: { stale: string }) => Promise<import("./credentials.js").RefreshOutcome>} refresh
+ */
 
 export class ApiError extends Error {
   /**
@@ -88,7 +102,7 @@ export class Api {
         credentials: "omit",
       });
     } catch (_) {
-      throw new ApiError(0, "network", "Cannot reach the server. Check your connection and try again.");
+      throw new ApiError(0, "network", OFFLINE);
     }
     if (response.status === 204) return null;
     let data = null;
@@ -107,32 +121,60 @@ export class Api {
    * @param {"login" | "signup"} mode
    * @param {string} email
    * @param {string} password
-   * @returns {Promise<import("./protocol.js").AuthBody>}
+   * @returns {Promise<AuthBody>} a new session's tokens, named in the session list by this browser
    */
   authenticate(mode, email, password) {
-    return this.request("POST", `/api/auth/${mode}`, { body: { email, password } });
+    const device = deviceLabel(navigator.userAgent);
+    const body = device ? { email, password, device } : { email, password };
+    return this.request("POST", `/api/auth/${mode}`, { body });
   }
 
   /**
-   * The calls of one logged-in user. A 401 means the token is no longer accepted.
-   * @param {Session} session
-   * @param {() => void} onUnauthorized
+   * New tokens for the session; the refresh token sent is used up (docs/sessions.md).
+   * @param {string} refreshToken
+   * @returns {Promise<AuthBody>}
    */
-  forUser(session, onUnauthorized) {
-    return new UserApi(this, session, onUnauthorized);
+  refresh(refreshToken) {
+    return this.request("POST", "/api/auth/refresh", { body: { refresh_token: refreshToken } });
+  }
+
+  /**
+   * The calls of one logged-in user. A 401 is answered by refreshing the token and retrying once.
+   * @param {TokenSource} tokens
+   */
+  forUser(tokens) {
+    return new UserApi(this, tokens);
   }
 }
 
 export class UserApi {
   /**
    * @param {Api} api
-   * @param {Session} session
-   * @param {() => void} onUnauthorized
+   * @param {TokenSource} tokens
    */
-  constructor(api, session, onUnauthorized) {
+  constructor(api, tokens) {
     this.api = api;
-    this.session = session;
-    this.onUnauthorized = onUnauthorized;
+    this.tokens = tokens;
+  }
+
+  /**
+   * With a fresh access token; on 401, one refresh and one retry. Only a refused refresh (the
+   * session is gone, and the tab has been signed out) lets the 401 through.
+   * @param {string} method
+   * @param {string} path
+   * @param {unknown} [body]
+   */
+  async #send(method, path, body) {
+    const token = await this.tokens.fresh();
+    try {
+      return await this.api.request(method, path, { token, body });
+    } catch (error) {
+      if (errorStatus(error) !== 401) throw error;
+      const outcome = await this.tokens.refresh({ stale: token });
+      if (outcome === "unavailable") throw new ApiError(0, "network", OFFLINE);
+      if (outcome === "ended") throw error;
+      return await this.api.request(method, path, { token: this.tokens.token, body });
+    }
   }
 
   /**
@@ -140,14 +182,8 @@ export class UserApi {
    * @param {string} path  under /api/{user_id}
    * @param {unknown} [body]
    */
-  async #call(method, path, body) {
-    const { token, userId } = this.session;
-    try {
-      return await this.api.request(method, `/api/${userId}${path}`, { token, body });
-    } catch (error) {
-      if (errorStatus(error) === 401) this.onUnauthorized();
-      throw error;
-    }
+  #call(method, path, body) {
+    return this.#send(method, `/api/${this.tokens.userId}${path}`, body);
   }
 
   /** @returns {Promise<Page<Conversation>>} most recently active first */
@@ -177,5 +213,29 @@ export class UserApi {
    */
   toggleTask(taskId) {
     return this.#call("PATCH", `/tasks/${taskId}/complete`);
+  }
+
+  /** @returns {Promise<null>} this session ends: its tokens are refused everywhere, its sockets closed */
+  logout() {
+    return this.#send("POST", "/api/auth/logout");
+  }
+
+  /** @returns {Promise<Page<DeviceSession>>} the user's sessions, most recently used first */
+  sessions() {
+    return this.#send("GET", "/api/auth/sessions");
+  }
+
+  /**
+   * End one of the user's sessions (its sockets are closed, its tokens refused).
+   * @param {string} sessionId
+   * @returns {Promise<null>}
+   */
+  endSession(sessionId) {
+    return this.#send("DELETE", `/api/auth/sessions/${encodeURIComponent(sessionId)}`);
+  }
+
+  /** @returns {Promise<null>} every session of the user ends, this one included */
+  logoutAll() {
+    return this.#send("POST", "/api/auth/logout-all");
   }
 }

@@ -22,6 +22,7 @@
     "api.js",
     "config.js",
     "connection.js",
+    "credentials.js",
     "dom.js",
     "log.js",
     "markup.js",

@@ -1,7 +1,8 @@
 // @ts-check
 /* The chat socket (docs/protocol.md): one WebSocket at a time, authenticated by its first frame,
- * resumed after the last seq seen, kept alive by pings and reconnected with jittered backoff;
- * and the sender that takes the outbox's messages out over it, one at a time, until each is acked.
+ * resumed after the last seq seen, kept alive by pings, reconnected with jittered backoff (and at
+ * once with a refreshed token after a 4401); and the sender that takes the outbox's messages out
+ * over it, one at a time, until each is acked.
  */
 
 /** @typedef {import("./protocol.js").ServerFrame} ServerFrame */
@@ -17,13 +18,15 @@ export const CLOSE_UNAUTHENTICATED = 4401;
 export const CLOSE_TOO_MANY = 4429;
 
 /** @typedef {"connecting" | "online" | "reconnecting" | "offline"} ConnectionState */
+/** @typedef {"reconnect" | "backoff" | "stop"} AuthRetry  after a 4401: at once, after the backoff, or not at all */
 
 /**
  * @typedef {object} ConnectionHooks
  * @property {() => ClientFrame} authFrame  the first frame of each socket (token, and `after_seq` to resume)
  * @property {(frame: ServerFrame) => void} onFrame  every frame, `hello` and `pong` included
  * @property {(state: ConnectionState, detail: string) => void} onState  detail "too-many": close 4429
- * @property {(reason: string) => void} onAuthFailed  closed with 4401: the token is not accepted
+ * @property {(reason: string) => Promise<AuthRetry>} onUnauthorized  closed with 4401: refresh, say how to go on
+ * @property {(reason: string) => void} onAuthFailed  4401 again, with a just-refreshed token: the session is gone
  */
 
 /** One socket at a time: authenticates with a first frame, pings, reconnects with jittered backoff. */
@@ -43,6 +46,12 @@ export class Connection {
   handshakeTimer = undefined;
   /** @type {ReturnType<typeof setInterval> | undefined} */
   pingTimer = undefined;
+  /** Counts start() and stop(): a refresh that outlives its run changes nothing. */
+  #run = 0;
+  /** A 4401 is being answered with a refresh: nothing reconnects meanwhile. */
+  #refreshing = false;
+  /** The socket was opened with a token refreshed after a 4401, and has not reached `hello`. */
+  #afterRefresh = false;
 
   /**
    * @param {string} url  the chat socket's URL
@@ -60,13 +69,16 @@ export class Connection {
   start() {
     if (this.running) return;
     this.running = true;
+    this.#run += 1;
     this.everOnline = false;
     this.attempt = 0;
+    this.#afterRefresh = false;
     this.#connect();
   }
 
   stop() {
     this.running = false;
+    this.#run += 1;
     this.#clearTimers();
     this.#detach(1000, "logged out");
     this.#setState("offline");
@@ -84,7 +96,7 @@ export class Connection {
 
   /** The browser says the network is back: skip the rest of the backoff. */
   retryNow() {
-    if (!this.running || this.ws !== null) return;
+    if (!this.running || this.ws !== null || this.#refreshing) return;
     this.attempt = 0;
     this.#connect();
   }
@@ -132,6 +144,7 @@ export class Connection {
     if (frame.type === "hello") {
       clearTimeout(this.handshakeTimer);
       this.authed = true;
+      this.#afterRefresh = false;
       this.everOnline = true;
       this.attempt = 0;
       this.#startPing();
@@ -153,12 +166,49 @@ export class Connection {
     this.#clearTimers();
     if (!this.running) return;
     if (event.code === CLOSE_UNAUTHENTICATED) {
-      this.running = false;
-      this.#setState("offline");
-      this.hooks.onAuthFailed(event.reason);
+      void this.#unauthenticated(event.reason);
       return;
     }
     this.#scheduleRetry(event.code);
+  }
+
+  /**
+   * Closed with 4401: the token ran out, or its session ended. A refresh tells which. A socket
+   * opened with the refreshed token and refused again before `hello` means the session is gone.
+   * @param {string} reason  the close frame's ("token expired", "session ended", ...)
+   */
+  async #unauthenticated(reason) {
+    if (this.#afterRefresh) {
+      this.#giveUp();
+      this.hooks.onAuthFailed(reason);
+      return;
+    }
+    const run = this.#run;
+    this.#setState("reconnecting");
+    this.#refreshing = true;
+    /** @type {AuthRetry} */
+    let next = "stop";
+    try {
+      next = await this.hooks.onUnauthorized(reason);
+    } finally {
+      this.#refreshing = false;
+    }
+    if (run !== this.#run || !this.running) return; // logged out (or in again) meanwhile
+    if (next === "reconnect") {
+      this.#afterRefresh = true;
+      this.attempt = 0;
+      this.#connect(); // at once: nothing is wrong with the network
+    } else if (next === "backoff") {
+      this.#scheduleRetry(CLOSE_UNAUTHENTICATED); // the server could not be asked: try again later
+    } else {
+      this.#giveUp();
+    }
+  }
+
+  #giveUp() {
+    this.running = false;
+    this.#afterRefresh = false;
+    this.#setState("offline");
   }
 
   /** A stuck socket (no hello, no pong): abandon it without waiting for a closing handshake. */
@@ -187,6 +237,7 @@ export class Connection {
   /** @param {number} code  the close code that ended the last socket (0: none) */
   #scheduleRetry(code) {
     this.#clearTimers();
+    this.#afterRefresh = false; // lost for another reason: the next 4401 is answered with a refresh again
     if (navigator.onLine === false) {
       this.#setState("offline");
       return;

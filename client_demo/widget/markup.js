@@ -64,6 +64,13 @@ export const TEMPLATE = `
       <ul class="task-list" aria-labelledby="tc-tasks-h"></ul>
       <p class="side-empty task-empty">No tasks yet. Ask the assistant to add one.</p>
     </section>
+    <section class="side-section devices" aria-labelledby="tc-devices-h">
+      <h3 class="section-head" id="tc-devices-h"><button class="disclosure devices-toggle" type="button" aria-expanded="false" aria-controls="tc-devices">Signed-in devices</button></h3>
+      <div class="devices-body" id="tc-devices" hidden>
+        <ul class="device-list" aria-labelledby="tc-devices-h"></ul>
+        <button class="small-btn logout-all" type="button">Log out everywhere</button>
+      </div>
+    </section>
   </aside>
   <div class="scrim" hidden></div>
   <div class="chat">

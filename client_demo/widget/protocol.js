@@ -7,8 +7,11 @@
 /** @typedef {"done" | "cancelled" | "failed"} TurnStatus */
 
 /**
- * @typedef {object} Session  who is logged in on this tab (kept in sessionStorage)
- * @property {string} token
+ * @typedef {object} Session  who is logged in on this tab, and their tokens (kept in sessionStorage)
+ * @property {string} token  the access token
+ * @property {string} refreshToken  exchanged for new tokens; used up by each refresh
+ * @property {number} expiresAt  epoch ms (this browser's clock) when the access token runs out
+ * @property {string} sessionId
  * @property {number} userId
  * @property {string} email
  */
@@ -16,10 +19,22 @@
 // ------------------------------------------------------------------------------- REST bodies
 
 /**
- * @typedef {object} AuthBody  POST /api/auth/signup and /api/auth/login
+ * @typedef {object} AuthBody  POST /api/auth/signup, /api/auth/login and /api/auth/refresh
  * @property {number} id
  * @property {string} email
- * @property {string} token
+ * @property {string} token  the access token
+ * @property {string} refresh_token
+ * @property {number} expires_in  seconds the access token is valid for
+ * @property {string} session_id
+ */
+
+/**
+ * @typedef {object} DeviceSession  one of the user's sessions (GET /api/auth/sessions)
+ * @property {string} id
+ * @property {string} device
+ * @property {string} created_at
+ * @property {string} last_used_at
+ * @property {boolean} current  the session of the token that asked
  */
 
 /**
@@ -76,11 +91,18 @@
  * @property {"hello"} type
  * @property {number} user_id
  * @property {number} last_seq
+ * @property {number} expires_at  unix seconds when the socket's token runs out (unless `auth.refresh` extends it)
  */
 
 /**
  * @typedef {object} PongFrame
  * @property {"pong"} type
+ */
+
+/**
+ * @typedef {object} AuthRefreshedFrame  the socket took the token of an `auth.refresh`
+ * @property {"auth.refreshed"} type
+ * @property {number} expires_at  unix seconds
  */
 
 /**
@@ -181,8 +203,9 @@
  */
 
 /**
- * @typedef {HelloFrame | PongFrame | AckFrame | MessageFrame | TurnStartFrame | DeltaFrame | ToolCallFrame
- *   | ToolResultFrame | TurnEndFrame | TaskFrame | ConversationDeletedFrame | ErrorFrame | ResyncFrame} ServerFrame
+ * @typedef {HelloFrame | PongFrame | AuthRefreshedFrame | AckFrame | MessageFrame | TurnStartFrame | DeltaFrame
+ *   | ToolCallFrame | ToolResultFrame | TurnEndFrame | TaskFrame | ConversationDeletedFrame | ErrorFrame
+ *   | ResyncFrame} ServerFrame
  */
 
 // ------------------------------------------------------------------------------- client frames
@@ -191,7 +214,8 @@
  * @typedef {{ type: "auth", token: string, after_seq?: number }
  *   | { type: "chat", conversation_id: number | null, message: string, client_msg_id: string }
  *   | { type: "cancel", turn_id: string }
- *   | { type: "ping" }} ClientFrame
+ *   | { type: "ping" }
+ *   | { type: "auth.refresh", token: string }} ClientFrame
  */
 
 export {};

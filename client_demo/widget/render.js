@@ -12,6 +12,7 @@ import { STYLES } from "./styles.js";
 import { shortTime } from "./text.js";
 
 /** @typedef {import("./protocol.js").Task} Task */
+/** @typedef {import("./protocol.js").DeviceSession} DeviceSession */
 /** @typedef {import("./state.js").ConversationItem} ConversationItem */
 /** @typedef {import("./connection.js").ConnectionState} ConnectionState */
 /** @typedef {import("./text.js").Choice} Choice */
@@ -30,6 +31,9 @@ import { shortTime } from "./text.js";
  * @property {(text: string) => void} send  the composer, an example, a choice
  * @property {() => void} stop
  * @property {(taskId: number) => Promise<void>} toggleTask
+ * @property {(open: boolean) => void} showDevices  the "Signed-in devices" disclosure
+ * @property {(sessionId: string) => void} endSession
+ * @property {() => void} logoutAll
  */
 
 const CONNECTION_LABELS = {
@@ -70,6 +74,10 @@ function elements(/** @type {ShadowRoot} */ root) {
     taskList: part(root, ".task-list"),
     taskEmpty: part(root, ".task-empty"),
     taskCount: part(root, ".task-count"),
+    devicesToggle: button(".devices-toggle"),
+    devicesBody: part(root, ".devices-body"),
+    deviceList: part(root, ".device-list"),
+    logoutAll: button(".logout-all"),
     scroller: part(root, ".scroller"),
     loadEarlier: button(".load-earlier"),
     empty: part(root, ".empty"),
@@ -163,6 +171,8 @@ export class View {
       button.addEventListener("click", () => intents.send(button.textContent || ""));
     }
     el.noticeClose.addEventListener("click", () => this.hideNotice());
+    el.devicesToggle.addEventListener("click", () => intents.showDevices(!this.devicesOpen));
+    el.logoutAll.addEventListener("click", () => intents.logoutAll());
   }
 
   // --- the panel ------------------------------------------------------------------------------
@@ -219,6 +229,7 @@ export class View {
     this.el.authView.hidden = false;
     this.el.who.hidden = true;
     this.el.logout.hidden = true;
+    this.showDevices(false);
     this.setDrawer(false);
     this.el.panel.classList.remove("signed-in");
   }
@@ -405,6 +416,61 @@ export class View {
           void item.offsetWidth; // restart the highlight animation
           item.classList.add("fresh");
         }
+      },
+    );
+  }
+
+  // --- the sessions --------------------------------------------------------------------------------
+
+  get devicesOpen() {
+    return this.el.devicesToggle.getAttribute("aria-expanded") === "true";
+  }
+
+  /** @param {boolean} open */
+  showDevices(open) {
+    this.el.devicesToggle.setAttribute("aria-expanded", String(open));
+    this.el.devicesBody.hidden = !open;
+    if (!open) this.el.deviceList.replaceChildren();
+  }
+
+  /**
+   * The user's sessions: the device each was started on, and when it was last used.
+   * @param {DeviceSession[]} sessions  most recently used first
+   */
+  renderDevices(sessions) {
+    reconcile(
+      this.el.deviceList,
+      sessions,
+      (session) => session.id,
+      (session) => {
+        const item = document.createElement("li");
+        item.className = "device";
+        const text = document.createElement("span");
+        text.className = "device-text";
+        const name = document.createElement("span");
+        name.className = "device-name";
+        const meta = document.createElement("span");
+        meta.className = "device-meta";
+        text.append(name, meta);
+        item.append(text);
+        if (!session.current) {
+          const end = document.createElement("button");
+          end.type = "button";
+          end.className = "small-btn device-end";
+          end.textContent = "End";
+          end.addEventListener("click", () => this.intents.endSession(session.id));
+          item.append(end);
+        }
+        return item;
+      },
+      (item, session) => {
+        const name = part(item, ".device-name");
+        name.textContent = session.device;
+        name.title = session.device;
+        const used = shortTime(session.last_used_at);
+        part(item, ".device-meta").textContent = session.current ? "This device" : used ? `Last used ${used}` : "";
+        const end = item.querySelector(".device-end");
+        if (end) end.setAttribute("aria-label", `End the session on ${session.device}`);
       },
     );
   }

@@ -93,6 +93,18 @@ h2, h3, p { margin: 0; }
 .side-section { display: flex; flex-direction: column; min-height: 0; padding: 12px 10px 8px; }
 .convs { flex: 0 1 auto; max-height: 42%; border-bottom: 1px solid var(--line); }
 .tasks { flex: 1 1 auto; }
+.devices { flex: none; border-top: 1px solid var(--line); max-height: 40%; }
+.disclosure { border: 0; background: none; padding: 0; font: inherit; letter-spacing: inherit; text-transform: inherit; color: inherit; display: flex; align-items: center; gap: 6px; }
+.disclosure::before { content: "\\25B8"; font-size: 11px; transition: transform .12s; }
+.disclosure[aria-expanded="true"]::before { transform: rotate(90deg); }
+h3.section-head { font-size: 12px; font-weight: 650; text-transform: uppercase; letter-spacing: .06em; color: var(--muted); }
+.devices-body { display: flex; flex-direction: column; gap: 6px; min-height: 0; }
+.device-list { list-style: none; margin: 0; padding: 0; overflow-y: auto; min-height: 0; }
+.device { display: flex; align-items: center; gap: 8px; padding: 5px 6px; border-radius: 8px; }
+.device-text { flex: 1; min-width: 0; }
+.device-name { display: block; font-size: 13px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.device-meta { display: block; font-size: 12px; color: var(--muted); }
+.logout-all { align-self: flex-start; margin: 0 6px; }
 .section-head { display: flex; align-items: center; justify-content: space-between; padding: 0 4px 8px; }
 .section-head h3 { font-size: 12px; font-weight: 650; text-transform: uppercase; letter-spacing: .06em; color: var(--muted); }
 .task-count { font-size: 12px; color: var(--muted); }

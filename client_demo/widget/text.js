@@ -1,6 +1,6 @@
 // @ts-check
-/* Words the widget shows for what the server sends: times, tool-call lines, and the task choices
- * a "which one?" reply offers. No DOM here.
+/* Words the widget shows for what the server sends: times, tool-call lines, the task choices
+ * a "which one?" reply offers, and why a session ended. No DOM here.
  */
 
 /**
@@ -112,4 +112,54 @@ export function parseChoices(text) {
     }
   }
   return found.size >= 2 ? Array.from(found, ([id, label]) => ({ id, label })) : [];
+}
+
+/** @type {Record<string, string>} the server's reasons (lower case), as a person would put them */
+const ENDED_BECAUSE = {
+  "session ended": "",
+  "refresh token expired": "it was not used for too long",
+  "refresh token already used": "it was renewed elsewhere",
+  "could not validate credentials": "it is not valid here",
+};
+
+/**
+ * What the login form says when the session ended by itself, not by this tab's Log out.
+ * @param {string} reason  the server's detail or close reason ("" when unknown)
+ */
+export function sessionEndedNotice(reason) {
+  const key = reason.trim().toLowerCase();
+  const why = key in ENDED_BECAUSE ? ENDED_BECAUSE[key] : reason.trim();
+  return `Your session ended${why ? ` (${why})` : ""}. Please log in again.`;
+}
+
+/** @type {[RegExp, string][]} first match wins: Edge and Opera say "Chrome" too, Chrome says "Safari" */
+const BROWSERS = [
+  [/\bEdg(e|A|iOS)?\//, "Edge"],
+  [/\bOPR\//, "Opera"],
+  [/\b(Firefox|FxiOS)\//, "Firefox"],
+  [/Chrome\/|\bCriOS\//, "Chrome"],
+  [/\bSafari\//, "Safari"],
+];
+/** @type {[RegExp, string][]} Android says "Linux", iPads may say "Macintosh" */
+const SYSTEMS = [
+  [/\bWindows\b/, "Windows"],
+  [/\b(iPhone|iPad|iPod)\b/, "iOS"],
+  [/\bAndroid\b/, "Android"],
+  [/\bCrOS\b/, "ChromeOS"],
+  [/\bMac OS X\b|\bMacintosh\b/, "macOS"],
+  [/\bLinux\b/, "Linux"],
+];
+
+/**
+ * What the session list calls this browser ("Firefox on Windows"); "" when the User-Agent says
+ * too little, and the server then shows the User-Agent itself.
+ * @param {string} userAgent
+ */
+export function deviceLabel(userAgent) {
+  /** @param {[RegExp, string][]} table */
+  const find = (table) => (table.find(([pattern]) => pattern.test(userAgent)) || [null, ""])[1];
+  const browser = find(BROWSERS);
+  const system = find(SYSTEMS);
+  if (browser && system) return `${browser} on ${system}`;
+  return browser || system;
 }

@@ -1,23 +1,26 @@
 // @ts-check
 /* The widget itself: what happens when the person acts and when the server speaks. It keeps the
- * session, applies each frame to the state (state.js), asks the DOM modules (render.js, log.js)
- * to draw the result, and talks to the server through api.js and connection.js.
+ * session (its tokens in credentials.js), applies each frame to the state (state.js), asks the
+ * DOM modules (render.js, log.js) to draw the result, and talks to the server through api.js and
+ * connection.js.
  * The loader, chat-widget.js, calls start() with what its script tag says.
  */
 
 import { Api, ApiError, errorMessage, errorStatus } from "./api.js";
 import { MAX_MESSAGE_CHARS, PAGE_SIZE, readConfig } from "./config.js";
 import { Connection, OutboxSender } from "./connection.js";
+import { Credentials, sessionFromAuth, tokenTimes } from "./credentials.js";
 import { MessageLog } from "./log.js";
 import { View } from "./render.js";
 import { ConversationList, EventStream, Outbox, TaskList, Turns, inView, randomId } from "./state.js";
 import { scopedStorage } from "./storage.js";
-import { parseChoices } from "./text.js";
+import { parseChoices, sessionEndedNotice } from "./text.js";
 
 /** @typedef {import("./protocol.js").Session} Session */
 /** @typedef {import("./protocol.js").ServerFrame} ServerFrame */
 /** @typedef {import("./protocol.js").ClientFrame} ClientFrame */
 /** @typedef {import("./connection.js").ConnectionState} ConnectionState */
+/** @typedef {import("./connection.js").AuthRetry} AuthRetry */
 /** @typedef {import("./render.js").AuthMode} AuthMode */
 /** @typedef {import("./api.js").UserApi} UserApi */
 /** @typedef {import("./config.js").Config} Config */
@@ -48,16 +51,19 @@ class Widget {
     this.config = config;
     this.storage = scopedStorage(`todochat:${config.server}:`);
     this.api = new Api(config.server);
-    /** @type {Session | null} */
-    this.session = this.storage.get("session") || null;
+    const stored = this.storage.get("session");
+    /** @type {Credentials | null} who is logged in on this tab, and their tokens */
+    this.credentials = stored ? this.#credentialsFor(stored) : null;
     /** @type {UserApi | null} */
-    this.user = this.session ? this.#userApiFor(this.session) : null;
+    this.user = this.credentials ? this.api.forUser(this.credentials) : null;
+    /** The access token the socket was last given (its `auth` frame, or `auth.refresh`). */
+    this.socketToken = "";
     /** @type {AuthMode} */
     this.authMode = "login";
 
     this.events = new EventStream({
       onSeq: (seq) => {
-        if (this.session) this.storage.set("seq", { userId: this.session.userId, seq });
+        if (this.credentials) this.storage.set("seq", { userId: this.credentials.userId, seq });
       },
     });
     this.outbox = new Outbox(this.storage.get("outbox") || [], (entries) => this.storage.set("outbox", entries));
@@ -76,7 +82,7 @@ class Widget {
 
     this.view = new View(config.title, {
       setOpen: (open) => this.#setOpen(open),
-      logout: () => this.#signOut({}),
+      logout: () => this.#logOut(),
       submitAuth: () => this.#submitAuth(),
       toggleAuthMode: () => this.#setAuthMode(this.authMode === "login" ? "signup" : "login"),
       newConversation: () => this.#selectConversation(null, { focus: true }),
@@ -85,16 +91,20 @@ class Widget {
       send: (text) => this.#submitMessage(text),
       stop: () => this.#cancelTurn(),
       toggleTask: (taskId) => this.#toggleTask(taskId),
+      showDevices: (open) => this.#showDevices(open),
+      endSession: (sessionId) => this.#endSession(sessionId),
+      logoutAll: () => this.#logOutEverywhere(),
     });
     this.log = new MessageLog(this.view.el.log, this.view.el.scroller);
     this.conn = new Connection(config.wsUrl, {
       authFrame: () => this.#authFrame(),
       onFrame: (frame) => this.#onFrame(frame),
       onState: (state, detail) => this.#onConnState(state, detail),
+      onUnauthorized: () => this.#onUnauthorized(),
       onAuthFailed: (reason) => this.#signOut({ expired: true, reason }),
     });
     this.sender = new OutboxSender(this.conn, this.outbox, {
-      userId: () => (this.session ? this.session.userId : null),
+      userId: () => (this.credentials ? this.credentials.userId : null),
       paused: () => this.events.holding,
       busy: (conversationId) => this.turns.runningIn(conversationId) !== null,
       onSent: () => this.#refreshPendingLabels(),
@@ -102,6 +112,7 @@ class Widget {
     /** @type {Handlers} */
     this.handlers = {
       hello: (f) => this.#onHello(f),
+      "auth.refreshed": (f) => this.#onRefreshed(f),
       ack: (f) => this.#onAck(f),
       message: (f) => this.#onMessage(f),
       "turn.start": (f) => this.#onTurnStart(f),
@@ -125,12 +136,19 @@ class Widget {
       document.body.append(this.view.host);
       const open = this.storage.get("open");
       this.#setOpen(open === undefined ? this.config.open : open, { focus: false });
-      if (this.session) this.#enterApp({ focus: false });
+      if (this.credentials) this.#enterApp({ focus: false });
       else this.#showAuth();
     };
     if (document.body) attach();
     else document.addEventListener("DOMContentLoaded", attach, { once: true });
-    window.addEventListener("online", () => this.conn.retryNow());
+    window.addEventListener("online", () => {
+      if (this.credentials) this.credentials.retryNow();
+      this.conn.retryNow();
+    });
+    // A hidden tab's timers are throttled (to once a minute, or less): a refresh may be overdue.
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible" && this.credentials) this.credentials.check();
+    });
     window.addEventListener("offline", () => this.conn.wentOffline());
     return {
       open: () => this.#setOpen(true),
@@ -169,7 +187,7 @@ class Widget {
     this.storage.set("open", open);
     if (!focus) return;
     if (!open) this.view.focusLauncher();
-    else if (this.session) this.view.focusInput();
+    else if (this.credentials) this.view.focusInput();
     else this.view.focusEmail();
   }
 
@@ -179,6 +197,7 @@ class Widget {
    */
   #onConnState(state, detail) {
     this.view.showConnection(state);
+    if (state !== "online" && this.credentials) this.credentials.socketExpiry(null);
     if (detail === "too-many") this.view.notice("Too many open chat windows for this account: close some tabs.");
     this.#refreshPendingLabels();
     this.#renderComposer();
@@ -187,11 +206,60 @@ class Widget {
 
   // --- the session -----------------------------------------------------------------------------
 
-  /** @param {Session} session */
-  #userApiFor(session) {
-    return this.api.forUser(session, () => {
-      if (this.session === session) this.#signOut({ expired: true });
-    });
+  /**
+   * The tokens of a session on this tab, refreshed on time and shared with its other tabs.
+   * @param {Session} session
+   */
+  #credentialsFor(session) {
+    const server = this.config.server;
+    // Stored by an older version of the widget: no refresh token, and the token's own expiry.
+    const times = typeof session.expiresAt === "number" ? null : tokenTimes(session.token);
+    const expiresAt = times ? times.expiresAt * 1000 : Number(session.expiresAt) || 0;
+    /** @type {Credentials} */
+    const credentials = new Credentials(
+      { ...session, refreshToken: session.refreshToken || "", expiresAt },
+      {
+        exchange: (refreshToken) => this.api.refresh(refreshToken),
+        save: (fresh) => {
+          if (this.credentials === credentials) this.storage.set("session", fresh);
+        },
+        onTokens: (fresh) => {
+          if (this.credentials === credentials) this.#giveSocket(fresh.token);
+        },
+        onEnded: (reason) => {
+          if (this.credentials === credentials) this.#signOut({ expired: true, reason });
+        },
+      },
+      {
+        server,
+        // Web Locks exist only in secure contexts (https, localhost); BroadcastChannel everywhere.
+        locks: navigator.locks || null,
+        channel: typeof BroadcastChannel === "function" ? new BroadcastChannel(`todo-chat:${server}`) : null,
+      },
+    );
+    return credentials;
+  }
+
+  /**
+   * The socket carries on with `token` (`auth.refresh`) instead of closing when its own runs out.
+   * @param {string} token
+   */
+  #giveSocket(token) {
+    // Not online: nothing to send; the next socket authenticates with the new token anyway.
+    if (token !== this.socketToken && this.conn.send({ type: "auth.refresh", token })) this.socketToken = token;
+  }
+
+  /**
+   * The socket was closed with 4401 ("token expired", "session ended", ...): a refresh decides.
+   * @returns {Promise<AuthRetry>}
+   */
+  async #onUnauthorized() {
+    const credentials = this.credentials;
+    if (!credentials) return "stop";
+    const outcome = await credentials.refresh({ stale: this.socketToken });
+    if (credentials !== this.credentials) return "stop";
+    // "ended": the credentials have signed the tab out already, with the server's reason.
+    return outcome === "ok" ? "reconnect" : outcome === "unavailable" ? "backoff" : "stop";
   }
 
   /** @returns {UserApi} */
@@ -230,7 +298,7 @@ class Widget {
     this.view.authError("");
     try {
       const body = await this.api.authenticate(signup ? "signup" : "login", email, password);
-      this.#startSession({ token: body.token, userId: body.id, email: body.email });
+      this.#startSession(sessionFromAuth(body, Date.now()));
     } catch (error) {
       this.view.authError(
         errorStatus(error) === 409 ? "An account with this email already exists: log in instead." : errorMessage(error),
@@ -248,34 +316,51 @@ class Widget {
       for (const name of FORMER_POSITIONS) this.storage.remove(name);
     }
     this.outbox.keepUser(session.userId);
-    this.session = session;
-    this.user = this.#userApiFor(session);
+    if (this.credentials) this.credentials.close();
     this.storage.set("session", session);
+    this.credentials = this.#credentialsFor(session);
+    this.user = this.api.forUser(this.credentials);
     this.#enterApp({ focus: true });
   }
 
   /** @param {{ focus: boolean }} options */
   #enterApp({ focus }) {
-    const session = this.session;
-    if (!session) return;
+    const credentials = this.credentials;
+    if (!credentials) return;
     this.#resetData();
     const seq = this.storage.get("seq");
-    this.events.lastSeq = seq && seq.userId === session.userId ? seq.seq : null;
-    this.view.showApp(session.email);
+    this.events.lastSeq = seq && seq.userId === credentials.userId ? seq.seq : null;
+    this.view.showApp(credentials.email);
     this.#clearLog();
     this.#renderConversations();
     this.#renderTasks();
     this.#renderEmpty();
     this.#renderComposer();
+    credentials.start(); // a stored token that is due (a reload after a while) is refreshed now
     this.conn.start();
     if (focus && this.view.isOpen) this.view.focusInput();
+  }
+
+  /** Log out: this session ends on the server too (best effort: offline, it is only forgotten here). */
+  #logOut() {
+    const { credentials, user } = this;
+    this.credentials = null; // out of the widget's hands: nothing they do from now on is saved or shown
+    this.#signOut({});
+    if (!credentials || !user) return;
+    // With a refresh first if the access token has run out (a tab back from sleep), then closed.
+    user
+      .logout()
+      .catch(() => {})
+      .finally(() => credentials.close());
   }
 
   /** @param {{ expired?: boolean, reason?: string }} options */
   #signOut({ expired = false, reason = "" }) {
     this.conn.stop();
-    this.session = null;
+    if (this.credentials) this.credentials.close();
+    this.credentials = null;
     this.user = null;
+    this.socketToken = "";
     this.storage.remove("session");
     if (!expired) {
       // A deliberate log out forgets everything, unsent messages included (shared computers).
@@ -287,7 +372,7 @@ class Widget {
     this.#clearLog();
     this.#renderChoices();
     this.view.hideNotice();
-    const message = expired ? `Your session ended${reason ? ` (${reason})` : ""}. Please log in again.` : "";
+    const message = expired ? sessionEndedNotice(reason) : "";
     this.#setAuthMode("login");
     this.#showAuth(message);
     if (this.view.isOpen) this.view.focusEmail();
@@ -296,7 +381,8 @@ class Widget {
   /** @returns {ClientFrame} */
   #authFrame() {
     /** @type {ClientFrame} */
-    const frame = { type: "auth", token: this.session ? this.session.token : "" };
+    const frame = { type: "auth", token: this.credentials ? this.credentials.token : "" };
+    this.socketToken = frame.token;
     if (this.events.lastSeq !== null) frame.after_seq = this.events.lastSeq; // replay what this tab missed
     return frame;
   }
@@ -316,9 +402,19 @@ class Widget {
 
   /** @param {import("./protocol.js").HelloFrame} frame */
   #onHello(frame) {
+    if (this.credentials) {
+      this.credentials.socketExpiry(frame.expires_at);
+      // Newer tokens came while this socket was authenticating (another tab's, or a refresh).
+      this.#giveSocket(this.credentials.token);
+    }
     this.events.hello(frame.last_seq);
     if (!this.loaded) this.#reload();
     this.sender.flush();
+  }
+
+  /** @param {import("./protocol.js").AuthRefreshedFrame} frame */
+  #onRefreshed(frame) {
+    if (this.credentials) this.credentials.socketExpiry(frame.expires_at);
   }
 
   /** @param {import("./protocol.js").ResyncFrame} frame */
@@ -336,7 +432,7 @@ class Widget {
       this.reloadAgain = true;
       return;
     }
-    const session = this.session;
+    const session = this.credentials;
     if (!session) return;
     this.events.hold();
     try {
@@ -344,7 +440,7 @@ class Widget {
         this.reloadAgain = false;
         const user = this.#userApi();
         const [convs, tasks] = await Promise.all([user.conversations(), user.tasks()]);
-        if (this.session !== session) return;
+        if (this.credentials !== session) return;
         this.conversations.merge(convs.data, () => false);
         this.tasks.replace(tasks.data);
         this.#renderConversations();
@@ -358,15 +454,15 @@ class Widget {
         }
         if (target !== null && target !== undefined && !this.conversations.has(target)) target = null;
         await this.#loadConversation(target === undefined ? null : target, { keepDraft: true });
-      } while (this.reloadAgain && this.session === session);
+      } while (this.reloadAgain && this.credentials === session);
       this.loaded = true;
     } catch (error) {
-      if (this.session === session && errorStatus(error) !== 401) {
+      if (this.credentials === session && errorStatus(error) !== 401) {
         this.view.notice(`Could not load your data: ${errorMessage(error)}`);
       }
     } finally {
       // Another session started meanwhile: its own reload holds (and releases) its events.
-      if (this.session === session) {
+      if (this.credentials === session) {
         for (const frame of this.events.release()) this.#dispatch(frame);
         this.#renderComposer();
         this.sender.flush();
@@ -472,6 +568,9 @@ class Widget {
 
   /** @param {import("./protocol.js").ErrorFrame} frame */
   #onError(frame) {
+    // Only an `auth.refresh` draws `unauthorized`; the socket stays open, and if its own token is
+    // no good either, the 4401 that follows decides. Nothing for the person to read.
+    if (frame.code === "unauthorized") return;
     const refused = this.outbox.refused(frame, Date.now());
     if (refused) {
       this.sender.settled();
@@ -580,7 +679,7 @@ class Widget {
   /** @param {string} raw */
   #submitMessage(raw) {
     const text = String(raw || "");
-    if (!text.trim() || !this.session) return;
+    if (!text.trim() || !this.credentials) return;
     if (text.length > MAX_MESSAGE_CHARS) {
       this.view.notice(`Messages are limited to ${MAX_MESSAGE_CHARS.toLocaleString()} characters.`);
       return;
@@ -589,7 +688,7 @@ class Widget {
       message: text,
       conversationId: this.conversationId,
       draft: this.draftKey,
-      userId: this.session.userId,
+      userId: this.credentials.userId,
     });
     this.view.clearInput();
     this.log.pending(entry);
@@ -624,6 +723,56 @@ class Widget {
     }
   }
 
+  // --- the sessions ----------------------------------------------------------------------------
+
+  /** @param {boolean} open */
+  async #showDevices(open) {
+    this.view.showDevices(open);
+    if (open) await this.#loadDevices();
+  }
+
+  async #loadDevices() {
+    const credentials = this.credentials;
+    try {
+      const page = await this.#userApi().sessions();
+      if (this.credentials === credentials && this.view.devicesOpen) this.view.renderDevices(page.data);
+    } catch (error) {
+      if (errorStatus(error) !== 401) this.view.notice(`Could not load your sessions: ${errorMessage(error)}`);
+    }
+  }
+
+  /**
+   * End another session: its sockets close at once, its tokens are refused.
+   * @param {string} sessionId
+   */
+  async #endSession(sessionId) {
+    try {
+      await this.#userApi().endSession(sessionId);
+    } catch (error) {
+      // 404: it ended meanwhile, which is what was asked.
+      if (errorStatus(error) !== 404 && errorStatus(error) !== 401) {
+        this.view.notice(`Could not end the session: ${errorMessage(error)}`);
+      }
+    }
+    await this.#loadDevices();
+  }
+
+  async #logOutEverywhere() {
+    const credentials = this.credentials;
+    // This session ends too: its socket must not take the server's 4401 for an ended session.
+    this.conn.stop();
+    try {
+      await this.#userApi().logoutAll();
+    } catch (error) {
+      if (this.credentials === credentials && errorStatus(error) !== 401) {
+        this.view.notice(`Could not log out everywhere: ${errorMessage(error)}`);
+        this.conn.start();
+        return;
+      }
+    }
+    if (this.credentials === credentials) this.#signOut({});
+  }
+
   // --- drawing ---------------------------------------------------------------------------------
 
   #clearLog() {
@@ -644,7 +793,7 @@ class Widget {
   }
 
   #renderEmpty() {
-    this.view.showEmpty(this.log.isEmpty && this.session !== null);
+    this.view.showEmpty(this.log.isEmpty && this.credentials !== null);
   }
 
   #refreshPendingLabels() {
@@ -659,7 +808,7 @@ class Widget {
   }
 
   #renderComposer() {
-    const turn = this.session ? this.turns.runningIn(this.conversationId) : null;
+    const turn = this.credentials ? this.turns.runningIn(this.conversationId) : null;
     this.view.renderComposer({ running: turn !== null, cancelling: Boolean(turn && turn.cancelling) });
   }
 
@@ -668,7 +817,7 @@ class Widget {
   }
 
   #currentChoices() {
-    if (!this.session || this.turns.runningIn(this.conversationId)) return [];
+    if (!this.credentials || this.turns.runningIn(this.conversationId)) return [];
     if (this.outbox.entries.some((entry) => inView(entry, this.conversationId, this.draftKey))) return [];
     return parseChoices(this.log.lastReplyText());
   }

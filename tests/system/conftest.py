@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,9 +35,21 @@ expect.set_options(timeout=TIMEOUT * 1000)
 
 class OpenPage(Protocol):
     def __call__(
-        self, url: str, *, viewport: ViewportSize = ..., storage: dict[str, Any] | None = ...
+        self,
+        url: str,
+        *,
+        viewport: ViewportSize = ...,
+        storage: dict[str, Any] | None = ...,
+        watch: Callable[[Page], None] | None = ...,
+        beside: Page | None = ...,
     ) -> Awaitable[Page]:
-        """A fresh browser context (its own sessionStorage, like a new tab) showing `url`."""
+        """A fresh browser context (its own sessionStorage, like a new tab) showing `url`.
+
+        `watch` is called with the page before it loads anything (to listen for its sockets, say).
+        `beside`: another tab in that page's context instead (`viewport` and `storage` are the
+        context's: it starts with the same sessionStorage, as a duplicated tab does, and shares
+        the other tab's Web Locks and BroadcastChannels).
+        """
         ...
 
 
@@ -138,15 +150,29 @@ async def open_page(browser: Browser) -> AsyncIterator[OpenPage]:
     contexts: list[BrowserContext] = []
     errors: list[str] = []
 
-    async def open_(url: str, *, viewport: ViewportSize = DESKTOP, storage: dict[str, Any] | None = None) -> Page:
+    async def open_(
+        url: str,
+        *,
+        viewport: ViewportSize = DESKTOP,
+        storage: dict[str, Any] | None = None,
+        watch: Callable[[Page], None] | None = None,
+        beside: Page | None = None,
+    ) -> Page:
+        if beside is not None:
+            return await show(beside.context, url, watch)
         context = await browser.new_context(viewport=viewport)
         context.set_default_timeout(TIMEOUT * 1000)
         contexts.append(context)
         if storage:
             # Seed sessionStorage before the widget's script runs (as a reloaded tab would have it).
             await context.add_init_script(script=SEED_STORAGE.replace("ENTRIES", json.dumps(storage)))
+        return await show(context, url, watch)
+
+    async def show(context: BrowserContext, url: str, watch: Callable[[Page], None] | None) -> Page:
         page = await context.new_page()
         page.on("pageerror", lambda exc: errors.append(f"{page.url}: {exc}"))
+        if watch is not None:
+            watch(page)
         await page.goto(url)
         return page
 

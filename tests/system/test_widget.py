@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,8 @@ from tests.support import node
 from tests.support.browser import DESKTOP, PHONE
 from tests.support.live import LiveServer, ServerProcess
 from tests.support.timing import TIMEOUT, wait_until
-from tests.support.users import AppUser
+from tests.support.tokens import access_token
+from tests.support.users import AppUser, login
 from tests.system.conftest import CrossOrigin, OpenPage
 
 pytestmark = pytest.mark.browser
@@ -103,6 +106,60 @@ def storage_key(server: LiveServer | ServerProcess, name: str) -> str:
     return f"todochat:{server.base_url}:{name}"
 
 
+def stored_session(user: AppUser, *, token: str | None = None, seconds_left: float = 900) -> dict[str, Any]:
+    """The `session` the widget keeps in sessionStorage for `user`'s tokens (`token`: another of the session's)."""
+    return {
+        "token": token or user.token,
+        "refreshToken": user.refresh_token,
+        "expiresAt": (time.time() + seconds_left) * 1000,
+        "sessionId": user.session_id,
+        "userId": user.id,
+        "email": user.email,
+    }
+
+
+async def read_session(page: Page, server: LiveServer) -> dict[str, Any] | None:
+    found: dict[str, Any] | None = await page.evaluate(
+        f"JSON.parse(sessionStorage.getItem({storage_key(server, 'session')!r}))"
+    )
+    return found
+
+
+async def refused(base_url: str, token: str) -> bool:
+    """The server refuses `token` (expired, or its session ended)."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=TIMEOUT) as client:
+        response = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+    return response.status_code == 401
+
+
+@dataclass
+class SocketLog:
+    socket: WebSocket
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+    def got(self, frame_type: str) -> bool:
+        return any(frame["type"] == frame_type for frame in self.received)
+
+
+@dataclass
+class Traffic:
+    """What pages did on the wire: every socket with its frames, and the status of every refresh."""
+
+    sockets: list[SocketLog] = field(default_factory=list)
+    refreshes: list[int] = field(default_factory=list)
+
+    def watch(self, page: Page) -> None:
+        page.on("websocket", self._socket)
+        page.on("response", lambda r: self.refreshes.append(r.status) if r.url.endswith("/api/auth/refresh") else None)
+
+    def _socket(self, socket: WebSocket) -> None:
+        log = SocketLog(socket)
+        self.sockets.append(log)
+        socket.on("framesent", lambda payload: log.sent.append(json.loads(payload)))
+        socket.on("framereceived", lambda payload: log.received.append(json.loads(payload)))
+
+
 # --- 1. accounts -------------------------------------------------------------------------------
 
 
@@ -131,11 +188,15 @@ async def test_signup_through_the_form_then_reload_and_log_out(widget_server: Li
     await page.reload()  # the token lives in sessionStorage: still logged in
     await widget.online()
 
+    stored = await read_session(page, widget_server)
+    assert stored is not None
     await widget.root.get_by_role("button", name="Log out").click()
     await expect(widget.root.get_by_role("button", name="Log in", exact=True)).to_be_visible()
     await expect(widget.status).to_be_hidden()  # no session, no connection to speak of
     await expect(widget.root.locator(".conn")).to_have_attribute("data-state", "offline")
-    assert await page.evaluate(f"sessionStorage.getItem({storage_key(widget_server, 'session')!r})") is None
+    assert await read_session(page, widget_server) is None
+    # The session ended on the server too: its tokens are refused (a copy is worth nothing).
+    await wait_until(lambda: refused(widget_server.base_url, stored["token"]), step=0.1)
     await page.reload()
     await expect(widget.root.get_by_role("button", name="Log in", exact=True)).to_be_visible()
 
@@ -273,9 +334,8 @@ async def test_resyncs_from_rest_when_its_seq_is_ahead_of_the_server(
     """A stored `after_seq` the server never issued (say, a reset database) gets `resync_required`."""
     user = await signup(widget_server.base_url)
     await rest(widget_server.base_url, user, "POST", "/tasks", json={"title": "Book flights"})
-    session = {"token": user.token, "userId": user.id, "email": user.email}
     storage = {
-        storage_key(widget_server, "session"): session,
+        storage_key(widget_server, "session"): stored_session(user),
         storage_key(widget_server, "seq"): {"userId": user.id, "seq": 10_000},
     }
     page = await open_page(widget_server.base_url, storage=storage)
@@ -298,6 +358,162 @@ async def test_a_rejected_token_returns_to_the_login_form(widget_server: LiveSer
     widget = Widget(page)
     await expect(widget.root.get_by_role("alert")).to_contain_text("Please log in again")
     await widget.login(user)
+
+
+# --- sessions: refreshing, ended elsewhere, tabs sharing one ----------------------------------
+
+
+async def test_a_token_about_to_expire_is_refreshed_and_the_socket_outlives_it(
+    widget_server: LiveServer, open_page: OpenPage
+) -> None:
+    user = await signup(widget_server.base_url)
+    short = access_token(user.id, user.session_id, seconds_left=5)
+    traffic = Traffic()
+    storage = {storage_key(widget_server, "session"): stored_session(user, token=short, seconds_left=5)}
+    page = await open_page(widget_server.base_url, storage=storage, watch=traffic.watch)
+    widget = Widget(page)
+    await widget.online()
+
+    # Refreshed at once (under 10 s left for REST, under a fifth of its life for the socket) and
+    # handed to the open socket.
+    await wait_until(lambda: bool(traffic.sockets) and traffic.sockets[0].got("auth.refreshed"))
+    stored = await read_session(page, widget_server)
+    assert stored is not None
+    assert stored["token"] != short
+    assert stored["refreshToken"] != user.refresh_token
+    assert (stored["sessionId"], stored["userId"], stored["email"]) == (user.session_id, user.id, user.email)
+    assert stored["expiresAt"] / 1000 > time.time() + 30  # the server's minutes, not the seeded seconds
+    assert {"type": "auth.refresh", "token": stored["token"]} in traffic.sockets[0].sent
+
+    # Past the seeded token's expiry (the server refuses it now), the first socket is still the one.
+    await wait_until(lambda: refused(widget_server.base_url, short), timeout=TIMEOUT * 2, step=0.2)
+    await widget.turn("Add a task to renew the passport")
+    await expect(widget.task(re.compile("renew the passport", re.I))).to_be_visible()
+    assert len(traffic.sockets) == 1
+    assert not traffic.sockets[0].socket.is_closed()
+    assert traffic.refreshes == [200]
+    await expect(widget.root.get_by_role("button", name="Log in", exact=True)).to_be_hidden()
+
+
+async def test_a_token_refused_as_expired_is_refreshed_and_the_socket_resumes_at_once(
+    widget_server: LiveServer, open_page: OpenPage
+) -> None:
+    """A tab that believes its token good (a laptop woken from sleep): the 4401 is answered by a refresh."""
+    user = await signup(widget_server.base_url)
+    await rest(widget_server.base_url, user, "POST", "/tasks", json={"title": "Book flights"})
+    expired = access_token(user.id, user.session_id, seconds_left=-5)
+    traffic = Traffic()
+    storage = {
+        storage_key(widget_server, "session"): stored_session(user, token=expired, seconds_left=600),
+        storage_key(widget_server, "seq"): {"userId": user.id, "seq": 1},
+    }
+    page = await open_page(widget_server.base_url, storage=storage, watch=traffic.watch)
+    widget = Widget(page)
+    await widget.online()
+    await expect(widget.task("Book flights")).to_be_visible()
+
+    stored = await read_session(page, widget_server)
+    assert stored is not None
+    assert [log.sent[0] for log in traffic.sockets] == [
+        {"type": "auth", "token": expired, "after_seq": 1},
+        {"type": "auth", "token": stored["token"], "after_seq": 1},  # the resume position kept
+    ]
+    assert not traffic.sockets[0].got("hello")
+    assert traffic.refreshes == [200]
+    await rest(widget_server.base_url, user, "POST", "/tasks", json={"title": "Pack the bags"})
+    await expect(widget.task("Pack the bags")).to_be_visible()  # live on the new socket
+
+
+@pytest.mark.parametrize("where", ["its own token", "another device"])
+async def test_a_session_ended_elsewhere_returns_to_the_login_form(
+    widget_server: LiveServer, open_page: OpenPage, where: str
+) -> None:
+    user = await signup(widget_server.base_url)
+    storage = {storage_key(widget_server, "session"): stored_session(user)}
+    page = await open_page(widget_server.base_url, storage=storage)
+    widget = Widget(page)
+    await widget.online()
+
+    if where == "its own token":  # say, a script holding a copy, or the same tab duplicated and logged out
+        async with httpx.AsyncClient(base_url=widget_server.base_url, headers=user.headers) as client:
+            response = await client.post("/api/auth/logout")
+    else:  # the session list of another device
+        phone = await login(widget_server.base_url, user, device="phone")
+        async with httpx.AsyncClient(base_url=widget_server.base_url, headers=phone.headers) as client:
+            response = await client.delete(f"/api/auth/sessions/{user.session_id}")
+    assert response.status_code == 204, response.text
+
+    # The server closes the socket (4401 session ended); the refresh that follows is refused.
+    await expect(widget.root.get_by_role("alert")).to_have_text("Your session ended. Please log in again.")
+    await expect(widget.root.get_by_label("Email")).to_be_visible()
+    assert await read_session(page, widget_server) is None
+    await widget.login(user)  # and logging in again works
+
+
+async def test_two_tabs_sharing_one_session_refresh_it_once_and_keep_it(
+    widget_server: LiveServer, open_page: OpenPage
+) -> None:
+    """A duplicated tab holds the same refresh token; presenting it twice too late would end the session."""
+    user = await signup(widget_server.base_url)
+    short = access_token(user.id, user.session_id, seconds_left=5)
+    traffic = Traffic()
+    storage = {storage_key(widget_server, "session"): stored_session(user, token=short, seconds_left=5)}
+    first = await open_page(widget_server.base_url, storage=storage, watch=traffic.watch)
+    second = await open_page(widget_server.base_url, beside=first, watch=traffic.watch)
+    tabs = [Widget(first), Widget(second)]
+    for tab in tabs:
+        await tab.online()
+
+    await wait_until(lambda: refused(widget_server.base_url, short), timeout=TIMEOUT * 2, step=0.2)
+    one, other = [await read_session(tab, widget_server) for tab in (first, second)]
+    assert one is not None and other is not None
+    assert one == other  # one refresh, its tokens adopted by the other tab
+    assert one["refreshToken"] != user.refresh_token
+    assert traffic.refreshes.count(200) == 1, traffic.refreshes
+    # Each tab's socket carries the new token: it authenticated with it, or took it by auth.refresh.
+    assert len(traffic.sockets) == 2
+    await wait_until(
+        lambda: all(log.sent[0]["token"] == one["token"] or log.got("auth.refreshed") for log in traffic.sockets)
+    )
+
+    # The session lives on: its new tokens work, and both tabs still chat on their first socket.
+    async with httpx.AsyncClient(
+        base_url=widget_server.base_url, headers={"Authorization": f"Bearer {one['token']}"}
+    ) as client:
+        sessions = (await client.get("/api/auth/sessions")).json()
+    assert [s["id"] for s in sessions["data"]] == [user.session_id]
+    await tabs[0].turn("Add a task to call the plumber")
+    await expect(tabs[1].task(re.compile("call the plumber", re.I))).to_be_visible()
+    assert [log.socket.is_closed() for log in traffic.sockets] == [False, False]
+
+
+async def test_the_session_list_ends_another_device_and_logs_out_everywhere(
+    widget_server: LiveServer, open_page: OpenPage
+) -> None:
+    user = await signup(widget_server.base_url)
+    phone = await login(widget_server.base_url, user, device="Phone app")
+    widget = Widget(await open_page(widget_server.base_url))
+    await widget.login(user)
+
+    toggle = widget.root.get_by_role("button", name="Signed-in devices")
+    await expect(toggle).to_have_attribute("aria-expanded", "false")
+    await toggle.click()
+    await expect(toggle).to_have_attribute("aria-expanded", "true")
+    devices = widget.root.get_by_role("list", name="Signed-in devices").get_by_role("listitem")
+    await expect(devices).to_have_count(3)  # signup, the phone, this browser
+    await expect(devices.filter(has_text="This device")).to_have_count(1)
+    await expect(devices.filter(has_text="This device").get_by_role("button")).to_have_count(0)  # that is Log out
+
+    await widget.root.get_by_role("button", name="End the session on Phone app").click()
+    await expect(devices).to_have_count(2)
+    assert await refused(widget_server.base_url, phone.token)
+    await widget.online()  # this tab carries on
+
+    await widget.root.get_by_role("button", name="Log out everywhere").click()
+    await expect(widget.root.get_by_role("button", name="Log in", exact=True)).to_be_visible()
+    await expect(widget.root.get_by_role("alert")).to_have_text("")  # asked for, not "your session ended"
+    assert await refused(widget_server.base_url, user.token)  # the signup's session too
+    assert await read_session(widget.page, widget_server) is None
 
 
 async def test_the_socket_authenticates_by_first_frame_and_pings_every_25_seconds(
@@ -594,3 +810,7 @@ async def test_axe_finds_nothing_serious_inside_a_conversation(
         await widget.root.get_by_role("button", name="Conversations and tasks").click()
         await expect(widget.task("Renew passport")).to_be_visible()
         assert_no_violations(await serious_violations(page))
+
+    await widget.root.get_by_role("button", name="Signed-in devices").click()  # the session list
+    await expect(widget.root.get_by_text("This device")).to_be_visible()
+    assert_no_violations(await serious_violations(page))
