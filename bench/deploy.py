@@ -44,6 +44,7 @@ APPS = {
     "server": ("-m", "server"),
     "tracemem": ("-m", "bench.tracemem"),
     "bare": ("-m", "uvicorn", "bench.bare:app", "--log-level", "warning"),
+    "peer": ("-m", "uvicorn", "bench.peer:app", "--log-level", "warning", "--no-access-log"),
 }
 
 
@@ -131,6 +132,7 @@ def server_env(args: argparse.Namespace) -> dict[str, str]:
         "JWT_SECRET": secrets.token_urlsafe(48),
         "ACCESS_TOKEN_MINUTES": "240",  # a ramp lasts longer than the default 15 minutes (the bench never refreshes)
         "BCRYPT_ROUNDS": "4",  # signup speed is not what we measure
+        "BCRYPT_QUEUE": "100000",  # the workloads sign thousands of users up at once
         "ASSISTANT_PROVIDER": "echo",  # the reply streams the message back: the backend, not a model
         "LOG_LEVEL": "warning",
         "AUTO_MIGRATE": "true",
@@ -152,6 +154,9 @@ def server_env(args: argparse.Namespace) -> dict[str, str]:
             "1000000/minute",
         ),
         "DEMO_PAGE": "false",
+        # The baseline peer (bench/peer.py) reads these; the server ignores them.
+        "PEER_DATABASE_URL": f"{args.pg.rsplit('/', 1)[0]}/{args.database}",
+        "PEER_REDIS_URL": args.redis,
     }
     for item in args.server_env:
         key, sep, value = item.partition("=")

@@ -38,6 +38,8 @@ class LoadConfig:
     profile: bool = False
     counters_wait: float = 0.0
     """Seconds to wait before reading PostgreSQL's statistics, which idle backends flush up to 10 s late."""
+    plain: bool = False
+    """The deployment is the baseline peer (plain messages, no turns): see bench/peer.py."""
 
     @property
     def user_count(self) -> int:
@@ -72,7 +74,7 @@ async def run_load(deployed: Deployment, config: LoadConfig) -> dict[str, Any]:
     specs += [(deployed.ws_url((u + 1) % workers), accounts[u], u, "receiver") for u in range(users)]
     sockets = await connect_many(specs)
     try:
-        tracker = Tracker(sockets[:users], sockets[users:])
+        tracker = Tracker(sockets[:users], sockets[users:], plain=config.plain)
         tag = secrets.token_hex(3)
 
         # Warm-up: one turn per user creates its conversation (and fills pools and statement caches).

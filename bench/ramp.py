@@ -33,6 +33,7 @@ def row(report: dict[str, Any]) -> list[Any]:
         counts["unanswered"],
         sum(counts["errors"].values()),
         report["usage"]["cpu"]["servers"]["ms_per_turn"],
+        report["usage"]["cpu"]["total"]["ms_per_turn"],
         "pass" if report["verdict"]["passed"] else "FAIL",
     ]
 
@@ -53,46 +54,60 @@ HEADER = (
     "unans",
     "errors",
     "srv ms/turn",
+    "all ms/turn",
     "",
 )
 
 
-async def _main(args: argparse.Namespace) -> None:
-    rates = [float(value) for value in args.steps.split(",")]
+async def ramp(
+    deployed: deploy.Deployment, args: argparse.Namespace, rates: list[float], *, plain: bool = False
+) -> tuple[float | None, float | None, list[dict[str, Any]]]:
+    """Step the offered rate up on `deployed` until a step fails, then bisect: (best, first failing, reports)."""
     reports: list[dict[str, Any]] = []
     best: float | None = None
+
+    async def step(rate: float) -> bool:
+        await usage.wait_quiet(deployed.pids)  # the previous step's backlog must not leak into this one
+        config = LoadConfig(
+            rate=rate,
+            duration=args.duration,
+            users=args.users,
+            per_user_rate=args.per_user_rate,
+            drain=args.drain,
+            plain=plain,
+        )
+        report = await run_load(deployed, config)
+        reports.append(report)
+        print(table([row(report)], header=HEADER).splitlines()[-1], "; ".join(report["verdict"]["problems"]))
+        return bool(report["verdict"]["passed"])
+
+    print(table([], header=HEADER))
+    failed: float | None = None
+    for rate in rates:
+        if await step(rate):
+            best = rate
+        else:
+            failed = rate
+            break
+    low = best or 0.0
+    for _ in range(args.refine if failed is not None else 0):
+        middle = round((low + failed) / 2) if failed is not None else low
+        if middle in (low, failed):
+            break
+        if await step(middle):
+            best = low = middle
+        else:
+            failed = middle
+    return best, failed, reports
+
+
+async def _main(args: argparse.Namespace) -> None:
+    rates = [float(value) for value in args.steps.split(",")]
     async with deploy.deployment(args) as deployed:
         described = await machine.describe(pg_dsn=deployed.pg_dsn, redis_url=deployed.redis_url)
         described["postgresql_settings"] = await usage.pg_settings(deployed.pg_dsn)
         print(machine.summary_line(described))
-
-        async def step(rate: float) -> bool:
-            await usage.wait_quiet(deployed.pids)  # the previous step's backlog must not leak into this one
-            config = LoadConfig(
-                rate=rate, duration=args.duration, users=args.users, per_user_rate=args.per_user_rate, drain=args.drain
-            )
-            report = await run_load(deployed, config)
-            reports.append(report)
-            print(table([row(report)], header=HEADER).splitlines()[-1], "; ".join(report["verdict"]["problems"]))
-            return bool(report["verdict"]["passed"])
-
-        print(table([], header=HEADER))
-        failed: float | None = None
-        for rate in rates:
-            if await step(rate):
-                best = rate
-            else:
-                failed = rate
-                break
-        low = best or 0.0
-        for _ in range(args.refine if failed is not None else 0):
-            middle = round((low + failed) / 2) if failed is not None else low
-            if middle in (low, failed):
-                break
-            if await step(middle):
-                best = low = middle
-            else:
-                failed = middle
+        best, failed, reports = await ramp(deployed, args, rates)
         described["load_average_after"] = machine.load_average()
     print(f"\nhighest passing rate: {best} turns/s" + (f" (first failing: {failed})" if failed else ""))
     print(table([row(report) for report in sorted(reports, key=lambda r: r["config"]["rate"])], header=HEADER))

@@ -61,7 +61,11 @@ class SocketLog:
 class Tracker:
     """The sink of every socket: routes acks and errors to their turn, and arrivals by `turn_id`."""
 
-    def __init__(self, senders: Sequence[BenchSocket], receivers: Sequence[BenchSocket]) -> None:
+    def __init__(
+        self, senders: Sequence[BenchSocket], receivers: Sequence[BenchSocket], *, plain: bool = False
+    ) -> None:
+        self.plain = plain
+        """Plain messages (the baseline peer): no turn, so a message is done once it is fanned out."""
         self.senders = senders
         self.receivers = receivers
         self.logs = {id(sock): SocketLog() for sock in (*senders, *receivers)}
@@ -137,14 +141,9 @@ class Tracker:
 
     def _check(self, turn_id: str) -> None:
         turn = self.by_turn_id.get(turn_id)
-        if (
-            turn is not None
-            and not turn.done
-            and turn_id in self.remote_message
-            and turn_id in self.remote_end
-            and turn_id in self.local_message
-            and turn_id in self.local_end
-        ):
+        if turn is None or turn.done or turn_id not in self.remote_message or turn_id not in self.local_message:
+            return
+        if self.plain or (turn_id in self.remote_end and turn_id in self.local_end):
             self._resolve(turn)
 
     def _resolve(self, turn: Turn) -> None:
@@ -233,7 +232,11 @@ class Tracker:
         )
         gaps, duplicates = self._seq_accounting()
         # Lost: acked (so committed), yet its message or turn.end never reached the other worker's socket.
-        lost = sum(1 for t in acked if t.turn_id not in self.remote_message or t.turn_id not in self.remote_end)
+        lost = sum(
+            1
+            for t in acked
+            if t.turn_id not in self.remote_message or (not self.plain and t.turn_id not in self.remote_end)
+        )
         first = min((t.sent for t in sent), default=0.0)
         last = max((t.sent for t in sent), default=0.0)
         return {
@@ -248,7 +251,7 @@ class Tracker:
                 "lost": lost,
                 "lost_messages": lost_message,
                 "lost_turn_ends": lost_end,
-                "lost_on_sender_socket": missing(self.local_message) + missing(self.local_end),
+                "lost_on_sender_socket": missing(self.local_message) + (0 if self.plain else missing(self.local_end)),
                 "duplicates": duplicates,
                 "duplicate_acks": self.duplicate_acks,
                 "seq_gaps": gaps,

@@ -9,6 +9,8 @@ Exception tree (domain and database code raise these, never ``HTTPException``)::
     ├── ConflictError           409 conflict
     │   └── BusyError           409 busy               (a turn is already running)
     ├── InvalidInputError       422 invalid
+    │   ├── BadJsonError        400 bad_json           (a WebSocket frame that is not a JSON object)
+    │   └── UnknownTypeError    400 unknown_type       (a WebSocket frame of no known `type`)
     ├── PayloadTooLargeError    413 too_large
     ├── RateLimitedError        429 rate_limited       (``extra["retry_after"]``: seconds, sent as ``Retry-After``)
     ├── UpstreamError           502 upstream           (the model server failed)
@@ -108,6 +110,18 @@ class InvalidInputError(AppError):
     status_code = 422
     code = ErrorCode.INVALID
     default_detail = "Invalid input"
+
+
+class BadJsonError(InvalidInputError):
+    status_code = 400
+    code = ErrorCode.BAD_JSON
+    default_detail = "Frame is not valid JSON"
+
+
+class UnknownTypeError(InvalidInputError):
+    status_code = 400
+    code = ErrorCode.UNKNOWN_TYPE
+    default_detail = "Unknown frame type"
 
 
 class PayloadTooLargeError(AppError):

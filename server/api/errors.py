@@ -8,6 +8,7 @@ import time
 from contextvars import ContextVar
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -17,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, TimeoutError as SQLAlchem
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.db.engine import is_unavailable
+from server.db.engine import outage_of
 from server.errors import AppError, ErrorCode
 
 logger = logging.getLogger(__name__)
@@ -69,15 +70,12 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(jsonable_encoder(error_body(errors, ErrorCode.INVALID)), status_code=422)
 
 
-async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
-    if not is_unavailable(exc):
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    outage = outage_of(exc)
+    if outage is None:
         raise exc  # a bug, not an outage: the request-id middleware turns it into a logged 500
     logger.warning("Database unavailable: %s", exc.__class__.__name__)
-    return JSONResponse(
-        error_body("The database is temporarily unavailable, retry shortly", ErrorCode.UNAVAILABLE),
-        status_code=503,
-        headers={"Retry-After": "2"},
-    )
+    return await _app_error(request, outage)
 
 
 async def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -90,8 +88,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
-    app.add_exception_handler(DBAPIError, _database_error)
-    app.add_exception_handler(SQLAlchemyTimeoutError, _database_error)
+    # The ORM's errors, and asyncpg's from the turn's store (its reads serve REST too).
+    for database_error in (DBAPIError, SQLAlchemyTimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        app.add_exception_handler(database_error, _database_error)
 
 
 class RequestIdMiddleware:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server.errors import UnavailableError
 from server.settings import Settings
 
 Sessionmaker = async_sessionmaker[AsyncSession]
@@ -49,6 +50,18 @@ def is_unavailable(exc: BaseException) -> bool:
     if isinstance(sqlstate, str) and sqlstate[:2] in NOT_OUTAGE_SQLSTATE_CLASSES:
         return False
     return not isinstance(exc, (IntegrityError, DataError, ProgrammingError))
+
+
+def outage_of(exc: BaseException) -> UnavailableError | None:
+    """The error to answer when `exc` means the database cannot serve right now; None for anything else.
+
+    The one mapping of database outages: REST answers it with 503 and `Retry-After`, the socket
+    with an `error unavailable` frame. Nothing was stored, so the client retries (a chat message
+    with the same `client_msg_id`).
+    """
+    if not is_unavailable(exc):
+        return None
+    return UnavailableError("The database is temporarily unavailable, retry shortly", extra={"retry_after": 2})
 
 
 def create_engine(settings: Settings) -> AsyncEngine:

@@ -14,7 +14,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from server.db.frametext import FrameText, Hole
-from server.errors import AppError, ErrorCode, InvalidInputError, PayloadTooLargeError
+from server.errors import AppError, BadJsonError, InvalidInputError, PayloadTooLargeError, UnknownTypeError
 from server.fields import DbId, SafeText, Seq
 from server.schemas import MAX_MESSAGE_CHARS, ClientMsgId, TurnId
 
@@ -69,36 +69,21 @@ _client_frame: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
 CLIENT_TYPES = ("auth", "auth.refresh", "chat", "cancel", "resume", "ping")
 
 
-class ProtocolError(AppError):
-    """A frame that could not be understood; answered with an `error` frame, the socket stays open."""
-
-    status_code = 400
-    code = ErrorCode.INVALID
-    default_detail = "Invalid frame"
-
-    def __init__(self, code: ErrorCode, detail: str, *, ref: str | None = None) -> None:
-        super().__init__(detail)
-        self.error_code = code
-        self.ref = ref
-
-
 def parse_client_frame(text: str, *, max_bytes: int) -> ClientFrame:
-    """Parse one text frame, or raise `ProtocolError`/`AppError` naming what was wrong."""
+    """Parse one text frame, or raise the `AppError` naming what was wrong (with the chat's `ref`)."""
     # Four bytes per character at most, so len() bounds the size without encoding.
     if len(text) > max_bytes or (len(text) * 4 > max_bytes and len(text.encode()) > max_bytes):
         raise PayloadTooLargeError(f"Frame is larger than {max_bytes} bytes")
     try:
         data = orjson.loads(text)
     except orjson.JSONDecodeError:
-        raise ProtocolError(ErrorCode.BAD_JSON, "Frame is not valid JSON") from None
+        raise BadJsonError("Frame is not valid JSON") from None
     if not isinstance(data, dict):
-        raise ProtocolError(ErrorCode.BAD_JSON, f"Expected a JSON object, got {type(data).__name__}")
+        raise BadJsonError(f"Expected a JSON object, got {type(data).__name__}")
     kind = data.get("type")
     if kind not in CLIENT_TYPES:
         # At most 40 characters of what was sent: the detail names the problem, it does not echo the frame.
-        raise ProtocolError(
-            ErrorCode.UNKNOWN_TYPE, f"Unknown frame type {kind!r:.40}; expected one of {', '.join(CLIENT_TYPES)}"
-        )
+        raise UnknownTypeError(f"Unknown frame type {kind!r:.40}; expected one of {', '.join(CLIENT_TYPES)}")
     ref = data.get("client_msg_id") if kind == "chat" else None
     ref = ref if isinstance(ref, str) and len(ref) <= 64 else None
     if kind == "chat" and isinstance(data.get("message"), str) and len(data["message"]) > MAX_MESSAGE_CHARS:
@@ -108,7 +93,7 @@ def parse_client_frame(text: str, *, max_bytes: int) -> ClientFrame:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"][1:]) or kind
-        raise ProtocolError(ErrorCode.INVALID, f"{kind}: {where}: {first['msg']}", ref=ref) from None
+        raise InvalidInputError(f"{kind}: {where}: {first['msg']}", extra={"ref": ref}) from None
     if isinstance(frame, Chat) and not frame.message.strip():
         raise InvalidInputError("chat: message must not be empty", extra={"ref": ref})
     return frame
@@ -332,8 +317,6 @@ def error(code: str, detail: str, *, ref: str | None = None, retry_after: int | 
 
 def error_from(exc: AppError) -> Error:
     """The `error` frame for any error of the tree, as the HTTP handler renders it for REST."""
-    if isinstance(exc, ProtocolError):
-        return error(exc.error_code, exc.detail, ref=exc.ref)
     ref = exc.extra.get("ref")
     retry_after = exc.extra.get("retry_after")
     return error(

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,8 +27,8 @@ import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from server.auth.tokens import TokenClaims
-from server.db.engine import is_unavailable
-from server.errors import AppError, AuthError, CloseCode, ErrorCode
+from server.db.engine import outage_of
+from server.errors import AppError, AuthError, BadJsonError, CloseCode, RateLimitedError
 from server.realtime import protocol
 from server.realtime.envelope import Envelope
 from server.realtime.hub import Hub
@@ -272,9 +272,8 @@ class Connection:
     # --- reading ------------------------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        limits = self._limits
         while True:
-            wait = min(limits.idle_timeout, max(0.0, self.expires_at - time.time()))
+            wait = min(self._limits.idle_timeout, max(0.0, self.expires_at - time.time()))
             try:
                 async with asyncio.timeout(wait):  # not wait_for: no extra task per idle socket
                     message = await self.ws.receive()
@@ -286,32 +285,37 @@ class Connection:
                 return
             if message["type"] == "websocket.disconnect":
                 return
-            text = message.get("text")
-            if text is None:
-                self.send_direct(protocol.error(ErrorCode.BAD_JSON, "Binary frames are not supported; send JSON text"))
-                continue
-            if not self._bucket.take():
-                self.send_direct(protocol.error(ErrorCode.RATE_LIMITED, "Too many frames, slow down", retry_after=1))
-                continue
-            frame = None
             try:
-                frame = protocol.parse_client_frame(text, max_bytes=limits.max_frame_bytes)
-                await _HANDLERS[type(frame)](self, frame)
-            except AppError as exc:
+                await self._on_message(message)
+            except AppError as exc:  # the error tree, mapped to a frame once (as REST maps it to a response)
                 self.send_direct(protocol.error_from(exc))
-            except Exception as exc:
-                ref = frame.client_msg_id if isinstance(frame, protocol.Chat) else None
-                if not is_unavailable(exc):
-                    # A bug, not bad input: logged once, and the socket stays usable. A retry with the
-                    # same client_msg_id gets the ack if the message was kept.
-                    logger.exception("%s frame failed on connection %s", type(frame).__name__, self.connection_id)
-                    self.send_direct(protocol.error(ErrorCode.INTERNAL, "Internal server error", ref=ref))
-                    continue
+
+    async def _on_message(self, message: MutableMapping[str, Any]) -> None:
+        """Handle one client frame; what goes wrong is raised as an `AppError` (the socket stays open)."""
+        text = message.get("text")
+        if text is None:
+            raise BadJsonError("Binary frames are not supported; send JSON text")
+        if not self._bucket.take():
+            raise RateLimitedError("Too many frames, slow down", extra={"retry_after": 1})
+        frame = None
+        try:
+            frame = protocol.parse_client_frame(text, max_bytes=self._limits.max_frame_bytes)
+            await _HANDLERS[type(frame)](self, frame)
+        except AppError:
+            raise
+        except Exception as exc:
+            error: AppError | None = outage_of(exc)
+            if error is None:
+                # A bug, not bad input: logged once, and the socket stays usable. A retry with the
+                # same client_msg_id gets the ack if the message was kept.
+                logger.exception("%s frame failed on connection %s", type(frame).__name__, self.connection_id)
+                error = AppError()
+            else:
                 # Nothing was acked, so nothing is lost: the client retries with the same client_msg_id.
                 logger.warning("Frame failed, database unavailable: %r", exc)
-                self.send_direct(
-                    protocol.error(ErrorCode.UNAVAILABLE, "Storage is unavailable, retry shortly", ref=ref)
-                )
+            if isinstance(frame, protocol.Chat):
+                error.extra["ref"] = frame.client_msg_id
+            raise error from exc
 
     async def _on_chat(self, frame: protocol.Chat) -> None:
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from server.errors import AppError, ErrorCode, RateLimitedError
@@ -98,3 +100,20 @@ def test_a_rate_limited_error_says_when_to_retry() -> None:
         "retry_after": 12,
     }
     assert "retry_after" not in protocol.error_from(AppError("x"))
+
+
+def test_the_protocol_reference_names_every_frame() -> None:
+    """docs/protocol.md documents each frame type the server sends and the client may send."""
+    reference = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
+    missing = [kind for kind in (*protocol.SERVER_TYPES, *protocol.CLIENT_TYPES) if f"`{kind}`" not in reference]
+    assert missing == []
+
+
+def test_server_types_match_the_frame_union() -> None:
+    """SERVER_TYPES lists every `type` of the ServerFrame union, and nothing else."""
+    import typing
+
+    kinds: set[str] = set()
+    for frame in typing.get_args(protocol.ServerFrame):
+        kinds.update(typing.get_args(typing.get_type_hints(frame)["type"]))
+    assert kinds == set(protocol.SERVER_TYPES)
