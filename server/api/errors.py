@@ -9,6 +9,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import orjson
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -17,8 +18,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, TimeoutError as SQLAlchem
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server import metrics
 from server.db.engine import is_unavailable
 from server.errors import AppError, ErrorCode
+from server.logs import throttled
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("server.access")
@@ -72,7 +75,8 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
     if not is_unavailable(exc):
         raise exc  # a bug, not an outage: the request-id middleware turns it into a logged 500
-    logger.warning("Database unavailable: %s", exc.__class__.__name__)
+    metrics.DATABASE_ERRORS.labels(surface="rest").inc()
+    throttled(logger, "database.rest").failure("Database unavailable: %s", exc.__class__.__name__)
     return JSONResponse(
         error_body("The database is temporarily unavailable, retry shortly", ErrorCode.UNAVAILABLE),
         status_code=503,
@@ -110,6 +114,8 @@ class RequestIdMiddleware:
             return
         request_id = _incoming_id(scope) or secrets.token_hex(8)
         token = request_id_var.set(request_id)
+        # On every line of this request (and `user_id` once its token is checked: `server/api/deps.py`).
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
         started = False
         status = 500
         begun = time.perf_counter()
@@ -136,10 +142,25 @@ class RequestIdMiddleware:
             await send({"type": "http.response.body", "body": body})
         finally:
             duration = (time.perf_counter() - begun) * 1000
+            metrics.count_response(status)
+            path = _log_path(scope)
             access_logger.info(
-                "%s %s %d %.1fms", scope["method"], _log_path(scope), status, duration, extra={"request_id": request_id}
+                "%s %s %d %.1fms",
+                scope["method"],
+                path,
+                status,
+                duration,
+                extra={
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "path": path,
+                    "status": status,
+                    "duration_ms": round(duration, 1),
+                },
             )
             request_id_var.reset(token)
+            structlog.contextvars.unbind_contextvars("user_id")
+            structlog.contextvars.reset_contextvars(**bound)
 
 
 def _log_path(scope: Scope) -> str:

@@ -17,10 +17,15 @@ import logging
 import os
 import secrets
 import socket
+from datetime import datetime
 
+import structlog
+
+from server import metrics
 from server.chat.turns import TurnRegistry
 from server.db.models import utcnow
 from server.db.turnstore.base import FinishItem, OrphanTurn, TurnStore
+from server.logs import Throttled
 from server.realtime import protocol
 from server.realtime.envelope import Envelope
 from server.realtime.hub import Hub
@@ -57,6 +62,7 @@ class Leases:
         self._single_process = single_process
         self._task: asyncio.Task[None] | None = None
         self._lost = False
+        self._failing = Throttled(logger)
         self.interrupted = 0
 
     async def start(self) -> None:
@@ -77,6 +83,7 @@ class Leases:
             await self._store.unregister_worker(self.worker_id)
 
     async def _loop(self) -> None:
+        structlog.contextvars.bind_contextvars(worker_id=self.worker_id)
         while True:
             await asyncio.sleep(self._heartbeat)  # the renewal period, not a wait for state
             try:
@@ -86,7 +93,10 @@ class Leases:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the loop boundary: a database blip must not end the lease for good
-                logger.warning("Lease renewal or sweep failed: %r", exc)
+                metrics.DATABASE_ERRORS.labels(surface="lease").inc()
+                self._failing.failure("Lease renewal or sweep failed: %r", exc)
+            else:
+                self._failing.recovered("Lease renewal and sweep work again")
 
     async def renew(self) -> None:
         if await self._store.heartbeat(self.worker_id, self._turns.partials()):
@@ -106,6 +116,7 @@ class Leases:
             self.worker_id, lease_seconds=self._lease if lease is None else lease, limit=SWEEP_BATCH
         )
         ended = 0
+        by_worker: dict[str, tuple[datetime | None, list[str]]] = {}
         while orphans:
             # One turn per user per statement; the rest go in the next round.
             batch: dict[int, OrphanTurn] = {}
@@ -119,13 +130,37 @@ class Leases:
             for orphan, result in zip(batch.values(), results, strict=True):
                 if result.ended:
                     ended += 1
+                    by_worker.setdefault(orphan.worker_id, (orphan.last_heard, []))[1].append(orphan.turn_id)
                     self._hub.publish(orphan.user_id, [Envelope(e.text, e.seq) for e in result.events])
             orphans = later
         if ended:
             self.interrupted += ended
-            logger.warning("Ended %d turn(s) of stopped workers as interrupted", ended)
+            metrics.TURNS_ENDED_BY_OUTCOME["interrupted"].inc(ended)
+            for worker_id, (last_heard, turn_ids) in by_worker.items():
+                _log_recovery(worker_id, last_heard, turn_ids)
         await self._store.forget_dead_workers(lease_seconds=max(self._lease, 0) * 4)
         return ended
+
+
+def _log_recovery(worker_id: str, last_heard: datetime | None, turn_ids: list[str]) -> None:
+    """One line per stopped worker: which, when it was last heard from, and what of its work was ended."""
+    if last_heard is None:
+        heard, ago = "never (its lease row is gone)", None
+    else:
+        ago = round((utcnow() - last_heard).total_seconds(), 1)
+        heard = f"{last_heard.isoformat(timespec='milliseconds')} ({ago}s ago)"
+    logger.warning(
+        "Worker %s stopped (last heard from %s): ended %d of its turn(s) as interrupted",
+        worker_id,
+        heard,
+        len(turn_ids),
+        extra={
+            "dead_worker": worker_id,
+            "last_heard_seconds_ago": ago,
+            "turns_interrupted": len(turn_ids),
+            "turn_ids": turn_ids[:50],
+        },
+    )
 
 
 def _interrupted(orphan: OrphanTurn) -> FinishItem:

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from server import metrics
 from server.db.outbox import Pending
 from server.realtime.broker.base import Broker
 from server.realtime.envelope import Envelope, decode_batch
@@ -168,6 +169,7 @@ class Hub:
             self._deliver(user_id, envelopes)
 
     def on_reconnected(self) -> None:
+        metrics.BROKER_RECONNECTS.inc()
         for callback in self._reconnect:  # first: the subscribers' catch-up may rely on it
             callback()
         for subs in self._subscribers.values():
