@@ -198,7 +198,7 @@ async def test_log_lines_are_json_with_the_ids_they_concern_and_no_secrets(deplo
         return next((line for line in json_lines(deployment.log) if predicate(line)), None)
 
     def socket_line(line: dict[str, Any]) -> bool:
-        return line["logger"] == "server.access" and line.get("connection_id") == connection_id
+        return bool(line["logger"] == "server.access" and line.get("connection_id") == connection_id)
 
     # The socket's line is written as it closes, maybe just after we stop reading.
     await wait_until(lambda: find(socket_line) is not None)
