@@ -80,6 +80,18 @@ def test_envelopes_round_trip_in_a_batch(envelope: Envelope) -> None:
     assert decode_batch(encode_batch("worker-1", [envelope, other])) == ("worker-1", [envelope, other])
 
 
+def test_a_batch_carries_when_it_was_published_and_older_workers_read_it_as_before() -> None:
+    event = Envelope.event({"type": "task.created", "seq": 12, "task": {"title": "t"}})
+    data = encode_batch("worker-1", [event, Envelope.command({"type": "catch_up"})], published=1700000000.25)
+    origin, [received, control] = decode_batch(data)
+    assert origin == "worker-1" and received.published == 1700000000.25 and received.seq == 12
+    assert control.published is None  # control messages are not fan-out
+    assert decode_batch(encode_batch("worker-1", [event]))[1][0].published is None  # an older worker's batch
+    for stamp in ("nan", "inf", "soon"):  # an unreadable stamp costs a measurement, never the events
+        origin, [parsed] = decode_batch(f"worker-1 {stamp}\nE12 {event.text}".encode())
+        assert origin == "worker-1" and parsed.published is None and parsed.seq == 12
+
+
 def test_envelope_batches_reject_garbage() -> None:
     for garbage in (b"no header", b"worker\nX {}", b"worker", b"\nE1 {}"):
         with pytest.raises(ValueError):
