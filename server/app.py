@@ -11,7 +11,7 @@ from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from server.api import auth, chat, conversations, demo, health, mcp, tasks
+from server.api import auth, chat, conversations, demo, health, mcp, metrics, tasks
 from server.api.bodies import BodyLimitMiddleware
 from server.api.errors import RequestIdMiddleware, install_error_handlers
 from server.api.headers import SecurityHeadersMiddleware
@@ -80,7 +80,7 @@ class App(FastAPI):
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.resolved_log_format)
     docs = settings.serve_api_docs
     app = App(
         title="Todo chatbot backend",
@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Outermost, so every layer (the limits, the logs) sees the client a trusted proxy names;
         # anyone else's X-Forwarded-For is ignored. uvicorn's own copy is off (`python -m server`).
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
-    for router in (health.router, auth.router, tasks.router, conversations.router, chat.router):
+    for router in (health.router, metrics.router, auth.router, tasks.router, conversations.router, chat.router):
         app.include_router(router)
     app.state.mcp = mcp.mount(app)
     if settings.demo_page:

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
 
+from server import metrics, scrape
 from server.abuse import Limits as AbuseLimits, create_limits
 from server.assistant.factory import create_agent
 from server.assistant.tools import run_tool
@@ -65,6 +67,8 @@ class Runtime:
     """Every abuse limit (login, signup, chat turns, tool calls), shared across workers through Redis."""
     sessions: Sessions
     """The token check every surface runs, refresh, and ending sessions on every worker."""
+    sampler: metrics.Sampler
+    """Sets this worker's gauges (turns in flight, database pools); `/metrics` asks it for fresh values."""
 
     def transaction(self) -> AbstractAsyncContextManager[Outbox]:
         """A write transaction whose events are published after it commits."""
@@ -112,6 +116,22 @@ def socket_limits(settings: Settings) -> Limits:
     )
 
 
+def create_sampler(settings: Settings, engine: AsyncEngine, store: TurnStore, admission: Admission) -> metrics.Sampler:
+    """The gauges of this worker's state, read from where it is kept (nothing on the hot path moves them)."""
+    sampler = metrics.Sampler()
+    sampler.add(metrics.TURNS_IN_FLIGHT, lambda: admission.in_flight)
+    sampler.add(metrics.TURN_CAPACITY, lambda: admission.limit)
+    pool = engine.pool
+    if isinstance(pool, QueuePool):
+        sampler.add(metrics.DB_POOL_IN_USE.labels(pool="rest"), pool.checkedout)
+        overflow = 0 if settings.is_sqlite else settings.db_max_overflow
+        sampler.add(metrics.DB_POOL_SIZE.labels(pool="rest"), lambda: settings.db_pool_size + overflow)
+    if isinstance(store, PostgresTurnStore):
+        sampler.add(metrics.DB_POOL_IN_USE.labels(pool="turns"), lambda: store.pool_usage()[0])
+        sampler.add(metrics.DB_POOL_SIZE.labels(pool="turns"), lambda: store.pool_usage()[1])
+    return sampler
+
+
 async def _cancel_and_wait(task: asyncio.Task[None]) -> None:
     """Stop a background loop and wait until it has (its owner must not outlive it)."""
     task.cancel()
@@ -138,6 +158,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     (after publishing what is queued) and the database close.
     """
     async with AsyncExitStack() as stack:
+        # Last of all: this worker's live gauges leave the shared metrics directory (multiprocess mode).
+        stack.callback(scrape.forget_this_process)
         engine = create_engine(settings)
         stack.push_async_callback(engine.dispose)
         if settings.should_migrate:
@@ -208,6 +230,10 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         stack.push_async_callback(leases.stop)
         stack.push_async_callback(turns.shutdown, settings.shutdown_grace)
 
+        sampler = create_sampler(settings, engine, store, admission)
+        sampling = asyncio.create_task(sampler.run(), name="metrics-sampler")
+        stack.push_async_callback(_cancel_and_wait, sampling)
+
         pruner = asyncio.create_task(
             prune_forever(db, retention=timedelta(hours=settings.event_retention_hours)), name="event-pruner"
         )
@@ -237,4 +263,5 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             socket_limits=socket_limits(settings),
             limits=limits,
             sessions=sessions,
+            sampler=sampler,
         )

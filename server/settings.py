@@ -80,6 +80,16 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] | None = None
+    """One JSON object per line, or a readable console format. Unset: json in production, console otherwise."""
+
+    metrics_token: SecretStr | None = Field(None, min_length=16)
+    """Bearer token `/metrics` on the service's port requires. Unset: `/metrics` is served there only in
+    development (in production it is 404; scrape METRICS_PORT instead)."""
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    """`python -m server` serves `/metrics` on this port of METRICS_HOST, from its supervising process, for
+    every worker, without a token: bind it where only the scraper reaches. Unset: no separate listener."""
+    metrics_host: str = "127.0.0.1"
 
     # WebSocket limits; see docs/protocol.md.
     ws_auth_timeout: float = Field(5.0, gt=0)
@@ -226,6 +236,12 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def resolved_log_format(self) -> Literal["json", "console"]:
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.environment == "production" else "console"
 
     @property
     def serve_api_docs(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import structlog
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -41,7 +42,9 @@ async def get_claims(
 ) -> TokenClaims:
     """A valid access token of a live session: the same check as the WebSocket's and MCP's."""
     # `bearer_scheme` puts the scheme in the OpenAPI document; the header is read as everywhere else.
-    return await runtime.sessions.authenticate(bearer_token(request.headers.get("authorization")))
+    claims = await runtime.sessions.authenticate(bearer_token(request.headers.get("authorization")))
+    structlog.contextvars.bind_contextvars(user_id=claims.user_id)  # on the request's lines from here on
+    return claims
 
 
 CurrentUser = Annotated[TokenClaims, Depends(get_claims)]

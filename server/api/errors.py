@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 import orjson
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -18,8 +19,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, TimeoutError as SQLAlchem
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server import metrics
 from server.db.engine import outage_of
 from server.errors import AppError, ErrorCode
+from server.logs import throttled
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("server.access")
@@ -74,7 +77,8 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     outage = outage_of(exc)
     if outage is None:
         raise exc  # a bug, not an outage: the request-id middleware turns it into a logged 500
-    logger.warning("Database unavailable: %s", exc.__class__.__name__)
+    metrics.DATABASE_ERRORS.labels(surface="rest").inc()
+    throttled(logger, "database.rest").failure("Database unavailable: %s", exc.__class__.__name__)
     return await _app_error(request, outage)
 
 
@@ -109,6 +113,8 @@ class RequestIdMiddleware:
             return
         request_id = _incoming_id(scope) or secrets.token_hex(8)
         token = request_id_var.set(request_id)
+        # On every line of this request (and `user_id` once its token is checked: `server/api/deps.py`).
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
         started = False
         status = 500
         begun = time.perf_counter()
@@ -135,10 +141,25 @@ class RequestIdMiddleware:
             await send({"type": "http.response.body", "body": body})
         finally:
             duration = (time.perf_counter() - begun) * 1000
+            metrics.count_response(status)
+            path = _log_path(scope)
             access_logger.info(
-                "%s %s %d %.1fms", scope["method"], _log_path(scope), status, duration, extra={"request_id": request_id}
+                "%s %s %d %.1fms",
+                scope["method"],
+                path,
+                status,
+                duration,
+                extra={
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "path": path,
+                    "status": status,
+                    "duration_ms": round(duration, 1),
+                },
             )
             request_id_var.reset(token)
+            structlog.contextvars.unbind_contextvars("user_id")
+            structlog.contextvars.reset_contextvars(**bound)
 
 
 def _log_path(scope: Scope) -> str:

@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server import metrics
 from server.auth.tokens import TokenClaims, TokenCodec, TokenPair
 from server.db import sessions as queries
 from server.db.engine import Sessionmaker
@@ -140,9 +141,12 @@ class Sessions:
     async def is_alive(self, session_id: str, user_id: int) -> bool:
         owner = self.cache.get(session_id)
         if owner is None:
+            metrics.SESSION_CACHE_MISS.inc()
             async with self._reads() as session:
                 found = await queries.user_of(session, session_id)
             owner = self.cache.remember(session_id, ENDED if found is None else found)
+        else:
+            metrics.SESSION_CACHE_HIT.inc()
         return owner == user_id
 
     # --- starting and refreshing --------------------------------------------------------------

@@ -7,6 +7,7 @@ When every slot is taken, the next message is refused at once with `overloaded` 
 
 from __future__ import annotations
 
+from server import metrics
 from server.errors import OverloadedError
 
 RETRY_AFTER = 1
@@ -22,6 +23,7 @@ class Admission:
         """Take a slot, or raise `OverloadedError`."""
         if self.in_flight >= self.limit:
             self.refused += 1
+            metrics.OVERLOADED.inc()
             raise OverloadedError(extra={"retry_after": RETRY_AFTER})
         self.in_flight += 1
 

@@ -17,11 +17,17 @@ import logging
 import os
 import secrets
 import socket
+import time
+from datetime import datetime
 
+import structlog
+
+from server import metrics
 from server.chat.turns import TurnRegistry
 from server.chat.writer import TurnWriter
 from server.db.models import utcnow
 from server.db.turnstore.base import Finished, FinishItem, OrphanTurn, TurnStore
+from server.logs import Throttled
 from server.realtime import protocol
 from server.realtime.envelope import Envelope
 from server.realtime.hub import Hub
@@ -60,6 +66,9 @@ class Leases:
         self._single_process = single_process
         self._task: asyncio.Task[None] | None = None
         self._lost = False
+        self._renewing_since: float | None = None
+        """Since when (monotonic) this worker has renewed its lease without a failure."""
+        self._failing = Throttled(logger)
         self.interrupted = 0
 
     async def start(self) -> None:
@@ -80,16 +89,26 @@ class Leases:
             await self._store.unregister_worker(self.worker_id)
 
     async def _loop(self) -> None:
+        structlog.contextvars.bind_contextvars(worker_id=self.worker_id)
         while True:
             await asyncio.sleep(self._heartbeat)  # the renewal period, not a wait for state
             try:
                 await self.renew()
-                await self.sweep()
+                if self._renewing_since is None:
+                    self._renewing_since = time.monotonic()
+                # Only once this worker has renewed for a whole lease: after a database outage every
+                # lease looks expired, and live workers need that long to renew theirs too.
+                if time.monotonic() - self._renewing_since >= self._lease:
+                    await self.sweep()
                 await self._turns.retry_unfinished()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the loop boundary: a database blip must not end the lease for good
-                logger.warning("Lease renewal or sweep failed: %r", exc)
+                self._renewing_since = None
+                metrics.DATABASE_ERRORS.labels(surface="lease").inc()
+                self._failing.failure("Lease renewal or sweep failed: %r", exc)
+            else:
+                self._failing.recovered("Lease renewal and sweep work again")
 
     def _publish_ended(self, result: Finished) -> Finished:
         if result.ended and result.events:
@@ -117,12 +136,40 @@ class Leases:
         results = await asyncio.gather(
             *(self._writer.finish(_interrupted(orphan), self._publish_ended) for orphan in orphans)
         )
-        ended = sum(1 for result in results if isinstance(result, Finished) and result.ended)
+        ended = 0
+        by_worker: dict[str, tuple[datetime | None, list[str]]] = {}
+        for orphan, result in zip(orphans, results, strict=True):
+            if isinstance(result, Finished) and result.ended:
+                ended += 1
+                by_worker.setdefault(orphan.worker_id, (orphan.last_heard, []))[1].append(orphan.turn_id)
         if ended:
             self.interrupted += ended
-            logger.warning("Ended %d turn(s) of stopped workers as interrupted", ended)
+            metrics.TURNS_ENDED_BY_OUTCOME["interrupted"].inc(ended)
+            for worker_id, (last_heard, turn_ids) in by_worker.items():
+                _log_recovery(worker_id, last_heard, turn_ids)
         await self._store.forget_dead_workers(lease_seconds=max(self._lease, 0) * 4)
         return ended
+
+
+def _log_recovery(worker_id: str, last_heard: datetime | None, turn_ids: list[str]) -> None:
+    """One line per stopped worker: which, when it was last heard from, and what of its work was ended."""
+    if last_heard is None:
+        heard, ago = "never (its lease row is gone)", None
+    else:
+        ago = round((utcnow() - last_heard).total_seconds(), 1)
+        heard = f"{last_heard.isoformat(timespec='milliseconds')} ({ago}s ago)"
+    logger.warning(
+        "Worker %s stopped (last heard from %s): ended %d of its turn(s) as interrupted",
+        worker_id,
+        heard,
+        len(turn_ids),
+        extra={
+            "dead_worker": worker_id,
+            "last_heard_seconds_ago": ago,
+            "turns_interrupted": len(turn_ids),
+            "turn_ids": turn_ids[:50],
+        },
+    )
 
 
 def _interrupted(orphan: OrphanTurn) -> FinishItem:

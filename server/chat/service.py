@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from server import metrics
 from server.abuse import Limits
 from server.chat.admission import Admission
 from server.chat.batching import AGAIN, Again
@@ -122,6 +124,7 @@ class ChatService:
         on_ack: AckCallback | None = None,
     ) -> protocol.Ack:
         """Accept one user message and start its turn; returns the ack (the same one for a retry)."""
+        begun = time.perf_counter()
         self.admission.enter()
         try:
             await self._limits.chat_turn(user_id, is_retry=lambda: self._store.accepted_before(user_id, client_msg_id))
@@ -152,6 +155,7 @@ class ChatService:
         result = await asyncio.shield(future)
         assert isinstance(result, Accepted)
         if request.ack is not None:
+            metrics.ACK_SECONDS.observe(time.perf_counter() - begun)
             return request.ack
         if result.status is AcceptStatus.BUSY:
             raise BusyError()

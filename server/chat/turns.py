@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import structlog
 
+from server import metrics
 from server.assistant.agent import Agent
 from server.assistant.providers.base import ChatMessage, ProviderError, ToolCallRequest
 from server.chat.deltas import DeltaStream
@@ -28,6 +30,7 @@ from server.db.engine import Sessionmaker, is_unavailable
 from server.db.models import Message, utcnow
 from server.db.outbox import Outbox, PendingEvent, transaction
 from server.db.turnstore.base import Finished, FinishItem, HistoryRow
+from server.logs import throttled
 from server.realtime import protocol
 from server.realtime.envelope import Envelope
 from server.realtime.hub import Hub
@@ -114,6 +117,7 @@ class TurnRegistry:
     def start(self, turn: Turn) -> None:
         self._turns[turn.turn_id] = turn
         turn.task = asyncio.create_task(self._run(turn), name=f"turn-{turn.turn_id}")
+        metrics.TURNS_STARTED.inc()
 
     def cancel_local(self, user_id: int, turn_id: str) -> bool:
         """Cancel the turn if this process runs it (and it is `user_id`'s)."""
@@ -174,6 +178,11 @@ class TurnRegistry:
     # --- one turn ---------------------------------------------------------------------------
 
     async def _run(self, turn: Turn) -> None:
+        # Detached from the socket that started it (whose ids this task inherited): its own ids on its lines.
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            turn_id=turn.turn_id, user_id=turn.user_id, conversation_id=turn.conversation_id
+        )
         deltas = DeltaStream(
             lambda event: self._hub.publish(turn.user_id, [Envelope(event.text)]),
             turn_id=turn.turn_id,
@@ -201,6 +210,16 @@ class TurnRegistry:
                     logger.exception("Turn %s failed", turn.turn_id)
                     turn.status, turn.reason = "failed", "Internal error while generating the reply"
                 await self._finish(turn, tail=deltas.close())
+                lasted = time.monotonic() - turn.started
+                metrics.TURNS_ENDED_BY_OUTCOME[turn.status].inc()
+                metrics.TURN_SECONDS.observe(lasted)
+                # The turn's access line: outcome and length, never text (nor the reason: it may quote the model).
+                logger.info(
+                    "Turn ended %s %.0fms",
+                    turn.status,
+                    lasted * 1000,
+                    extra={"outcome": turn.status, "duration_ms": round(lasted * 1000, 1)},
+                )
         finally:
             self._turns.pop(turn.turn_id, None)
             turn.finished.set()
@@ -267,7 +286,10 @@ class TurnRegistry:
                     logger.exception("Could not persist the reply of turn %s; will retry with the lease", turn.turn_id)
                     self._unfinished[turn.turn_id] = _Finish(turn, item, tail)
                     return
-                logger.warning("Database unavailable saving turn %s; retrying in %.1fs", turn.turn_id, delay)
+                metrics.DATABASE_ERRORS.labels(surface="turn").inc()
+                throttled(logger, "database.turn").failure(
+                    "Database unavailable saving turn %s; retrying in %.1fs", turn.turn_id, delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
         if not finished.ended:

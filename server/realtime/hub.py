@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from server import metrics
 from server.db.outbox import Pending
 from server.realtime.broker.base import Broker
 from server.realtime.envelope import Envelope, decode_batch
@@ -52,7 +53,8 @@ class Hub:
         self.origin = origin or secrets.token_hex(6)
         """This worker's name on the broker: its own batches come back and are skipped."""
         self._publisher = Publisher(broker, origin=self.origin)
-        self._own = f"{self.origin}\n".encode()
+        self._own = (f"{self.origin}\n".encode(), f"{self.origin} ".encode())
+        """How this worker's own batches begin (the origin, then a newline or the publication time)."""
         self._subscribers: dict[int, set[Subscriber]] = {}
         self._interest: dict[int, int] = {}
         self._ready: dict[int, asyncio.Event] = {}
@@ -168,6 +170,7 @@ class Hub:
         self._deliver(user_id, envelopes)
 
     def on_reconnected(self) -> None:
+        metrics.BROKER_RECONNECTS.inc()
         for callback in self._reconnect:  # first: the subscribers' catch-up may rely on it
             callback()
         for subs in self._subscribers.values():

@@ -15,6 +15,8 @@ import logging
 import time
 from collections.abc import Sequence
 
+from server import metrics
+from server.logs import Throttled
 from server.realtime.broker.base import Broker, BrokerError
 from server.realtime.envelope import Envelope, encode_batch
 
@@ -38,7 +40,9 @@ class Publisher:
         self._wakeup = asyncio.Event()
         self._drained = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._failing_since: float | None = None
+        self._oldest: float | None = None
+        """Unix time of the first `put` since the last round: the batches' `published` stamp."""
+        self._outage = Throttled(logger)
         self.rounds = 0
         self.failures = 0
 
@@ -64,6 +68,8 @@ class Publisher:
             return
         self._pending.setdefault(channel, []).extend(envelopes)
         self._count += len(envelopes)
+        if self._oldest is None:
+            self._oldest = time.time()  # wall clock: the receiving worker, maybe on another machine, compares
         if self._count > MAX_PENDING:  # the broker is far behind: those users catch up from the log
             self._missed.update(self._pending)
             self._pending.clear()
@@ -77,29 +83,26 @@ class Publisher:
             if not self._pending and not self._missed:
                 continue
             pending, self._pending, self._count = self._pending, {}, 0
+            published, self._oldest = self._oldest, None
             missed, self._missed = self._missed, set()
             for channel in missed:
                 # After this round's events: the socket then replays from the log what it lacks.
                 pending.setdefault(channel, []).append(CATCH_UP)
-            messages = [(channel, encode_batch(self._origin, envelopes)) for channel, envelopes in pending.items()]
+            messages = [
+                (channel, encode_batch(self._origin, envelopes, published=published))
+                for channel, envelopes in pending.items()
+            ]
             try:
                 await self._broker.publish_many(messages)
             except BrokerError as exc:
                 self.failures += 1
+                metrics.BROKER_PUBLISH_ERRORS.inc()
                 self._missed |= pending.keys()
-                self._note_failure(exc)
+                self._outage.failure("Broker publishing failed (%s); sockets on other workers will catch up", exc)
                 await asyncio.sleep(RETRY_AFTER_FAILURE)
                 self._wakeup.set()  # try again (with the catch-ups) even if nothing new is published
                 continue
             self.rounds += 1
             if not self._pending:
                 self._drained.set()
-            if self._failing_since is not None:
-                logger.info("Broker publishing works again after %.1fs", time.monotonic() - self._failing_since)
-                self._failing_since = None
-
-    def _note_failure(self, exc: BrokerError) -> None:
-        # One warning per outage, not one per round.
-        if self._failing_since is None:
-            self._failing_since = time.monotonic()
-            logger.warning("Broker publishing failed (%s); sockets on other workers will catch up", exc)
+            self._outage.recovered("Broker publishing works again")

@@ -26,9 +26,11 @@ from typing import Any, Protocol
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from server import metrics
 from server.auth.tokens import TokenClaims
 from server.db.engine import outage_of
 from server.errors import AppError, AuthError, BadJsonError, CloseCode, RateLimitedError
+from server.logs import throttled
 from server.realtime import protocol
 from server.realtime.envelope import Envelope
 from server.realtime.hub import Hub
@@ -238,6 +240,11 @@ class Connection:
                         self._closing = (CloseCode.INTERNAL_ERROR, "internal error")
         await self._close()
 
+    @property
+    def close_code(self) -> int | None:
+        """The code the server closed (or is closing) the socket with; None when the client closed it."""
+        return None if self._closing is None else self._closing[0]
+
     def _stop_reading(self, reader: asyncio.Task[Any]) -> None:
         """The writer ended (slow consumer, dead peer): stop waiting for frames too."""
         if self._reading:
@@ -312,7 +319,8 @@ class Connection:
                 error = AppError()
             else:
                 # Nothing was acked, so nothing is lost: the client retries with the same client_msg_id.
-                logger.warning("Frame failed, database unavailable: %r", exc)
+                metrics.DATABASE_ERRORS.labels(surface="socket").inc()
+                throttled(logger, "database.socket").failure("Frame failed, database unavailable: %r", exc)
             if isinstance(frame, protocol.Chat):
                 error.extra["ref"] = frame.client_msg_id
             raise error from exc
@@ -393,6 +401,7 @@ class Connection:
                 raise
             asyncio.current_task().uncancel()  # type: ignore[union-attr]  # cancelled by the overflow itself
         # A slow consumer: tell it where the log stands, then close (the closing is bounded too).
+        metrics.SLOW_CONSUMER_CLOSES.inc()
         self.close_later(CloseCode.TRY_AGAIN_LATER, "slow consumer")
         with contextlib.suppress(TimeoutError):
             await self._send_text(sequencer.overflowed())
@@ -404,7 +413,10 @@ class Connection:
         for item in queue:
             if isinstance(item, Envelope):
                 if item.seq is not None:
-                    texts.extend(self._track(self._sequencer.offer(item.seq, item.text, now)))
+                    ready = self._track(self._sequencer.offer(item.seq, item.text, now))
+                    if ready and item.published is not None:  # goes out now, and came through the broker
+                        metrics.FANOUT_LAG.observe(time.time() - item.published)
+                    texts.extend(ready)
                 elif not self._ended or _turn_of(item.text) not in self._ended:
                     texts.append(item.text)  # ephemeral (delta): no order to keep
             elif isinstance(item, _Direct):

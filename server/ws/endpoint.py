@@ -6,20 +6,25 @@ import asyncio
 import logging
 import re
 import secrets
+import time
 from urllib.parse import urlsplit
 
+import structlog
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from server import metrics
 from server.auth.bearer import bearer_token
 from server.auth.tokens import TokenClaims
 from server.db.engine import is_unavailable
 from server.errors import AppError, CloseCode
+from server.logs import throttled
 from server.realtime import protocol
 from server.runtime import Runtime
 from server.settings import Settings
 from server.ws.connection import Connection
 
 logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("server.access")
 
 PATH = "/api/ws"
 """Served by `server.app.App` before routing (see there why)."""
@@ -52,6 +57,9 @@ async def chat_socket(websocket: WebSocket) -> None:
     if not origin_allowed(websocket, settings):
         await websocket.close(code=CloseCode.POLICY_VIOLATION)  # before accept: the handshake gets 403
         return
+    connection_id = secrets.token_hex(8)
+    # This task serves the socket to the end: every line it (and the tasks it starts) logs names it.
+    structlog.contextvars.bind_contextvars(connection_id=connection_id)
     await websocket.accept()
     if any(name in websocket.query_params for name in TOKEN_PARAMS):
         await websocket.close(CloseCode.UNAUTHENTICATED, "tokens in the query string are refused")
@@ -68,16 +76,18 @@ async def chat_socket(websocket: WebSocket) -> None:
         if not is_unavailable(exc):
             raise
         # The session could not be checked: not the client's fault, so not 4401. It reconnects with backoff.
-        logger.warning("Socket authentication failed, database unavailable: %r", exc)
+        metrics.DATABASE_ERRORS.labels(surface="socket").inc()
+        throttled(logger, "database.socket-auth").failure("Socket authentication failed, database unavailable: %r", exc)
         await websocket.close(CloseCode.INTERNAL_ERROR, "storage unavailable, retry shortly")
         return
+    structlog.contextvars.bind_contextvars(user_id=claims.user_id)
     if runtime.hub.sockets_of(claims.user_id) >= settings.ws_max_per_user:
         await websocket.close(CloseCode.TOO_MANY, "too many connections for this user")
         return
     connection = Connection(
         websocket,
         claims=claims,
-        connection_id=secrets.token_hex(8),
+        connection_id=connection_id,
         chat=runtime.chat,
         hub=runtime.hub,
         log=runtime.events,
@@ -85,7 +95,21 @@ async def chat_socket(websocket: WebSocket) -> None:
         session_alive=runtime.sessions.is_alive,
         limits=runtime.socket_limits,
     )
-    await connection.run(after_seq=after_seq)
+    begun = time.perf_counter()
+    try:
+        with metrics.SOCKETS_OPEN.track_inprogress():
+            await connection.run(after_seq=after_seq)
+    finally:
+        # The socket's access line, like an HTTP request's: who closed it, with what, after how long.
+        code = connection.close_code
+        duration = (time.perf_counter() - begun) * 1000
+        access_logger.info(
+            "WS %s closed by the %s %.0fms",
+            PATH,
+            "client" if code is None else f"server ({code})",
+            duration,
+            extra={"close_code": code, "duration_ms": round(duration, 1)},
+        )
 
 
 def _close_reason(detail: str) -> str:

@@ -18,6 +18,7 @@ from typing import Protocol
 
 import orjson
 
+from server import metrics
 from server.realtime import protocol
 
 GAP_WAIT = 0.15
@@ -86,6 +87,7 @@ class Sequencer:
             # Too far behind, or the events were pruned: the client reloads from REST.
             self.cursor = self.floor = latest
             self._held.clear()
+            metrics.RESYNCS.labels(reason="too_far_behind").inc()
             return [_text(protocol.resync_required(latest, "too far behind to replay"))]
         out = [text for _, text in rows]
         if rows:
@@ -101,6 +103,7 @@ class Sequencer:
         """
         if after_seq > self.cursor:
             # The client claims to have seen events the log does not have (a reset database?).
+            metrics.RESYNCS.labels(reason="ahead_of_server").inc()
             return [_text(protocol.resync_required(self.cursor, "after_seq is ahead of the server"))]
         if after_seq >= self.floor:
             return []
@@ -110,6 +113,7 @@ class Sequencer:
             rows = await self._log.read_after(self._user_id, after_seq, limit=wanted, up_to=self.floor)
         if len(rows) != wanted:
             self.floor = self.cursor
+            metrics.RESYNCS.labels(reason="too_far_behind").inc()
             return [_text(protocol.resync_required(self.cursor, "too far behind to replay"))]
         self.floor = after_seq
         return [text for _, text in rows]
@@ -119,6 +123,7 @@ class Sequencer:
 
     def overflowed(self) -> str:
         """The socket fell too far behind live: tell it where the log stands (it reloads from REST)."""
+        metrics.RESYNCS.labels(reason="slow_consumer").inc()
         return _text(protocol.resync_required(self.cursor, "slow consumer: too many events queued"))
 
 

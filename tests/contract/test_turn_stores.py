@@ -268,8 +268,10 @@ async def test_leases_orphans_and_checkpoints(stores: Stores) -> None:
     orphans = await stores.store.orphans(alive, lease_seconds=-1, limit=100)  # every other worker's
     mine = [o for o in orphans if o.turn_id == turn.turn_id]
     assert len(mine) == 1 and mine[0].partial_reply == "half a rep" and mine[0].worker_id == dead
+    assert mine[0].last_heard is not None and abs((datetime.now(UTC) - mine[0].last_heard).total_seconds()) < 60
     await stores.store.unregister_worker(dead)  # gone: its turns are orphans at once
-    assert turn.turn_id in {o.turn_id for o in await stores.store.orphans(alive, lease_seconds=60, limit=100)}
+    gone = {o.turn_id: o for o in await stores.store.orphans(alive, lease_seconds=60, limit=100)}
+    assert turn.turn_id in gone and gone[turn.turn_id].last_heard is None
     assert not await stores.store.heartbeat(dead, {})  # the lease is lost: the worker must know
 
 

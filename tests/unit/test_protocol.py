@@ -82,6 +82,18 @@ def test_envelopes_round_trip_in_a_batch(envelope: Envelope) -> None:
     assert decode_batch(encode_batch("worker-1", [envelope, other])) == ("worker-1", [envelope, other])
 
 
+def test_a_batch_carries_when_it_was_published_and_older_workers_read_it_as_before() -> None:
+    event = Envelope.event({"type": "task.created", "seq": 12, "task": {"title": "t"}})
+    data = encode_batch("worker-1", [event, Envelope.command({"type": "catch_up"})], published=1700000000.25)
+    origin, [received, control] = decode_batch(data)
+    assert origin == "worker-1" and received.published == 1700000000.25 and received.seq == 12
+    assert control.published is None  # control messages are not fan-out
+    assert decode_batch(encode_batch("worker-1", [event]))[1][0].published is None  # an older worker's batch
+    for stamp in ("nan", "inf", "soon"):  # an unreadable stamp costs a measurement, never the events
+        origin, [parsed] = decode_batch(f"worker-1 {stamp}\nE12 {event.text}".encode())
+        assert origin == "worker-1" and parsed.published is None and parsed.seq == 12
+
+
 def test_envelope_batches_reject_garbage() -> None:
     for garbage in (b"no header", b"worker\nX {}", b"worker", b"\nE1 {}"):
         with pytest.raises(ValueError):
@@ -117,3 +129,28 @@ def test_server_types_match_the_frame_union() -> None:
     for frame in typing.get_args(protocol.ServerFrame):
         kinds.update(typing.get_args(typing.get_type_hints(frame)["type"]))
     assert kinds == set(protocol.SERVER_TYPES)
+
+
+def test_a_worker_delivers_its_own_batch_once() -> None:
+    """Its own batches come back from the broker (it subscribes the same channel): they are skipped."""
+    from server.realtime.broker.memory import MemoryBroker
+    from server.realtime.hub import Hub
+
+    received: list[Envelope] = []
+
+    class Socket:
+        def deliver(self, envelope: Envelope) -> None:
+            received.append(envelope)
+
+        def catch_up(self) -> None: ...
+
+        def control(self, message: dict[str, object]) -> None: ...
+
+    hub = Hub(MemoryBroker(), prefix="p")
+    hub._subscribers[7] = {Socket()}
+    delta = Envelope.event({"type": "delta", "turn_id": "t", "conversation_id": 1, "offset": 0, "text": "hi"})
+    hub.publish(7, [delta])  # delivered here at once
+    for published in (None, 1234.5):  # as the publisher sends it, with or without its stamp
+        hub.on_message(hub.channel(7), encode_batch(hub.origin, [delta], published=published))
+    hub.on_message(hub.channel(7), encode_batch("another-worker", [delta]))  # another worker's: delivered
+    assert [e.text for e in received] == [delta.text, delta.text]

@@ -34,6 +34,7 @@ from server.assistant.providers.base import (
     ToolSpec,
 )
 from server.assistant.providers.retry import RetryPolicy, parse_retry_after, retryable_status
+from server.logs import Throttled
 from server.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ class OpenAIProvider:
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._api_key = api_key or ""
+        self._failing = Throttled(logger)
+        """A model server that is down fails every turn: a few lines per outage, not one per attempt."""
         self._client = openai.AsyncOpenAI(
             api_key=api_key or PLACEHOLDER_API_KEY,
             base_url=base_url,
@@ -132,15 +135,18 @@ class OpenAIProvider:
                     async for event in events:
                         streamed = streamed or isinstance(event, TextDelta)
                         yield event
+                self._failing.recovered("Model server answers again")
                 return
             except AttemptFailed as failure:
                 delay = None if streamed or not failure.retryable else retries.next_delay(failure.retry_after)
                 if delay is None:
                     why = "text had streamed" if streamed else "gave up" if failure.retryable else "not retryable"
                     attempt = retries.made + 1
-                    logger.warning("Model server error: %s (%s; %s, attempt %d)", failure, failure.kind, why, attempt)
+                    self._failing.failure(
+                        "Model server error: %s (%s; %s, attempt %d)", failure, failure.kind, why, attempt
+                    )
                     raise ProviderError(str(failure)) from failure
-                logger.warning(
+                self._failing.failure(
                     "Model server error: %s (%s); retry %d of %d in %.2fs",
                     failure,
                     failure.kind,

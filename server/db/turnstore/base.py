@@ -107,6 +107,8 @@ class OrphanTurn:
     conversation_id: int
     worker_id: str
     partial_reply: str
+    last_heard: datetime | None = None
+    """The worker's last heartbeat; None when its row is gone too."""
 
 
 class TurnStore(Protocol):

@@ -195,7 +195,7 @@ saved AS (
 SELECT count(*) FROM beat
 """
 _ORPHANS = """
-SELECT t.turn_id, t.user_id, t.conversation_id, t.worker_id, coalesce(t.partial_reply, '')
+SELECT t.turn_id, t.user_id, t.conversation_id, t.worker_id, coalesce(t.partial_reply, ''), w.heartbeat_at
 FROM turns t LEFT JOIN workers w ON w.id = t.worker_id
 WHERE t.worker_id <> $1 AND (w.id IS NULL OR $2::float8 < 0 OR w.heartbeat_at < now() - make_interval(secs => $2))
 ORDER BY t.started_at LIMIT $3
@@ -250,6 +250,10 @@ class PostgresTurnStore:
 
     async def close(self) -> None:
         await self._pool.close()
+
+    def pool_usage(self) -> tuple[int, int]:
+        """(connections in use, the most the pool opens), for the metrics."""
+        return self._pool.get_size() - self._pool.get_idle_size(), self._pool.get_max_size()
 
     async def accept(self, items: Sequence[AcceptItem], *, worker_id: str, max_concurrent: int) -> list[Accepted]:
         accepted, _ = await self.commit(items, (), worker_id=worker_id, max_concurrent=max_concurrent)

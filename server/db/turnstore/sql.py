@@ -306,6 +306,7 @@ class SqlTurnStore:
                 col(Turn.conversation_id),
                 col(Turn.worker_id),
                 col(Turn.partial_reply),
+                col(Worker.heartbeat_at),
             )
             .outerjoin(Worker, col(Worker.id) == col(Turn.worker_id))
             .where(col(Turn.worker_id) != worker_id)
@@ -317,7 +318,7 @@ class SqlTurnStore:
             query = query.where((col(Worker.id).is_(None)) | (col(Worker.heartbeat_at) < cutoff))
         async with self._engine.connect() as connection:
             rows = (await connection.execute(query)).all()
-        return [OrphanTurn(row[0], row[1], row[2], row[3], row[4] or "") for row in rows]
+        return [OrphanTurn(row[0], row[1], row[2], row[3], row[4] or "", row[5]) for row in rows]
 
     async def forget_dead_workers(self, *, lease_seconds: float) -> None:
         cutoff = _now() - timedelta(seconds=lease_seconds)

@@ -15,6 +15,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from server import metrics
+from server.logs import Throttled
 from server.realtime.broker.base import BrokerError, BrokerListener
 
 logger = logging.getLogger(__name__)
@@ -59,6 +61,8 @@ class RedisBroker:
         self._has_channels = asyncio.Event()
         self._lost = False
         """The subscriber connection broke (or a subscribe failed): re-subscribe and tell the listener."""
+        self._outage = Throttled(logger)
+        """One outage, however many sockets subscribe and reconnects fail meanwhile: a few lines."""
 
     @property
     def client(self) -> Redis:
@@ -126,7 +130,8 @@ class RedisBroker:
             async with asyncio.timeout(COMMAND_TIMEOUT):
                 await getattr(self._pubsub, command)(channel)
         except (RedisError, OSError, TimeoutError) as exc:
-            logger.warning("Redis %s %s failed, the reader will retry: %r", command, channel, exc)
+            metrics.BROKER_ERRORS.labels(operation="subscribe").inc()
+            self._outage.failure("Redis %s failed, the reader will retry: %r", command, exc)
             self._lost = True
 
     async def _read_loop(self) -> None:
@@ -154,7 +159,8 @@ class RedisBroker:
                 raise
             except Exception as exc:  # the loop boundary: log, back off, reconnect
                 self._lost = True
-                logger.warning("Redis subscriber lost (%s); reconnecting in about %.2fs", exc, backoff)
+                metrics.BROKER_ERRORS.labels(operation="receive").inc()
+                self._outage.failure("Redis subscriber lost (%s); reconnecting in about %.2fs", exc, backoff)
                 await asyncio.sleep(backoff * (0.5 + random.random()))  # noqa: S311  # nosec B311  # jitter, not crypto
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 await self._drop_connection()
@@ -182,6 +188,6 @@ class RedisBroker:
             async with asyncio.timeout(COMMAND_TIMEOUT):
                 await self._pubsub.subscribe(*self._channels)
             self._lost = False
-        logger.info("Redis subscriber (re)connected; %d channels subscribed", len(self._channels))
+        self._outage.recovered("Redis subscriber reconnected; %d channels subscribed", len(self._channels))
         if self._listener is not None:
             self._listener.on_reconnected()
