@@ -11,13 +11,14 @@ import pytest
 
 from server.app import create_app
 from server.settings import Settings
-from tests.support import services
+from tests.support import pgbouncer, services
 from tests.support.live import LiveServer, serve_in_process
 from tests.support.settings import PASSWORD, make_settings
 from tests.support.users import AppUser, MakeUser
 
-STACKS = ["embedded", "production"]
-"""embedded: SQLite file + in-process broker. production: PostgreSQL + Redis."""
+STACKS = ["embedded", "production", "pgbouncer"]
+"""embedded: SQLite file + in-process broker. production: PostgreSQL + Redis. pgbouncer: the same,
+with PostgreSQL behind a PgBouncer in transaction mode (`DB_PREPARED_STATEMENTS=false`)."""
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +26,18 @@ async def postgres_url() -> AsyncIterator[str]:
     database = await services.create_postgres_database("main")
     try:
         yield database.url
+    finally:
+        await database.drop()
+
+
+@pytest.fixture(scope="session")
+async def pgbouncer_url() -> AsyncIterator[str]:
+    """A database of its own, migrated straight on PostgreSQL (as the release step is), then served
+    through PgBouncer in transaction mode: the URL the app gets."""
+    database = await services.create_migrated_database("pgbouncer")
+    try:
+        async with pgbouncer.serve(database.url) as bouncer:
+            yield bouncer.database_url
     finally:
         await database.drop()
 
@@ -48,6 +61,14 @@ def stack_settings(
     if request.param == "embedded":
         path = tmp_path_factory.mktemp("sqlite") / "embedded.db"
         return make_settings(database_url=f"sqlite+aiosqlite:///{path}")
+    if request.param == "pgbouncer":
+        return make_settings(
+            database_url=request.getfixturevalue("pgbouncer_url"),
+            db_prepared_statements=False,
+            auto_migrate=False,  # migrations go straight to PostgreSQL, never through PgBouncer
+            redis_url=request.getfixturevalue("redis_url"),
+            redis_prefix=f"{redis_prefix}-pgbouncer",  # its user ids are another database's
+        )
     return make_settings(
         # Looked up only for this stack, so an embedded-only run never needs the services.
         database_url=request.getfixturevalue("postgres_url"),

@@ -64,6 +64,25 @@ def outage_of(exc: BaseException) -> UnavailableError | None:
     return UnavailableError("The database is temporarily unavailable, retry shortly", extra={"retry_after": 2})
 
 
+def unnamed_statements() -> dict[str, Any]:
+    """asyncpg connection arguments for a PgBouncer in transaction mode (`DB_PREPARED_STATEMENTS=false`).
+
+    Between two transactions PgBouncer may hand the client's next statement to another server
+    connection, so nothing may outlive a statement on the server. Every statement then uses the
+    protocol's *unnamed* prepared statement: parsed, bound and run in one exchange, with no Sync in
+    between, so it stays on one server connection, and replaced by the next one, so no name is left
+    behind to clash with another client's or to pile up. See SQLAlchemy's asyncpg dialect docs,
+    "Prepared Statement Cache" and "Prepared Statement Name with PGBouncer".
+    """
+    return {
+        "statement_cache_size": 0,  # asyncpg's own cache (connection.fetch and friends)
+        "prepared_statement_cache_size": 0,  # SQLAlchemy's cache of asyncpg PreparedStatements
+        # SQLAlchemy prepares every statement with connection.prepare(name=...); "" is the unnamed
+        # statement. (The dialect docs suggest uuid names, but those stay on the server connection.)
+        "prepared_statement_name_func": lambda: "",
+    }
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     """An engine for `settings.database_url`, its pool sized by settings."""
     if settings.is_sqlite:
@@ -83,6 +102,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=1800,
         # Errors (and so logs) show the SQL but never the values bound to it: user content and secrets.
         hide_parameters=True,
+        connect_args={} if settings.db_prepared_statements else unnamed_statements(),
     )
 
 

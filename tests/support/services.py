@@ -15,6 +15,9 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from server.db import migrate
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
@@ -60,6 +63,21 @@ async def create_postgres_database(label: str) -> PostgresDatabase:
         await connection.close()
     url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     return PostgresDatabase(name=name, url=url)
+
+
+async def create_migrated_database(label: str) -> PostgresDatabase:
+    """A new database with this code's schema, migrated straight on PostgreSQL (as the release step does)."""
+    database = await create_postgres_database(label)
+    try:
+        engine = create_async_engine(database.url)
+        try:
+            await migrate.upgrade(engine)
+        finally:
+            await engine.dispose()
+    except BaseException:
+        await database.drop()
+        raise
+    return database
 
 
 async def check_redis() -> None:

@@ -227,7 +227,13 @@ class PostgresTurnStore:
         cls, database_url: str, *, pool_size: int, history_limit: int, prepared_statements: bool = True
     ) -> PostgresTurnStore:
         """A pool of its own for the hot path. `prepared_statements=False` for a PgBouncer in
-        transaction mode, where a prepared statement may land on another server connection."""
+        transaction mode, where a prepared statement may land on another server connection: every
+        statement is then the unnamed one (see `server.db.engine.unnamed_statements`)."""
+        server_settings = {"application_name": "todochat-turns"}
+        if prepared_statements:
+            # Sent at connect, which PgBouncer refuses ("unsupported startup parameter"); without
+            # prepared statements every statement is planned anyway.
+            server_settings["plan_cache_mode"] = "force_generic_plan"
         pool = await asyncpg.create_pool(
             asyncpg_dsn(database_url),
             min_size=1,
@@ -236,7 +242,7 @@ class PostgresTurnStore:
             # Our statements leave no session state (no LISTEN, advisory locks, cursors or SET), so
             # the pool need not send its reset query (four statements) after each one: a round trip.
             reset=_no_reset,
-            server_settings={"application_name": "todochat-turns", "plan_cache_mode": "force_generic_plan"},
+            server_settings=server_settings,
         )
         try:
             async with pool.acquire() as connection:
