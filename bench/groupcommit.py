@@ -94,10 +94,10 @@ async def _main(args: argparse.Namespace) -> None:
         )
         for n in range(args.users)
     ]
-    conversations = {}
+    conversations: dict[int, int] = {}
     for user in users:
         [first] = await store.accept([accept(user, 0)], worker_id="bench", max_concurrent=3)
-        conversations[user] = first.conversation_id
+        conversations[user] = first.conversation_id or 0
         await store.finish([finish(user, first.conversation_id or 0, first.turn_id or "")])
     pids = [row[0] for row in await connection.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", DATABASE)]
 

@@ -15,6 +15,7 @@ from server.api import auth, chat, conversations, demo, health, mcp, metrics, ta
 from server.api.bodies import BodyLimitMiddleware
 from server.api.errors import RequestIdMiddleware, install_error_handlers
 from server.api.headers import SecurityHeadersMiddleware
+from server.clock import SYSTEM_CLOCK, Clock
 from server.db import migrate
 from server.logs import configure_logging
 from server.runtime import open_runtime
@@ -37,7 +38,7 @@ OPERATOR_ERRORS: tuple[type[Exception], ...] = (migrate.SchemaNotCurrentError,)
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
-        async with open_runtime(app.state.settings) as runtime:
+        async with open_runtime(app.state.settings, clock=app.state.clock) as runtime:
             app.state.runtime = runtime
             # MCP calls run in the SDK manager's task group: it starts after the runtime it uses
             # and stops (cancelling calls still running) before the runtime closes.
@@ -78,7 +79,8 @@ class App(FastAPI):
         return send_message
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, clock: Clock = SYSTEM_CLOCK) -> FastAPI:
+    """The app for `settings` (read from the environment when None); `clock` is where "now" comes from."""
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.resolved_log_format)
     docs = settings.serve_api_docs
@@ -92,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if docs else None,
     )
     app.state.settings = settings
+    app.state.clock = clock
     install_error_handlers(app)
     # Innermost: a body over the limit fails the route reading it (413 `too_large`, our error model).
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -26,6 +26,7 @@ from server.chat.leases import Leases, new_worker_id
 from server.chat.service import ChatService
 from server.chat.turns import TurnRegistry
 from server.chat.writer import TurnWriter
+from server.clock import SYSTEM_CLOCK, Clock
 from server.db import migrate
 from server.db.engine import Sessionmaker, create_engine, create_read_sessionmaker, create_sessionmaker
 from server.db.events import EventLog
@@ -38,6 +39,8 @@ from server.realtime.broker.base import Broker
 from server.realtime.broker.memory import MemoryBroker
 from server.realtime.broker.redis import RedisBroker
 from server.realtime.hub import Hub
+from server.reminders.actions import ReminderActions
+from server.reminders.scheduler import ReminderScheduler
 from server.settings import Settings
 from server.ws.connection import Limits
 
@@ -69,6 +72,10 @@ class Runtime:
     """The token check every surface runs, refresh, and ending sessions on every worker."""
     sampler: metrics.Sampler
     """Sets this worker's gauges (turns in flight, database pools); `/metrics` asks it for fresh values."""
+    clock: Clock
+    """Where "now" comes from for due times, reminders and repeating tasks (tests pass their own)."""
+    reminders: ReminderScheduler
+    reminder_actions: ReminderActions
 
     def transaction(self) -> AbstractAsyncContextManager[Outbox]:
         """A write transaction whose events are published after it commits."""
@@ -149,7 +156,7 @@ async def _flush_quietly(sessions: Sessions) -> None:
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+async def open_runtime(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> AsyncIterator[Runtime]:
     """Open every resource in dependency order; close them in reverse, even on errors.
 
     Shutdown follows uvicorn's own: by the time this unwinds, uvicorn has stopped accepting
@@ -212,7 +219,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             db=db,
             hub=hub,
             agent=agent,
-            run_tool=functools.partial(run_tool, limits=limits),
+            run_tool=functools.partial(run_tool, limits=limits, clock=clock),
             turn_timeout=settings.turn_timeout,
             on_done=lambda _turn: admission.leave(),
         )
@@ -233,6 +240,17 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         sampler = create_sampler(settings, engine, store, admission)
         sampling = asyncio.create_task(sampler.run(), name="metrics-sampler")
         stack.push_async_callback(_cancel_and_wait, sampling)
+        scheduler = ReminderScheduler(
+            db=db,
+            reads=reads,
+            publish=hub.publish_pending,
+            clock=clock,
+            poll=settings.reminder_poll_seconds,
+            batch_users=settings.reminder_batch,
+            batch_reminders=settings.reminder_batch,
+        )
+        scheduler.start()
+        stack.push_async_callback(scheduler.stop)
 
         pruner = asyncio.create_task(
             prune_forever(db, retention=timedelta(hours=settings.event_retention_hours)), name="event-pruner"
@@ -264,4 +282,9 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             limits=limits,
             sessions=sessions,
             sampler=sampler,
+            clock=clock,
+            reminders=scheduler,
+            reminder_actions=ReminderActions(
+                transaction=lambda: transaction(db, hub.publish_pending), limits=limits, clock=clock
+            ),
         )

@@ -128,6 +128,12 @@ class Settings(BaseSettings):
     db_prepared_statements: bool = True
     """Server-side prepared statements. Off behind a PgBouncer in transaction mode (without its
     prepared-statement support), where a statement may land on another server connection."""
+    reminder_poll_seconds: float = Field(1.0, gt=0, le=60)
+    """The longest a worker's reminder scheduler sleeps between looks at the database. It sleeps until the
+    earliest pending reminder and wakes when one is set over REST on its worker, so this bounds only how
+    late a reminder set elsewhere (another worker, a tool call), due sooner than that, can fire."""
+    reminder_batch: int = Field(500, ge=1, le=10_000)
+    """Reminders (and users) one scheduler transaction fires at most; more due ones go in the next."""
     shutdown_grace: float = Field(10.0, ge=0)
     """Seconds running turns get to finish on shutdown before they are cancelled and persisted."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from server.app import create_app
 from server.settings import Settings
 from tests.support import pgbouncer, services
+from tests.support.clock import ManualClock
 from tests.support.live import LiveServer, serve_in_process
 from tests.support.settings import PASSWORD, make_settings
 from tests.support.users import AppUser, MakeUser
@@ -90,6 +92,38 @@ async def assistant_server(stack_settings: Settings) -> AsyncIterator[LiveServer
     settings = stack_settings.model_copy(update={"assistant_provider": "rules"})
     async with serve_in_process(create_app(settings)) as live:
         yield live
+
+
+@pytest.fixture(scope="session")
+async def clocked_server(
+    stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory, redis_prefix: str
+) -> AsyncIterator[LiveServer]:
+    """The app on a `ManualClock` (`clocked_server.app.state.clock`), with a database of its own, so that
+    reminders fall due when a test moves the clock, and only then. Moving it wakes the scheduler."""
+    clock = ManualClock()
+    prefix = f"{redis_prefix}-clocked-{stack_settings.db_prepared_statements}"
+    async with contextlib.AsyncExitStack() as stack:
+        if stack_settings.is_sqlite:
+            url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('clocked') / 'clocked.db'}"
+        else:
+            database = await services.create_migrated_database(
+                f"clocked_{stack_settings.db_prepared_statements}".lower()
+            )
+            stack.push_async_callback(database.drop)
+            url = database.url
+            if not stack_settings.db_prepared_statements:  # the PgBouncer stack: its own bouncer
+                url = (await stack.enter_async_context(pgbouncer.serve(database.url))).database_url
+        settings = stack_settings.model_copy(update={"database_url": url, "redis_prefix": prefix})
+        live = await stack.enter_async_context(serve_in_process(create_app(settings, clock=clock)))
+        clock.on_change(lambda: live.runtime.reminders.wake())
+        yield live
+
+
+@pytest.fixture
+def clock(clocked_server: LiveServer) -> ManualClock:
+    """The clock of `clocked_server`; tests move it forward from wherever the previous test left it."""
+    manual: ManualClock = clocked_server.app.state.clock
+    return manual
 
 
 @pytest.fixture

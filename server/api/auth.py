@@ -31,6 +31,7 @@ from server.schemas import (
     SessionPublic,
     SessionsPublic,
     UserPublic,
+    UserUpdate,
 )
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -213,7 +214,22 @@ async def me(claims: CurrentUser, session: SessionDep) -> UserPublic:
     if user is None or user.id is None:
         # A valid token for a user that no longer exists.
         raise NotFoundError("User not found")
-    return UserPublic(id=user.id, email=user.email, created_at=user.created_at)
+    return UserPublic(id=user.id, email=user.email, created_at=user.created_at, timezone=user.timezone)
+
+
+@router.patch("/me", response_model=UserPublic, responses=error_responses(401))
+async def update_me(body: UserUpdate, claims: CurrentUser, runtime: RuntimeDep) -> UserPublic:
+    """Set the user's time zone (an IANA name, e.g. `Europe/Berlin`; 422 for one the tz database does not know).
+
+    Repeating tasks keep their wall-clock time in it from their next occurrence on; instants
+    already stored (due and reminder times) do not move.
+    """
+    async with runtime.db() as session, session.begin():
+        await users.set_timezone(session, claims.user_id, body.timezone)
+        user = await users.get(session, claims.user_id)
+    if user is None or user.id is None:
+        raise NotFoundError("User not found")
+    return UserPublic(id=user.id, email=user.email, created_at=user.created_at, timezone=user.timezone)
 
 
 async def _confirm_password(runtime: Runtime, request: Request, user_id: int, password: str) -> User:

@@ -110,7 +110,7 @@ class MCPEndpoint:
         call = ToolCallRequest(id=str(ctx.request_id), name=params.name, arguments=params.arguments or {})
         try:
             async with self._runtime.transaction() as outbox:
-                result = await run_tool(outbox, user_id, call, limits=self._runtime.limits)
+                result = await run_tool(outbox, user_id, call, limits=self._runtime.limits, clock=self._runtime.clock)
         except AppError as exc:
             result = {"error": str(exc.code), "message": exc.detail}
         except Exception as exc:

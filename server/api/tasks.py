@@ -9,8 +9,20 @@ from fastapi import APIRouter, Query, Response, status
 from server.api.deps import CountChange, CountDeletion, OwnerId, RuntimeDep, SessionDep
 from server.api.openapi import error_responses
 from server.db import tasks
+from server.db.models import TAGS_MAX, Task
 from server.fields import DbId, Offset
-from server.schemas import TaskCreate, TaskPublic, TasksPublic, TaskStatus, TaskUpdate
+from server.runtime import Runtime
+from server.schemas import (
+    Instant,
+    Priority,
+    SearchText,
+    Tag,
+    TaskCreate,
+    TaskPublic,
+    TasksPublic,
+    TaskStatus,
+    TaskUpdate,
+)
 
 router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"], responses=error_responses(401, 403))
 # Changes count against the user's tool-call budget (RATE_LIMIT_TOOL_CALLS), deletions a lower one too.
@@ -20,12 +32,40 @@ router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"], responses=erro
 async def list_tasks(
     user_id: OwnerId,
     session: SessionDep,
+    runtime: RuntimeDep,
     status: TaskStatus = "all",
+    priority: Annotated[list[Priority] | None, Query(description="Any of these (repeat the parameter)")] = None,
+    tag: Annotated[
+        list[Tag] | None, Query(max_length=TAGS_MAX, description="All of these (repeat the parameter)")
+    ] = None,
+    due_before: Annotated[Instant | None, Query(description="due_at before this instant (ISO 8601, offset)")] = None,
+    due_after: Annotated[Instant | None, Query(description="due_at at or after this instant")] = None,
+    overdue: Annotated[
+        bool | None, Query(description="true: pending tasks past their due time; false: all the others")
+    ] = None,
+    q: Annotated[SearchText | None, Query(description="Words to find in title and description")] = None,
+    sort: tasks.SortKey = "created",
+    order: Annotated[
+        tasks.Order | None, Query(description="Default: created, due and title ascending; priority high first")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[Offset, Query()] = 0,
 ) -> TasksPublic:
-    """Tasks in creation order, filtered by status, one page at a time."""
-    rows, count = await tasks.list_for_user(session, user_id, status=status, limit=limit, offset=offset)
+    """Tasks matching every filter given, one page at a time, in creation order unless `sort` says otherwise."""
+    query = tasks.TaskQuery(
+        status=status,
+        priorities=tuple(priority or ()),
+        tags=tuple(tag or ()),
+        due_before=due_before,
+        due_after=due_after,
+        overdue=overdue,
+        text=q,
+        sort=sort,
+        order=order,
+    )
+    rows, count = await tasks.list_for_user(
+        session, user_id, query, now=runtime.clock.now(), limit=limit, offset=offset
+    )
     return TasksPublic(data=[TaskPublic.model_validate(task) for task in rows], count=count)
 
 
@@ -37,9 +77,21 @@ async def list_tasks(
     dependencies=[CountChange],
 )
 async def create_task(user_id: OwnerId, body: TaskCreate, runtime: RuntimeDep) -> TaskPublic:
+    """A new task. 422 for a reminder in the past, or a repeating task without a due time."""
     async with runtime.transaction() as outbox:
-        task = await tasks.create(outbox, user_id, title=body.title, description=body.description)
-    return TaskPublic.model_validate(task)
+        task = await tasks.create(
+            outbox,
+            user_id,
+            title=body.title,
+            description=body.description,
+            priority=body.priority,
+            tags=body.tags,
+            due_at=body.due_at,
+            remind_at=body.remind_at,
+            recurrence_rule=body.recurrence,
+            now=runtime.clock.now(),
+        )
+    return _public(runtime, task)
 
 
 @router.get("/{task_id}", response_model=TaskPublic, responses=error_responses(404))
@@ -49,10 +101,14 @@ async def get_task(user_id: OwnerId, task_id: DbId, session: SessionDep) -> Task
 
 @router.patch("/{task_id}", response_model=TaskPublic, responses=error_responses(404, 429), dependencies=[CountChange])
 async def update_task(user_id: OwnerId, task_id: DbId, body: TaskUpdate, runtime: RuntimeDep) -> TaskPublic:
-    """Change any of title, description and completed; fields left out stay as they are."""
+    """Change any of the fields; those left out stay as they are, null clears description, due_at,
+    remind_at and recurrence. `snooze_minutes` and `dismiss_reminder` act on the pending reminder only.
+    Completing a repeating task creates its next occurrence (a `task.created` event)."""
     async with runtime.transaction() as outbox:
-        task = await tasks.update(outbox, user_id, task_id, body.model_dump(exclude_unset=True))
-    return TaskPublic.model_validate(task)
+        updated = await tasks.update(
+            outbox, user_id, task_id, body.model_dump(exclude_unset=True), now=runtime.clock.now()
+        )
+    return _public(runtime, updated.task)
 
 
 @router.patch(
@@ -62,8 +118,10 @@ async def toggle_complete(user_id: OwnerId, task_id: DbId, runtime: RuntimeDep) 
     """Flip the task between pending and completed."""
     async with runtime.transaction() as outbox:
         current = await tasks.get(outbox.session, user_id, task_id)
-        task = await tasks.update(outbox, user_id, task_id, {"completed": not current.completed})
-    return TaskPublic.model_validate(task)
+        updated = await tasks.update(
+            outbox, user_id, task_id, {"completed": not current.completed}, now=runtime.clock.now()
+        )
+    return TaskPublic.model_validate(updated.task)
 
 
 @router.delete(
@@ -76,3 +134,9 @@ async def delete_task(user_id: OwnerId, task_id: DbId, runtime: RuntimeDep) -> R
     async with runtime.transaction() as outbox:
         await tasks.delete(outbox, user_id, task_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _public(runtime: Runtime, task: Task) -> TaskPublic:
+    if task.remind_at is not None:
+        runtime.reminders.wake()  # it may be due before the scheduler's next look
+    return TaskPublic.model_validate(task)

@@ -106,6 +106,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
     )
 
 
+_SQLITE_READS = "todochat_sqlite_reads"
+"""Execution option of the read sessions' engine on SQLite: their transactions begin deferred."""
+
+
 def create_sessionmaker(engine: AsyncEngine) -> Sessionmaker:
     """Sessions for transactions (`async with db() as s, s.begin(): ...`)."""
     # expire_on_commit=False: objects stay readable after commit, when responses are built.
@@ -114,9 +118,10 @@ def create_sessionmaker(engine: AsyncEngine) -> Sessionmaker:
 
 def create_read_sessionmaker(engine: AsyncEngine) -> Sessionmaker:
     """Sessions for reads. On PostgreSQL they run in autocommit: a SELECT costs one round trip,
-    not BEGIN + SELECT + ROLLBACK. (SQLite keeps its transactions: they cost no round trips.)"""
+    not BEGIN + SELECT + ROLLBACK. On SQLite they begin deferred: in WAL mode a reading transaction
+    takes no lock, so reads neither wait for writers nor hold up the one writer."""
     if engine.dialect.name == "sqlite":
-        return create_sessionmaker(engine)
+        return create_sessionmaker(engine.execution_options(**{_SQLITE_READS: True}))
     return create_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
 
 
@@ -138,4 +143,5 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        reads = connection.get_execution_options().get(_SQLITE_READS, False)
+        connection.exec_driver_sql("BEGIN" if reads else "BEGIN IMMEDIATE")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, update
+from sqlalchemy import bindparam, case, delete, insert, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -35,6 +36,21 @@ async def reserve_seqs(session: AsyncSession, user_id: int, count: int = 1) -> i
     if last is None:
         raise NotFoundError("User not found")
     return int(last) - count + 1
+
+
+async def reserve_seqs_for(session: AsyncSession, counts: Mapping[int, int]) -> dict[int, int]:
+    """`reserve_seqs` for several users in one statement: user id -> the first of its seqs."""
+    if not counts:
+        return {}
+    statement = (
+        update(User)
+        .where(col(User.id).in_(list(counts)))
+        .values(last_seq=col(User.last_seq) + case(dict(counts), value=col(User.id), else_=0))
+        .returning(col(User.id), col(User.last_seq))
+    )
+    connection = await session.connection()
+    rows: Sequence[Any] = (await connection.execute(statement)).all()
+    return {int(user_id): int(last) - counts[int(user_id)] + 1 for user_id, last in rows}
 
 
 async def last_seq(session: AsyncSession, user_id: int) -> int:

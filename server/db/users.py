@@ -8,7 +8,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.db.models import User
-from server.errors import ConflictError
+from server.errors import ConflictError, NotFoundError
 
 
 def normalise_email(email: str) -> str:
@@ -33,6 +33,23 @@ async def get(session: AsyncSession, user_id: int) -> User | None:
 async def get_by_email(session: AsyncSession, email: str) -> User | None:
     result = await session.exec(select(User).where(User.email == normalise_email(email)))
     return result.first()
+
+
+async def lock(session: AsyncSession, user_id: int) -> str:
+    """Lock the user's row until the transaction ends (every writer takes it first); returns the user's time zone.
+
+    Changes that must see the current state of the user's rows (completing a repeating task once
+    when two devices complete it together) read it after this. On SQLite the transaction's write
+    lock (BEGIN IMMEDIATE) already serialises writers and FOR UPDATE is left out.
+    """
+    zone = await session.scalar(select(col(User.timezone)).where(col(User.id) == user_id).with_for_update())
+    if zone is None:
+        raise NotFoundError("User not found")
+    return zone
+
+
+async def set_timezone(session: AsyncSession, user_id: int, timezone: str) -> None:
+    await session.exec(update(User).where(col(User.id) == user_id).values(timezone=timezone))
 
 
 async def set_password_hash(session: AsyncSession, user_id: int, password_hash: str) -> None:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from server.db.frametext import FrameText, Hole
 from server.errors import AppError, BadJsonError, InvalidInputError, PayloadTooLargeError, UnknownTypeError
 from server.fields import DbId, SafeText, Seq
-from server.schemas import MAX_MESSAGE_CHARS, ClientMsgId, TurnId
+from server.schemas import MAX_MESSAGE_CHARS, ClientMsgId, SnoozeMinutes, TurnId
 
 PROTOCOL_VERSION = 1
 
@@ -63,10 +63,22 @@ class Ping(_Frame):
     """Echoed in the `pong`, so a client can measure round trips."""
 
 
-ClientFrameType = Auth | AuthRefresh | Chat | Cancel | Resume | Ping
+class ReminderSnooze(_Frame):
+    type: Literal["reminder.snooze"]
+    task_id: DbId
+    minutes: SnoozeMinutes
+    """Remind again this many minutes from now (1..10080)."""
+
+
+class ReminderDismiss(_Frame):
+    type: Literal["reminder.dismiss"]
+    task_id: DbId
+
+
+ClientFrameType = Auth | AuthRefresh | Chat | Cancel | Resume | Ping | ReminderSnooze | ReminderDismiss
 ClientFrame = Annotated[ClientFrameType, Field(discriminator="type")]
 _client_frame: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
-CLIENT_TYPES = ("auth", "auth.refresh", "chat", "cancel", "resume", "ping")
+CLIENT_TYPES = ("auth", "auth.refresh", "chat", "cancel", "resume", "ping", "reminder.snooze", "reminder.dismiss")
 
 
 def parse_client_frame(text: str, *, max_bytes: int) -> ClientFrame:
@@ -239,6 +251,25 @@ class TaskEvent(TypedDict):
     task: dict[str, Any]
 
 
+class Reminder(TypedDict):
+    """A reminder that fell due: sent once (one event in the log), to every socket of the user."""
+
+    type: Literal["reminder"]
+    seq: int
+    task: dict[str, Any]
+    """The task as it is once the reminder fired (its `remind_at` is null again)."""
+    remind_at: str
+    """When the reminder was due (ISO 8601, UTC)."""
+
+
+class ReminderDismissed(TypedDict):
+    """A reminder dismissed on some device (`reminder.dismiss`, or REST and the tools): close it everywhere."""
+
+    type: Literal["reminder.dismissed"]
+    seq: int
+    task: dict[str, Any]
+
+
 class ConversationDeleted(TypedDict):
     type: Literal["conversation.deleted"]
     seq: int
@@ -260,6 +291,8 @@ ServerFrame = (
     | ToolResult
     | TurnEnd
     | TaskEvent
+    | Reminder
+    | ReminderDismissed
     | ConversationDeleted
 )
 SERVER_TYPES = (
@@ -278,6 +311,8 @@ SERVER_TYPES = (
     "task.created",
     "task.updated",
     "task.deleted",
+    "reminder",
+    "reminder.dismissed",
     "conversation.deleted",
 )
 """Every `type` the server sends (docs/protocol.md documents each; a test checks)."""

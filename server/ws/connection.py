@@ -29,7 +29,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from server import metrics
 from server.auth.tokens import TokenClaims
 from server.db.engine import outage_of
-from server.errors import AppError, AuthError, BadJsonError, CloseCode, RateLimitedError
+from server.errors import AppError, AuthError, BadJsonError, CloseCode, RateLimitedError, UnavailableError
 from server.logs import throttled
 from server.realtime import protocol
 from server.realtime.envelope import Envelope
@@ -59,6 +59,14 @@ class Chat(Protocol):
     ) -> protocol.Ack: ...
 
     async def cancel(self, user_id: int, turn_id: str) -> None: ...
+
+
+class Reminders(Protocol):
+    """What a socket asks of reminders (`server.reminders.actions.ReminderActions`)."""
+
+    async def snooze(self, user_id: int, task_id: int, minutes: int) -> None: ...
+
+    async def dismiss(self, user_id: int, task_id: int) -> None: ...
 
 
 Authenticate = Callable[[str], Awaitable[TokenClaims]]
@@ -111,6 +119,7 @@ class Connection:
         "_queue",
         "_reader_stopped",
         "_reading",
+        "_reminders",
         "_sending",
         "_sequencer",
         "_session_alive",
@@ -135,6 +144,7 @@ class Connection:
         authenticate: Authenticate,
         session_alive: SessionAlive,
         limits: Limits,
+        reminders: Reminders | None = None,
     ) -> None:
         self.ws = websocket
         self.user_id = claims.user_id
@@ -147,6 +157,7 @@ class Connection:
         self._authenticate = authenticate
         self._session_alive = session_alive
         self._limits = limits
+        self._reminders = reminders
         # A list and a bare future rather than a deque and an asyncio.Event: each of those keeps
         # a 600-byte deque block alive per idle socket. The queue is short and bounded.
         self._queue: list[_Item] = []
@@ -357,6 +368,16 @@ class Connection:
             self.expires_at = max(self.expires_at, claims.expires_at.timestamp())
         self.send_direct(protocol.auth_refreshed(int(self.expires_at)))
 
+    async def _on_snooze(self, frame: protocol.ReminderSnooze) -> None:
+        if self._reminders is None:
+            raise UnavailableError("Reminders are not served here")
+        await self._reminders.snooze(self.user_id, frame.task_id, frame.minutes)
+
+    async def _on_dismiss(self, frame: protocol.ReminderDismiss) -> None:
+        if self._reminders is None:
+            raise UnavailableError("Reminders are not served here")
+        await self._reminders.dismiss(self.user_id, frame.task_id)
+
     async def _on_auth_again(self, frame: protocol.Auth) -> None:
         raise AuthError("Already authenticated; use auth.refresh to extend the session")
 
@@ -479,4 +500,6 @@ _HANDLERS: dict[type[protocol.ClientFrameType], Callable[[Connection, Any], Awai
     protocol.Ping: Connection._on_ping,
     protocol.AuthRefresh: Connection._on_refresh,
     protocol.Auth: Connection._on_auth_again,
+    protocol.ReminderSnooze: Connection._on_snooze,
+    protocol.ReminderDismiss: Connection._on_dismiss,
 }

@@ -94,6 +94,7 @@ async def chat_socket(websocket: WebSocket) -> None:
         authenticate=runtime.sessions.authenticate,
         session_alive=runtime.sessions.is_alive,
         limits=runtime.socket_limits,
+        reminders=runtime.reminder_actions,
     )
     begun = time.perf_counter()
     try:

@@ -77,7 +77,7 @@ async def test_login_succeeds_and_email_is_case_insensitive(client: httpx.AsyncC
     body = response.json()
     assert body["id"] == str(user.id) and body["email"] == user.email
     me = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {body['token']}"})
-    assert me.json() == {"id": user.id, "email": user.email, "created_at": me.json()["created_at"]}
+    assert me.json() == {"id": user.id, "email": user.email, "created_at": me.json()["created_at"], "timezone": "UTC"}
 
 
 async def test_wrong_password_and_unknown_email_look_the_same(client: httpx.AsyncClient, user: AppUser) -> None:

@@ -96,7 +96,21 @@ async def test_task_lifecycle_matches_rest(connect: Connect, client: httpx.Async
         ]
 
         listed = ok(await mcp.call_tool("list_tasks", {}))
-        assert listed == [{"id": task_id, "title": "Buy milk", "description": "2 litres", "completed": False}]
+        assert listed == [
+            {
+                "id": task_id,
+                "title": "Buy milk",
+                "description": "2 litres",
+                "completed": False,
+                # the fields tasks gained keep the original ones as they were
+                "priority": "normal",
+                "tags": [],
+                "due_at": None,
+                "remind_at": None,
+                "recurrence": None,
+                "overdue": False,
+            }
+        ]
 
         completed = ok(await mcp.call_tool("complete_task", {"task_id": task_id}))
         assert completed == {"task_id": task_id, "status": "completed", "title": "Buy milk"}

@@ -102,3 +102,42 @@ async def test_schema_check_accepts_head_and_a_newer_release_refuses_a_missing_o
             await migrate.check_current(engine)
     finally:
         await engine.dispose()
+
+
+async def test_upgrading_to_0004_keeps_rows_and_never_reuses_a_task_id(empty_database: str) -> None:
+    """0004 copies `tasks` on SQLite (to add a generated column): AUTOINCREMENT and the highest id survive."""
+    engine = create_async_engine(empty_database)
+    try:
+        await migrate.upgrade(engine, "0003")
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO users (email, password_hash, created_at, last_seq, running_turns) "
+                    "VALUES ('a@example.com', 'x', CURRENT_TIMESTAMP, 0, 0)"
+                )
+            )
+            for title in ("Write the reports", "Buy milk", "Deleted last"):
+                await connection.execute(
+                    text(
+                        "INSERT INTO tasks (user_id, title, completed, created_at, updated_at) "
+                        "VALUES (1, :title, false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    ),
+                    {"title": title},
+                )
+            await connection.execute(text("DELETE FROM tasks WHERE title = 'Deleted last'"))
+        await migrate.upgrade(engine)
+        async with engine.begin() as connection:
+            kept = (await connection.execute(text("SELECT id, title, priority FROM tasks ORDER BY id"))).all()
+            assert [tuple(row) for row in kept] == [(1, "Write the reports", 1), (2, "Buy milk", 1)]
+            zone = await connection.execute(text("SELECT timezone FROM users"))
+            assert zone.scalar() == "UTC"
+            await connection.execute(
+                text(
+                    "INSERT INTO tasks (user_id, title, completed, created_at, updated_at) "
+                    "VALUES (1, 'New', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+            new_id = (await connection.execute(text("SELECT id FROM tasks WHERE title = 'New'"))).scalar()
+        assert new_id == 4  # not 3: that id belonged to a deleted task
+    finally:
+        await engine.dispose()

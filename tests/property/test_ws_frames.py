@@ -51,6 +51,8 @@ VALID_FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "ping": {"id": st.none() | st.integers(min_value=0, max_value=1000) | st.text(max_size=20)},
     "auth.refresh": {"token": st.text(min_size=1, max_size=60)},
     "auth": {"token": st.text(min_size=1, max_size=60), "after_seq": st.none() | st.integers(min_value=0)},
+    "reminder.snooze": {"task_id": st.integers(min_value=1, max_value=5), "minutes": st.integers(-5, 20_000)},
+    "reminder.dismiss": {"task_id": st.integers(min_value=1, max_value=5)},
 }
 
 

@@ -152,6 +152,14 @@ async def test_text_streams_as_deltas(provider: OpenAIProvider, model: FakeOpenA
     assert request.tool_names == list(TOOLS)
     add_task = request.body["tools"][0]
     assert add_task["type"] == "function" and add_task["function"]["parameters"]["required"] == ["title"]
+    # The richer schemas reach the model: the schedule fields, the filters and sorts.
+    properties = {
+        tool["function"]["name"]: tool["function"]["parameters"]["properties"] for tool in request.body["tools"]
+    }
+    assert {"format": "date-time", "type": "string"} in properties["add_task"]["due_at"]["anyOf"]
+    assert {"priority", "tags", "remind_at", "recurrence"} <= set(properties["add_task"])
+    assert properties["list_tasks"]["sort"]["enum"] == ["created", "due", "priority", "title"]
+    assert {"snooze_minutes", "dismiss_reminder", "add_tags", "remove_tags"} <= set(properties["update_task"])
 
 
 async def test_no_tools_are_sent_when_there_are_none(provider: OpenAIProvider, model: FakeOpenAIServer) -> None:

@@ -28,6 +28,10 @@ def test_parses_every_client_frame() -> None:
     assert isinstance(auth, protocol.Auth) and auth.after_seq == 5
     refresh = protocol.parse_client_frame('{"type": "auth.refresh", "token": "t"}', max_bytes=MAX)
     assert isinstance(refresh, protocol.AuthRefresh)
+    snooze = protocol.parse_client_frame('{"type": "reminder.snooze", "task_id": 7, "minutes": 10}', max_bytes=MAX)
+    assert isinstance(snooze, protocol.ReminderSnooze) and (snooze.task_id, snooze.minutes) == (7, 10)
+    dismiss = protocol.parse_client_frame('{"type": "reminder.dismiss", "task_id": 7}', max_bytes=MAX)
+    assert isinstance(dismiss, protocol.ReminderDismiss) and dismiss.task_id == 7
 
 
 @pytest.mark.parametrize(
@@ -45,8 +49,21 @@ def test_parses_every_client_frame() -> None:
         ('{"type": "chat", "message": "' + "m" * 10_001 + '", "client_msg_id": "a"}', ErrorCode.TOO_LARGE, "10000"),
         ('{"type": "ping", "pad": "' + "p" * MAX + '"}', ErrorCode.TOO_LARGE, "larger than"),
         ('{"type": "resume", "after_seq": "3"}', ErrorCode.INVALID, "after_seq"),
+        ('{"type": "reminder.snooze", "task_id": 7, "minutes": 0}', ErrorCode.INVALID, "reminder.snooze: minutes"),
+        ('{"type": "reminder.dismiss"}', ErrorCode.INVALID, "reminder.dismiss: task_id"),
     ],
-    ids=["not-json", "not-object", "bad-type", "missing", "long-id", "long-message", "big-frame", "wrong-type"],
+    ids=[
+        "not-json",
+        "not-object",
+        "bad-type",
+        "missing",
+        "long-id",
+        "long-message",
+        "big-frame",
+        "wrong-type",
+        "snooze-zero",
+        "dismiss-nothing",
+    ],
 )
 def test_errors_name_what_was_wrong(text: str, code: ErrorCode, detail_part: str) -> None:
     with pytest.raises(AppError) as raised:

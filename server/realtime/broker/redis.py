@@ -11,9 +11,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from server import metrics
 from server.logs import Throttled
@@ -82,7 +82,7 @@ class RedisBroker:
             self._reader = None
         if self._pubsub is not None:
             with contextlib.suppress(RedisError, OSError):
-                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # untyped before redis-py 8
             self._pubsub = None
         await self._sub_client.aclose()
         await self._client.aclose()
@@ -176,7 +176,7 @@ class RedisBroker:
             old, self._pubsub = self._pubsub, self._sub_client.pubsub(ignore_subscribe_messages=True)
         if old is not None:
             with contextlib.suppress(Exception):
-                await old.aclose()  # type: ignore[no-untyped-call]
+                await old.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # untyped before redis-py 8
 
     async def _reconnect(self) -> None:
         """Subscribe the whole current set on a fresh connection; raises while Redis is away."""
