@@ -1,4 +1,5 @@
-"""One contract, every rate-limit storage (memory, Redis); then Redis outages: fail open or per worker, never stall."""
+"""One contract, every rate-limit storage (memory, Redis, Redis Cluster); then Redis outages: fail open or per
+worker, never stall."""
 
 from __future__ import annotations
 
@@ -15,19 +16,23 @@ from prometheus_client import REGISTRY
 from server.abuse.limiter import Limiter, Outage, Policy
 from server.abuse.storage import create_storage
 from server.errors import RateLimitedError
+from tests.support.redis_cluster import RedisCluster
 from tests.support.relay import Mode, Relay
 from tests.support.settings import make_settings
 from tests.support.timing import TIMEOUT, wait_until
 
-STORAGES = ["memory", "redis"]
+STORAGES = ["memory", "redis", "cluster"]
 
 
 def policy(notation: str, *, on_outage: Outage = "open") -> Policy:
     return Policy.parse(f"test_{secrets.token_hex(4)}", notation, detail="Slow down", on_outage=on_outage)
 
 
-def open_limiter(redis_url: str | None, prefix: str, *, timeout: float = TIMEOUT, **options: Any) -> Limiter:
-    storage, close = create_storage(make_settings(redis_url=redis_url, redis_prefix=prefix))
+def open_limiter(
+    redis_url: str | None, prefix: str, *, timeout: float = TIMEOUT, cluster: bool = False, **options: Any
+) -> Limiter:
+    settings = make_settings(redis_url=redis_url, redis_prefix=prefix, redis_cluster=cluster)
+    storage, close = create_storage(settings)
     return Limiter(storage, timeout=timeout, close=close, **options)
 
 
@@ -37,14 +42,19 @@ def prefix(redis_prefix: str) -> str:
 
 
 @pytest.fixture(params=STORAGES)
-def storage_url(request: pytest.FixtureRequest) -> str | None:
-    """The REDIS_URL the limiter is built from: none for memory (looked up only for Redis)."""
-    return request.getfixturevalue("redis_url") if request.param == "redis" else None
+def storage(request: pytest.FixtureRequest) -> tuple[str | None, bool]:
+    """The REDIS_URL the limiter is built from (none for memory; looked up only when needed), and
+    whether it names a Redis Cluster node."""
+    if request.param == "cluster":
+        cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+        return cluster.url, True
+    return (request.getfixturevalue("redis_url") if request.param == "redis" else None), False
 
 
 @pytest.fixture
-async def limiter(storage_url: str | None, prefix: str) -> AsyncIterator[Limiter]:
-    limiter = open_limiter(storage_url, prefix)
+async def limiter(storage: tuple[str | None, bool], prefix: str) -> AsyncIterator[Limiter]:
+    url, cluster = storage
+    limiter = open_limiter(url, prefix, cluster=cluster)
     try:
         yield limiter
     finally:

@@ -1,0 +1,167 @@
+"""A real Redis Cluster on free loopback ports: six `redis-server`s (three primaries, a replica each).
+
+The nodes keep their files in a private temporary directory, save nothing to disk and are
+joined by `redis-cli --cluster create`; `start()` returns once every node reports
+`cluster_state:ok` and agrees on three primaries with a replica each. `kill()` takes one node
+down (SIGKILL), so a test can fail a primary over to its replica and await the cluster healing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from tests.support import services
+from tests.support.live import free_port
+from tests.support.timing import TIMEOUT, wait_until
+
+NODE_TIMEOUT_MS = 1000
+"""cluster-node-timeout: how long a silent primary takes to be failed over (the test's wait)."""
+
+
+@dataclass
+class RedisCluster:
+    directory: Path
+    ports: list[int] = field(default_factory=list)
+    processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        """REDIS_URL for the service: any one node (the client discovers the rest)."""
+        return f"redis://127.0.0.1:{self.live_ports[0]}/0"
+
+    @property
+    def live_ports(self) -> list[int]:
+        return [port for port in self.ports if self.processes[port].poll() is None]
+
+    def node(self, port: int) -> aioredis.Redis:
+        """A plain client of one node (the caller closes it)."""
+        return aioredis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5, socket_timeout=2)
+
+    async def start(self, nodes: int = 6) -> None:
+        self.ports = [free_port() for _ in range(nodes)]
+        for port in self.ports:
+            work = self.directory / str(port)
+            work.mkdir(parents=True, exist_ok=True)
+            try:
+                self.processes[port] = subprocess.Popen(
+                    [
+                        "redis-server",
+                        "--port",
+                        str(port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-port",  # the bus: its own free port (the default, port + 10000, may not be)
+                        str(free_port()),
+                        "--cluster-config-file",
+                        str(work / "nodes.conf"),
+                        "--cluster-node-timeout",
+                        str(NODE_TIMEOUT_MS),
+                        "--dir",
+                        str(work),
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--daemonize",
+                        "no",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            except FileNotFoundError as exc:
+                self.stop()
+                services.unavailable("redis-server binary", exc)
+        for port in self.ports:
+            await wait_until(functools.partial(self._answers, port), step=0.05)
+        create = await asyncio.create_subprocess_exec(
+            "redis-cli",
+            "--cluster",
+            "create",
+            *(f"127.0.0.1:{port}" for port in self.ports),
+            "--cluster-replicas",
+            "1",
+            "--cluster-yes",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await asyncio.wait_for(create.communicate(), TIMEOUT * 3)
+        if create.returncode != 0:
+            self.stop()
+            raise RuntimeError(f"redis-cli --cluster create failed: {output.decode(errors='replace')}")
+        await self.wait_healthy(primaries=nodes // 2)
+
+    async def wait_healthy(self, *, primaries: int = 3, timeout: float = TIMEOUT * 3) -> None:
+        """Every live node says `cluster_state:ok` and knows `primaries` primaries, each owning slots."""
+
+        async def healthy() -> bool:
+            for port in self.live_ports:
+                client = self.node(port)
+                try:
+                    info = await client.execute_command("CLUSTER", "INFO")
+                    shards = await client.execute_command("CLUSTER", "SLOTS")
+                except (RedisError, OSError):
+                    return False
+                finally:
+                    await client.aclose()
+                text = info.decode() if isinstance(info, bytes) else str(info)
+                if "cluster_state:ok" not in text or len(shards) < primaries:
+                    return False
+                owners = {(s[2][0].decode() if isinstance(s[2][0], bytes) else s[2][0], s[2][1]) for s in shards}
+                if any(port not in self.live_ports for _, port in owners) or len(owners) != primaries:
+                    return False
+            return True
+
+        await wait_until(healthy, timeout=timeout, step=0.1)
+
+    async def owner(self, key: str) -> int:
+        """The port of the primary that owns `key`'s slot (a key or a shard channel name)."""
+        client = self.node(self.live_ports[0])
+        try:
+            slot = int(await client.execute_command("CLUSTER", "KEYSLOT", key))
+            for start, end, primary, *_ in await client.execute_command("CLUSTER", "SLOTS"):
+                if start <= slot <= end:
+                    return int(primary[1])
+        finally:
+            await client.aclose()
+        raise LookupError(f"no node owns the slot of {key!r}")
+
+    async def primaries(self) -> list[int]:
+        client = self.node(self.live_ports[0])
+        try:
+            return sorted({int(primary[1]) for _, _, primary, *_ in await client.execute_command("CLUSTER", "SLOTS")})
+        finally:
+            await client.aclose()
+
+    def kill(self, port: int) -> None:
+        """SIGKILL one node: its replica takes over after about NODE_TIMEOUT_MS."""
+        process = self.processes[port]
+        process.send_signal(signal.SIGKILL)
+        process.wait(TIMEOUT)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+        for process in self.processes.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(TIMEOUT)
+
+    async def _answers(self, port: int) -> bool:
+        client = self.node(port)
+        try:
+            return bool(await client.ping())
+        except (RedisError, OSError):
+            return False
+        finally:
+            await client.aclose()
