@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY
 from server.abuse.limiter import Limiter, Outage, Policy
 from server.abuse.storage import create_storage
 from server.errors import RateLimitedError
+from tests.support.live import free_port
 from tests.support.redis_cluster import RedisCluster
 from tests.support.relay import Mode, Relay
 from tests.support.settings import make_settings
@@ -182,3 +183,15 @@ async def test_the_shared_storage_is_used_again_once_it_is_back(
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.INFO] == [
         "Rate-limit storage is back: limits are shared across workers again"
     ]
+
+
+async def test_a_redis_cluster_out_of_reach_fails_open_too(prefix: str) -> None:
+    # A cluster client that reaches no node raises RedisClusterException, which is no RedisError.
+    limiter = open_limiter(f"redis://127.0.0.1:{free_port()}/0", prefix, timeout=1.0, cluster=True)
+    chat, login = policy("1/minute"), policy("1/minute", on_outage="local")
+    try:
+        assert [await limiter.hit(chat, "u1") for _ in range(3)] == [True] * 3
+        assert [await limiter.hit(login, "u1") for _ in range(2)] == [True, False]
+        assert down(limiter)
+    finally:
+        await limiter.aclose()

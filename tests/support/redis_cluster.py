@@ -143,6 +143,22 @@ class RedisCluster:
         finally:
             await client.aclose()
 
+    async def shard(self, primary: int) -> list[int]:
+        """The ports of `primary` and of its replicas that are still running."""
+        client = self.node(primary)
+        try:
+            node_id = (await client.execute_command("CLUSTER", "MYID")).decode()
+            replicas = await client.execute_command("CLUSTER", "REPLICAS", node_id)
+        finally:
+            await client.aclose()
+        ports = [primary]
+        for line in replicas:  # "<id> <ip>:<port>@<bus> slave ..."
+            address = (line.decode() if isinstance(line, bytes) else line).split()[1]
+            port = int(address.split("@")[0].rsplit(":", 1)[1])
+            if port in self.live_ports:
+                ports.append(port)
+        return ports
+
     def kill(self, port: int) -> None:
         """SIGKILL one node: its replica takes over after about NODE_TIMEOUT_MS."""
         process = self.processes[port]
