@@ -54,12 +54,8 @@ async def redis_url() -> str:
 @pytest.fixture(scope="session")
 async def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RedisCluster]:
     """A real six-node Redis Cluster (three shards) on free loopback ports, one for the whole run."""
-    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster"))
-    try:
-        await cluster.start()
+    async with services.redis_cluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(scope="session")

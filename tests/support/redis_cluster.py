@@ -2,7 +2,8 @@
 
 The nodes keep their files in a private temporary directory, save nothing to disk and are
 joined by `redis-cli --cluster create`; `start()` returns once every node reports
-`cluster_state:ok` and agrees on three primaries with a replica each. `kill()` takes one node
+`cluster_state:ok` and agrees on three primaries with a replica each (no pytest here: `bench.pubsub`
+starts one too). `kill()` takes one node
 down (SIGKILL), so a test can fail a primary over to its replica and await the cluster healing.
 """
 
@@ -19,7 +20,6 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from tests.support import services
 from tests.support.live import free_port
 from tests.support.timing import TIMEOUT, wait_until
 
@@ -79,9 +79,9 @@ class RedisCluster:
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
-            except FileNotFoundError as exc:
+            except FileNotFoundError:
                 self.stop()
-                services.unavailable("redis-server binary", exc)
+                raise  # no redis-server: the fixtures report the service unavailable
         for port in self.ports:
             await wait_until(functools.partial(self._answers, port), step=0.05)
         create = await asyncio.create_subprocess_exec(

@@ -25,12 +25,8 @@ FAILOVER_WITHIN = 20 * SCALE
 @pytest.fixture(scope="module")
 async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RedisCluster]:
     """A cluster of this module's own: its tests kill nodes."""
-    instance = RedisCluster(tmp_path_factory.mktemp("failover-cluster"))
-    try:
-        await instance.start()
+    async with services.redis_cluster(tmp_path_factory.mktemp("failover-cluster")) as instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 @pytest.fixture(scope="module")

@@ -76,15 +76,6 @@ class ClusterBroker:
         self._listener: BrokerListener | None = None
         self._outage = Throttled(logger)
 
-    @property
-    def cluster(self) -> RedisCluster:
-        """The cluster client (slot map, publishing)."""
-        return self._cluster
-
-    def shards(self) -> dict[str, set[str]]:
-        """node name -> the channels subscribed there (for tests and diagnostics)."""
-        return {name: set(shard.channels) for name, shard in self._shards.items()}
-
     async def start(self, listener: BrokerListener) -> None:
         self._listener = listener
         try:
@@ -122,10 +113,12 @@ class ClusterBroker:
             raise BrokerError(f"publish to Redis Cluster failed: {exc!r}") from exc
 
     async def subscribe(self, channel: str) -> None:
+        self._channels.add(channel)
+        if self._dirty.is_set():
+            return  # a resync is due: it places every wanted channel (and nobody waits on a cluster that is away)
         async with self._lock:
-            self._channels.add(channel)
-            if self._dirty.is_set():
-                return  # the supervisor is about to place every channel anyway
+            if channel not in self._channels or channel in self._where or self._dirty.is_set():
+                return  # unsubscribed meanwhile, placed by a resync, or one is due
             try:
                 node = self._owner(channel)
                 await self._place(node, [channel])
@@ -222,15 +215,15 @@ class ClusterBroker:
 
     async def _resync(self) -> None:
         """Refresh the slot map, drop broken or demoted shards, subscribe every channel on its owner."""
+        self._dirty.clear()  # from here, a new loss sets it again and the supervisor comes back
+        await self._cluster.nodes_manager.initialize()  # outside the lock: subscribes need not wait for it
         async with self._lock:
-            self._dirty.clear()
-            await self._cluster.nodes_manager.initialize()
             primaries = {node.name for node in self._cluster.get_primaries()}
             for shard in list(self._shards.values()):
                 if shard.lost or shard.node not in primaries:
                     await self._drop(shard)
             moving: dict[str, tuple[ClusterNode, list[str]]] = {}
-            for channel in self._channels:
+            for channel in list(self._channels):
                 node = self._owner(channel)
                 placed = self._where.get(channel)
                 if placed is not None and placed.node == node.name:
