@@ -32,15 +32,21 @@ class RedisCluster:
     directory: Path
     ports: list[int] = field(default_factory=list)
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    paused: set[int] = field(default_factory=set)
 
     @property
     def url(self) -> str:
         """REDIS_URL for the service: any one node (the client discovers the rest)."""
-        return f"redis://127.0.0.1:{self.live_ports[0]}/0"
+        return f"redis://127.0.0.1:{self.answering_ports[0]}/0"
 
     @property
     def live_ports(self) -> list[int]:
+        """Nodes whose process runs (paused ones included)."""
         return [port for port in self.ports if self.processes[port].poll() is None]
+
+    @property
+    def answering_ports(self) -> list[int]:
+        return [port for port in self.live_ports if port not in self.paused]
 
     def node(self, port: int) -> aioredis.Redis:
         """A plain client of one node (the caller closes it)."""
@@ -67,6 +73,10 @@ class RedisCluster:
                         str(work / "nodes.conf"),
                         "--cluster-node-timeout",
                         str(NODE_TIMEOUT_MS),
+                        # A replica takes over however long ago it last heard from its primary: one that
+                        # was paused for a test and came back must be able to stand in at the next failure.
+                        "--cluster-replica-validity-factor",
+                        "0",
                         "--dir",
                         str(work),
                         "--save",
@@ -105,7 +115,7 @@ class RedisCluster:
         """Every live node says `cluster_state:ok` and knows `primaries` primaries, each owning slots."""
 
         async def healthy() -> bool:
-            for port in self.live_ports:
+            for port in self.answering_ports:
                 client = self.node(port)
                 try:
                     info = await client.execute_command("CLUSTER", "INFO")
@@ -118,7 +128,7 @@ class RedisCluster:
                 if "cluster_state:ok" not in text or len(shards) < primaries:
                     return False
                 owners = {(s[2][0].decode() if isinstance(s[2][0], bytes) else s[2][0], s[2][1]) for s in shards}
-                if any(port not in self.live_ports for _, port in owners) or len(owners) != primaries:
+                if any(port not in self.answering_ports for _, port in owners) or len(owners) != primaries:
                     return False
             return True
 
@@ -126,7 +136,7 @@ class RedisCluster:
 
     async def owner(self, key: str) -> int:
         """The port of the primary that owns `key`'s slot (a key or a shard channel name)."""
-        client = self.node(self.live_ports[0])
+        client = self.node(self.answering_ports[0])
         try:
             slot = int(await client.execute_command("CLUSTER", "KEYSLOT", key))
             for start, end, primary, *_ in await client.execute_command("CLUSTER", "SLOTS"):
@@ -137,7 +147,7 @@ class RedisCluster:
         raise LookupError(f"no node owns the slot of {key!r}")
 
     async def primaries(self) -> list[int]:
-        client = self.node(self.live_ports[0])
+        client = self.node(self.answering_ports[0])
         try:
             return sorted({int(primary[1]) for _, _, primary, *_ in await client.execute_command("CLUSTER", "SLOTS")})
         finally:
@@ -155,15 +165,26 @@ class RedisCluster:
         for line in replicas:  # "<id> <ip>:<port>@<bus> slave ..."
             address = (line.decode() if isinstance(line, bytes) else line).split()[1]
             port = int(address.split("@")[0].rsplit(":", 1)[1])
-            if port in self.live_ports:
+            if port in self.answering_ports:
                 ports.append(port)
         return ports
+
+    def pause(self, port: int) -> None:
+        """SIGSTOP one node: its connections stay open and silent; its replica takes over all the same."""
+        self.processes[port].send_signal(signal.SIGSTOP)
+        self.paused.add(port)
+
+    def resume(self, port: int) -> None:
+        """SIGCONT a paused node: it learns it was failed over and rejoins as a replica."""
+        self.processes[port].send_signal(signal.SIGCONT)
+        self.paused.discard(port)
 
     def kill(self, port: int) -> None:
         """SIGKILL one node: its replica takes over after about NODE_TIMEOUT_MS."""
         process = self.processes[port]
         process.send_signal(signal.SIGKILL)
         process.wait(TIMEOUT)
+        self.paused.discard(port)
 
     def stop(self) -> None:
         for process in self.processes.values():

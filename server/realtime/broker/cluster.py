@@ -40,6 +40,10 @@ FAILURES = (RedisError, RedisClusterException, OSError, TimeoutError)
 """What a cluster that is away raises (RedisClusterException is no RedisError)."""
 RESYNC_TIMEOUT = 3 * COMMAND_TIMEOUT
 """One attempt at moving every channel to its owner; a silent node must not hold it longer."""
+TOPOLOGY_CHECK = 5.0
+"""How often the slot map is read again to find channels whose slot moved without a word to us: a
+primary that is paused (not dead) keeps our connection open and says nothing while its replica
+takes over."""
 
 
 @dataclass(eq=False)
@@ -237,10 +241,28 @@ class ClusterBroker:
         if self._dirty.is_set():
             raise BrokerError("a shard was lost while resubscribing")
 
+    async def _moved(self) -> bool:
+        """Whether, by a fresh slot map, a channel is subscribed on a node that no longer owns it."""
+        await self._cluster.nodes_manager.initialize()
+        placed = list(self._where.items())
+        return any(self._owner(channel).name != shard.node for channel, shard in placed)
+
     async def _supervise(self) -> None:
         backoff = BACKOFF_FIRST
         while True:
-            await self._dirty.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._dirty.wait(), TOPOLOGY_CHECK)
+            if not self._dirty.is_set():
+                if not self._where:
+                    continue
+                try:
+                    async with asyncio.timeout(COMMAND_TIMEOUT):
+                        if not await self._moved():
+                            continue
+                except (*FAILURES, BrokerError):
+                    continue  # a cluster out of reach breaks the shard connections too: they report it
+                self._outage.failure("Redis Cluster slots moved without a word to this worker; resubscribing")
+                self._dirty.set()
             try:
                 async with asyncio.timeout(RESYNC_TIMEOUT):
                     await self._resync()
