@@ -2,11 +2,13 @@
 over a single Redis.
 
 Runs the service's own brokers in this process (`ClusterBroker` on a private six-node cluster
-started on free loopback ports, three shards; `RedisBroker` on `--redis`): publishing in rounds of
-`--batch` messages, one channel each, as the worker's publisher sends them.
+started on free loopback ports, three shards; `RedisBroker` on a private single `redis-server` with
+the same settings, or on `--single URL`): publishing in rounds of `--batch` messages, one channel
+each, as the worker's publisher sends them.
 
 - **Throughput**: `--messages` messages as fast as one publisher sends them, first to the channels
-  of one shard at a time, then to channels spread over every shard; messages per second.
+  of one shard at a time, then to channels spread over every shard; messages per second, and this
+  process's CPU per message (the client's share: one Python publisher is the limit here).
 - **Fan-out latency**: `--channels` user channels (spread over the shards by their hash tags),
   each subscribed by `--subscribers` brokers (workers), a round of `--batch` every `--interval`
   seconds for `--seconds`; from the publish call to each subscriber's listener, per delivery.
@@ -35,7 +37,8 @@ from server.keys import user_tag
 from server.realtime.broker.base import Broker
 from server.realtime.broker.cluster import ClusterBroker
 from server.realtime.broker.redis import RedisBroker
-from tests.support.redis_cluster import RedisCluster
+from tests.support.live import free_port
+from tests.support.redis_cluster import RedisCluster, RedisProcess
 
 STAMP = struct.Struct("!d")
 
@@ -77,14 +80,20 @@ def payload(size: int) -> bytes:
     return STAMP.pack(time.perf_counter()) + b"x" * max(0, size - STAMP.size)
 
 
-async def throughput(broker: Broker, channels: Sequence[str], *, messages: int, batch: int, size: int) -> float:
-    """Messages per second one publisher sends to `channels`, `batch` per round (one channel each)."""
+async def throughput(
+    broker: Broker, channels: Sequence[str], *, messages: int, batch: int, size: int
+) -> dict[str, float]:
+    """Messages per second one publisher sends to `channels`, `batch` per round (one channel each), and its CPU."""
     body = b"x" * size
     rounds = max(1, messages // batch)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for n in range(rounds):
         await broker.publish_many([(channels[(n * batch + i) % len(channels)], body) for i in range(batch)])
-    return round(rounds * batch / (time.perf_counter() - started))
+    sent = rounds * batch
+    return {
+        "per_second": round(sent / (time.perf_counter() - started)),
+        "client_cpu_us": round((time.process_time() - cpu) / sent * 1e6, 2),
+    }
 
 
 async def fan_out(
@@ -143,7 +152,7 @@ async def shards_of(url: str, channels: Sequence[str]) -> dict[str, list[str]]:
         await client.aclose()
 
 
-async def measure(args: argparse.Namespace, cluster_url: str) -> dict[str, Any]:
+async def measure(args: argparse.Namespace, cluster_url: str, single_url: str) -> dict[str, Any]:
     prefix = f"todochat-bench-pubsub-{secrets.token_hex(3)}"
     channels = [f"{prefix}:{user_tag(n)}" for n in range(1, args.channels + 1)]
     by_shard = await shards_of(cluster_url, channels)
@@ -151,11 +160,11 @@ async def measure(args: argparse.Namespace, cluster_url: str) -> dict[str, Any]:
     measured: dict[str, Any] = {"channels_per_shard": {name: len(chs) for name, chs in sorted(by_shard.items())}}
 
     cluster = ClusterBroker(cluster_url, name=prefix)
-    single = RedisBroker(args.redis, name=prefix)
+    single = RedisBroker(single_url, name=prefix)
     await cluster.start(Timing())
     await single.start(Timing())
     try:
-        rates: dict[str, float] = {}
+        rates: dict[str, dict[str, float]] = {}
         for name, owned in sorted(by_shard.items()):
             rates[f"cluster, one shard ({name})"] = await throughput(cluster, owned, messages=args.messages, **common)
         rates["cluster, all shards"] = await throughput(cluster, channels, messages=args.messages, **common)
@@ -163,30 +172,39 @@ async def measure(args: argparse.Namespace, cluster_url: str) -> dict[str, Any]:
     finally:
         await cluster.stop()
         await single.stop()
-    measured["throughput_per_second"] = rates
+    measured["throughput"] = rates
 
     latency: dict[str, Any] = {}
     options = {"subscribers": args.subscribers, "interval": args.interval, "seconds": args.seconds, **common}
     latency["cluster"] = await fan_out(lambda n: ClusterBroker(cluster_url, name=f"{prefix}-{n}"), channels, **options)
-    single_broker = lambda n: RedisBroker(args.redis, name=f"{prefix}-{n}")  # noqa: E731
+    single_broker = lambda n: RedisBroker(single_url, name=f"{prefix}-{n}")  # noqa: E731
     latency["single Redis"] = await fan_out(single_broker, channels, **options)
     measured["fan_out"] = latency
     return measured
 
 
 async def _main(args: argparse.Namespace) -> None:
-    deploy.check_loopback(args.redis)
-    described = await machine.describe(pg_dsn=args.pg, redis_url=args.redis)
-    print(machine.summary_line(described))
-    with tempfile.TemporaryDirectory(prefix="bench-pubsub-") as directory:
-        cluster = RedisCluster(Path(directory))
-        await cluster.start()
-        try:
-            measured = await measure(args, cluster.url)
-        finally:
-            cluster.stop()
-    rates = measured["throughput_per_second"]
-    print(table([[name, rate] for name, rate in rates.items()], header=("SPUBLISH / PUBLISH", "messages/s")))
+    single = RedisProcess(free_port())
+    if args.single:
+        deploy.check_loopback(args.single)
+    else:
+        await single.start()
+    single_url = args.single or single.url
+    try:
+        described = await machine.describe(pg_dsn=args.pg, redis_url=single_url)
+        print(machine.summary_line(described))
+        with tempfile.TemporaryDirectory(prefix="bench-pubsub-") as directory:
+            cluster = RedisCluster(Path(directory))
+            await cluster.start()
+            try:
+                measured = await measure(args, cluster.url, single_url)
+            finally:
+                cluster.stop()
+    finally:
+        await single.kill()
+    rates = measured["throughput"]
+    rows = [[name, r["per_second"], r["client_cpu_us"]] for name, r in rates.items()]
+    print(table(rows, header=("SPUBLISH / PUBLISH", "messages/s", "client CPU us/msg")))
     fan = measured["fan_out"]
     print(
         table(
@@ -197,7 +215,7 @@ async def _main(args: argparse.Namespace) -> None:
     for name, f in fan.items():
         print(f"{name}: {f['deliveries']} of {f['expected']} deliveries, {f['reconnects']} reconnects")
     settings = {key: getattr(args, key) for key in ("channels", "subscribers", "messages", "batch", "size")}
-    settings |= {"interval": args.interval, "seconds": args.seconds}
+    settings |= {"interval": args.interval, "seconds": args.seconds, "single": args.single or "private"}
     path = results.write("pubsub", {"machine": described, "settings": settings, **measured})
     print(f"wrote {results.relative(path)}")
 
@@ -212,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interval", type=float, default=0.01, help="seconds between fan-out rounds (%(default)s)")
     parser.add_argument("--seconds", type=float, default=5.0, help="fan-out run length (default %(default)s)")
     parser.add_argument("--pg", default=deploy.PG_ADMIN, help="PostgreSQL admin DSN, for the machine description")
-    parser.add_argument("--redis", default=deploy.REDIS_URL, help="the single Redis (default: %(default)s)")
+    parser.add_argument("--single", help="a single Redis to compare with (default: a private redis-server)")
     args = parser.parse_args(argv)
     uvloop.run(_main(args))
 

@@ -1,4 +1,5 @@
-"""A real Redis Cluster on free loopback ports: six `redis-server`s (three primaries, a replica each).
+"""Private `redis-server`s on free loopback ports: a single one, and a real Redis Cluster of six (three
+primaries, a replica each), so killing them touches nobody else's data.
 
 The nodes keep their files in a private temporary directory, save nothing to disk and are
 joined by `redis-cli --cluster create`; `start()` returns once every node reports
@@ -25,6 +26,50 @@ from tests.support.timing import TIMEOUT, wait_until
 
 NODE_TIMEOUT_MS = 1000
 """cluster-node-timeout: how long a silent primary takes to be failed over (the test's wait)."""
+
+
+class RedisProcess:
+    """One plain redis-server (no cluster), with nothing saved to disk."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        """Start it (again) and return once it answers; FileNotFoundError without `redis-server`."""
+        self.process = await asyncio.create_subprocess_exec(
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            stdout=asyncio.subprocess.DEVNULL,
+        )
+        client = aioredis.Redis.from_url(self.url, socket_connect_timeout=0.2)
+
+        async def up() -> bool:
+            try:
+                return bool(await client.ping())
+            except (OSError, RedisError):
+                return False
+
+        try:
+            await wait_until(up, step=0.05)
+        finally:
+            await client.aclose()
+
+    async def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
 
 
 @dataclass
