@@ -378,3 +378,43 @@ async def test_cluster_unreachable_raises_broker_error() -> None:
         assert recorder.reconnects == 0
     finally:
         await instance.stop()
+
+
+async def test_cluster_subscribe_churn_is_no_reconnect(redis_cluster: RedisCluster) -> None:
+    name = f"todochat-test-{services.RUN_ID}-{secrets.token_hex(3)}"
+    recorder = Recorder()
+    instance = ClusterBroker(redis_cluster.url, name=name)
+    await instance.start(recorder)
+    try:
+        topic = f"{name}:{{user:3}}"
+        for _ in range(20):  # each `sunsubscribe` we asked for comes back: not the node dropping the channel
+            await instance.subscribe(topic)
+            await instance.unsubscribe(topic)
+        await instance.subscribe(topic)
+        await instance.publish_many([(topic, b"still here")])
+        assert await recorder.next() == (topic, b"still here")
+        await recorder.nothing()
+        assert recorder.reconnects == 0
+    finally:
+        await instance.stop()
+
+
+async def test_cluster_follows_a_channel_whose_slot_moves(redis_cluster: RedisCluster) -> None:
+    name = f"todochat-test-{services.RUN_ID}-{secrets.token_hex(3)}"
+    recorder = Recorder()
+    instance = ClusterBroker(redis_cluster.url, name=name)
+    await instance.start(recorder)
+    topic = f"{name}:{{user:4}}"
+    source = await redis_cluster.owner(topic)
+    target = next(port for port in await redis_cluster.primaries() if port != source)
+    try:
+        await instance.subscribe(topic)
+        await redis_cluster.move_slot(topic, target)  # the source node tells us: sunsubscribe
+        await wait_until(lambda: recorder.reconnects == 1)  # resubscribed on the new owner; sockets catch up
+        (ours,) = await subscribers(redis_cluster, target, name)
+        assert int(ours["ssub"]) == 1
+        await instance.publish_many([(topic, b"on the new owner")])  # MOVED, followed by the cluster client
+        assert await recorder.next() == (topic, b"on the new owner")
+    finally:
+        await instance.stop()
+        await redis_cluster.move_slot(topic, source)  # the session's cluster as it was

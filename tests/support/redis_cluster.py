@@ -17,6 +17,7 @@ import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -197,6 +198,40 @@ class RedisCluster:
             return sorted({int(primary[1]) for _, _, primary, *_ in await client.execute_command("CLUSTER", "SLOTS")})
         finally:
             await client.aclose()
+
+    async def move_slot(self, key: str, to: int) -> int:
+        """Hand the slot of `key` (holding no keys) to primary `to`, as a resharding does, and return
+        once every primary agrees; returns the port of the primary it left."""
+        source = await self.owner(key)
+
+        async def command(port: int, *args: object) -> Any:
+            client = self.node(port)
+            try:
+                return await client.execute_command(*args)
+            finally:
+                await client.aclose()
+
+        slot = int(await command(to, "CLUSTER", "KEYSLOT", key))
+        ids = {port: (await command(port, "CLUSTER", "MYID")).decode() for port in (source, to)}
+        # redis-cli --cluster reshard's steps, with no keys to migrate: the target bumps its epoch.
+        await command(to, "CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source])
+        await command(source, "CLUSTER", "SETSLOT", slot, "MIGRATING", ids[to])
+        for port in [to, source, *(p for p in await self.primaries() if p not in (to, source))]:
+            await command(port, "CLUSTER", "SETSLOT", slot, "NODE", ids[to])
+
+        async def moved() -> bool:
+            for port in self.answering_ports:
+                client = self.node(port)
+                try:
+                    ranges = await client.execute_command("CLUSTER", "SLOTS")
+                finally:
+                    await client.aclose()
+                if not any(start <= slot <= end and int(primary[1]) == to for start, end, primary, *_ in ranges):
+                    return False
+            return True
+
+        await wait_until(moved)
+        return source
 
     async def shard(self, primary: int) -> list[int]:
         """The ports of `primary` and of its replicas that are still running."""

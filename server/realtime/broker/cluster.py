@@ -249,10 +249,19 @@ class ClusterBroker:
 
     async def _supervise(self) -> None:
         backoff = BACKOFF_FIRST
+        settled = True
+        """No loss since a whole TOPOLOGY_CHECK after the last resync: the next one runs at once."""
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._dirty.wait(), TOPOLOGY_CHECK)
+            if self._dirty.is_set() and not settled:
+                # Lost again soon after a resync: the nodes may still disagree on the slot map (a
+                # resharding, a failover being gossiped). Back off instead of resubscribing, and
+                # having every socket catch up, as fast as MOVED answers come.
+                await asyncio.sleep(backoff * (0.5 + random.random()))  # noqa: S311  # nosec B311  # jitter, not crypto
+                backoff = min(backoff * 2, BACKOFF_MAX)
             if not self._dirty.is_set():
+                settled, backoff = True, BACKOFF_FIRST
                 if not self._where:
                     continue
                 try:
@@ -275,7 +284,7 @@ class ClusterBroker:
                 await asyncio.sleep(backoff * (0.5 + random.random()))  # noqa: S311  # nosec B311  # jitter, not crypto
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
-            backoff = BACKOFF_FIRST
+            settled = False
             self._outage.recovered(
                 "Redis Cluster subscribers placed; %d channels on %d shards", len(self._channels), len(self._shards)
             )
