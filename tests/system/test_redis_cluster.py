@@ -4,6 +4,7 @@ failing altogether (readiness says so, chat goes on)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -105,10 +106,16 @@ async def test_a_primary_failed_over_mid_traffic_loses_nothing_acknowledged(
     workers: tuple[ServerProcess, ServerProcess], cluster: RedisCluster, fault: str
 ) -> None:
     """SIGKILL: the workers' connections to it break at once. SIGSTOP: they stay open and silent (only the
-    slot map, read again every few seconds, shows the move); the node rejoins as a replica afterwards."""
+    slot map, read again every few seconds, shows the move); the node rejoins as a replica afterwards.
+    The primary is the node the workers' REDIS_URL names while it is one: their clients' first node."""
     a_server, b_server = workers
-    user = await users.signup(a_server.base_url)
-    owner = await cluster.owner(channel(user.id))
+    named = int(a_server.env["REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+    primaries = await cluster.primaries()
+    while True:  # a user whose channel lives on that primary
+        user = await users.signup(a_server.base_url)
+        owner = await cluster.owner(channel(user.id))
+        if owner == named or named not in primaries:
+            break
     acks: list[dict[str, Any]] = []
     async with (
         await WSClient.open(a_server.ws_url, user.token) as a,
@@ -144,6 +151,8 @@ async def test_a_primary_failed_over_mid_traffic_loses_nothing_acknowledged(
         if fault == "pause":
             cluster.resume(owner)
             await cluster.wait_healthy(timeout=FAILOVER_WITHIN)
+        for server in workers:  # readiness follows the new primaries too
+            await wait_until(functools.partial(_ready, server), timeout=FAILOVER_WITHIN)
     received = seqs(b.log)
     assert received == list(range(1, max(received) + 1))  # every event once, in order, no gap
     starts = [f["turn_id"] for f in b.log if f["type"] == "turn.start"]
@@ -158,6 +167,10 @@ async def test_a_primary_failed_over_mid_traffic_loses_nothing_acknowledged(
         *(f"during {n}" for n in range(3)),
         *(f"after {n}" for n in range(3)),
     ]
+
+
+async def _ready(server: ServerProcess) -> bool:
+    return bool((await readiness(server))[1]["status"] == "ready")
 
 
 async def _two_subscribers(cluster: RedisCluster, port: int) -> bool:

@@ -66,8 +66,10 @@ class ClusterBroker:
     def __init__(self, url: str, *, name: str = "todochat") -> None:
         # No retries inside redis-py, as for a single Redis: a failed round is dropped and its users
         # caught up from the log (`Publisher`). MOVED is still followed (that is routing, not a retry).
+        # A short socket timeout: a slot map refresh asks the nodes one by one, in random order, and
+        # a paused node must cost it a second, not the whole refresh.
         self._cluster = RedisCluster.from_url(
-            url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=15, retry=Retry(NoBackoff(), 0)
+            url, socket_connect_timeout=1, socket_timeout=1, health_check_interval=15, retry=Retry(NoBackoff(), 0)
         )
         self._name = name
         self._channels: set[str] = set()
@@ -126,7 +128,7 @@ class ClusterBroker:
             try:
                 node = self._owner(channel)
                 await self._place(node, [channel])
-            except FAILURES:
+            except (*FAILURES, BrokerError):
                 metrics.BROKER_ERRORS.labels(operation="subscribe").inc()
                 self._dirty.set()  # logged by `_lose` (or the slot map is not there yet): the supervisor retries
 
@@ -138,14 +140,17 @@ class ClusterBroker:
                 await self._leave(shard, channel)
 
     async def ping(self) -> None:
-        """Every primary answers and the cluster says its state is ok (all slots served)."""
+        """Every primary of the slot map answers `CLUSTER INFO` with `cluster_state:ok` (all slots served):
+        one round trip to each, in parallel; a primary out of reach or a shard without one is "down"."""
         try:
-            info = await self._cluster.cluster_info()
-            await self._cluster.ping(target_nodes=RedisCluster.PRIMARIES)
+            # Typed as one node's answer; several targets give {node name: answer}.
+            answers: dict[str, Any] = await self._cluster.cluster_info(target_nodes=RedisCluster.PRIMARIES)
         except FAILURES as exc:
             raise BrokerError(f"Redis Cluster did not answer: {exc!r}") from exc
-        if info.get("cluster_state") != "ok":
-            raise BrokerError(f"Redis Cluster state is {info.get('cluster_state')!r}, not 'ok'")
+        infos = [answers] if "cluster_state" in answers else list(answers.values())  # one primary: one answer
+        for info in infos:
+            if info.get("cluster_state") != "ok":
+                raise BrokerError(f"Redis Cluster state is {info.get('cluster_state')!r}, not 'ok'")
 
     # --- placing channels ---------------------------------------------------------------------
 
