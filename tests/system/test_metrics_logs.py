@@ -128,6 +128,12 @@ async def test_every_scrape_reports_the_sum_over_both_workers(deployment: Deploy
             await ws.receive("ack")
         for ws in sockets:
             await ws.receive("turn.end", timeout=TIMEOUT * 2)
+
+        async def all_recorded() -> bool:  # a worker records a turn's end just after publishing it
+            after = await scrape(private)
+            return value(after, "todochat_turn_seconds_count") - value(before, "todochat_turn_seconds_count") >= 6
+
+        await wait_until(all_recorded)
         # Six scrapes on the public port land on either worker; each one and the supervisor's say the same.
         for url in [public] * 6 + [private]:
             after = await scrape(url)
