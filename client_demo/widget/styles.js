@@ -91,8 +91,10 @@ h2, h3, p { margin: 0; }
 .app-view { flex: 1; display: flex; min-height: 0; position: relative; }
 .sidebar { width: 240px; flex: none; display: flex; flex-direction: column; border-right: 1px solid var(--line); background: var(--surface); min-height: 0; }
 .side-section { display: flex; flex-direction: column; min-height: 0; padding: 12px 10px 8px; }
-.convs { flex: 0 1 auto; max-height: 42%; border-bottom: 1px solid var(--line); }
-.tasks { flex: 1 1 auto; }
+.convs { flex: 0 0 auto; max-height: 42%; border-bottom: 1px solid var(--line); }
+/* The filter form and the list scroll together: an open form must not squeeze the list to nothing. */
+.tasks { flex: 1 1 auto; overflow-y: auto; }
+.tasks .task-list { overflow: visible; flex: none; }
 .devices { flex: none; border-top: 1px solid var(--line); max-height: 40%; }
 .disclosure { border: 0; background: none; padding: 0; font: inherit; letter-spacing: inherit; text-transform: inherit; color: inherit; display: flex; align-items: center; gap: 6px; }
 .disclosure::before { content: "\\25B8"; font-size: 11px; transition: transform .12s; }
@@ -141,9 +143,13 @@ h3.section-head { font-size: 12px; font-weight: 650; text-transform: uppercase; 
 .task-filters .check { display: flex; align-items: center; gap: 6px; }
 .task-filters .check input { margin: 0; accent-color: var(--accent); }
 .task-filters .link { justify-self: start; font-size: 12.5px; }
-.toasts { position: fixed; top: 12px; right: 20px; width: min(360px, calc(100vw - 40px)); display: flex; flex-direction: column; gap: 8px; z-index: 3; }
+/* Reminders sit above the launcher, or inside the open panel just below its header: never over a control of the bar. */
+.toasts { position: fixed; right: 20px; bottom: 88px; width: min(360px, calc(100vw - 40px)); max-height: calc(100vh - 120px); overflow-y: auto; display: flex; flex-direction: column; gap: 8px; z-index: 3; }
+.panel:not([hidden]) ~ .toasts { right: 32px; bottom: auto; top: calc(100vh - 20px - min(640px, 100vh - 40px) + 64px); width: min(360px, calc(100vw - 64px)); max-height: calc(min(640px, 100vh - 40px) - 140px); }
 .toast { position: relative; display: flex; flex-direction: column; gap: 8px; padding: 12px 40px 12px 14px; background: var(--bg); color: var(--text); border: 1px solid var(--line); border-left: 4px solid var(--accent); border-radius: 12px; box-shadow: var(--shadow); }
 .toast-text { font-size: 13.5px; overflow-wrap: anywhere; }
+.toast-label { display: inline-flex; align-items: center; gap: 5px; margin-right: 4px; color: var(--accent-strong); font-weight: 600; }
+.toast-label svg { width: 15px; height: 15px; }
 .toast-due { display: block; color: var(--muted); font-size: 12.5px; }
 .toast-actions { display: flex; gap: 8px; }
 .toast-actions .small-btn { padding: 5px 11px; font-size: 12.5px; }
@@ -221,4 +227,5 @@ h3.section-head { font-size: 12px; font-weight: 650; text-transform: uppercase; 
   .launcher { right: 16px; bottom: 16px; }
   .msg { max-width: 90%; }
   .composer textarea { font-size: 16px; } /* 16px stops iOS from zooming into the field */
+  .panel:not([hidden]) ~ .toasts { top: 64px; right: 12px; width: calc(100vw - 24px); max-height: calc(100vh - 160px); }
 }`;

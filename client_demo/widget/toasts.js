@@ -10,6 +10,8 @@ import { describeDue } from "./due.js";
 /** @typedef {import("./state.js").ShownReminder} ShownReminder */
 
 export const SNOOZE_MINUTES = 10;
+const BELL =
+  '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M12 3a6 6 0 0 0-6 6v3.6L4.3 16a1 1 0 0 0 .9 1.5h13.6a1 1 0 0 0 .9-1.5L18 12.6V9a6 6 0 0 0-6-6zm-2.4 16a2.5 2.5 0 0 0 4.8 0z"/></svg>';
 
 /**
  * @typedef {object} ReminderIntents
@@ -59,7 +61,7 @@ export class Toasts {
         const when = part(toast, ".toast-due");
         when.textContent = due;
         when.hidden = !due;
-        part(toast, ".toast-snooze").setAttribute("aria-label", `Snooze ${title} for ${SNOOZE_MINUTES} minutes`);
+        part(toast, ".toast-snooze").setAttribute("aria-label", `Snooze ${SNOOZE_MINUTES} min: ${title}`);
         part(toast, ".toast-done").setAttribute("aria-label", `Mark ${title} as done`);
         part(toast, ".toast-close").setAttribute("aria-label", `Dismiss the reminder for ${title}`);
       },
@@ -81,7 +83,8 @@ export class Toasts {
     text.className = "toast-text";
     const label = document.createElement("span");
     label.className = "toast-label";
-    label.textContent = "\u23f0 Reminder: ";
+    label.innerHTML = BELL; // static markup
+    label.append("Reminder: ");
     const title = document.createElement("strong");
     title.className = "toast-title";
     const due = document.createElement("span");

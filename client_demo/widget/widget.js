@@ -104,6 +104,9 @@ class Widget {
     /** The REST snapshot has been loaded since the session started (or since a resync). */
     this.loaded = false;
     this.reloadAgain = false;
+    /** A task list load (a filter change) is under way; another was asked for meanwhile. */
+    this.loadingTasks = false;
+    this.tasksAgain = false;
 
     this.view = new View(config.title, {
       setOpen: (open) => this.#setOpen(open),
@@ -210,6 +213,8 @@ class Widget {
     this.hasMore = false;
     this.loaded = false;
     this.reloadAgain = false;
+    this.loadingTasks = false;
+    this.tasksAgain = false;
     this.events.release();
     this.outbox.inflight = null;
     this.sender.reset();
@@ -819,24 +824,33 @@ class Widget {
   /** The task list for the current filter from REST; events wait meanwhile, then apply on top. */
   async #loadTasks() {
     if (this.events.holding) {
-      this.reloadAgain = true; // the reload under way loads them again, with this filter
+      // One load at a time; the one under way goes again, with the filter as it is by then.
+      if (this.loadingTasks) this.tasksAgain = true;
+      else this.reloadAgain = true;
       return;
     }
     const session = this.credentials;
     if (!session) return;
     this.events.hold();
+    this.loadingTasks = true;
     try {
-      const page = await this.#userApi().tasks(this.filter);
-      if (this.credentials === session) this.tasks.replace(page.data);
+      do {
+        this.tasksAgain = false;
+        const page = await this.#userApi().tasks(this.filter);
+        if (this.credentials !== session) return;
+        this.tasks.replace(page.data);
+      } while (this.tasksAgain);
     } catch (error) {
       if (this.credentials === session && errorStatus(error) !== 401) {
         this.view.notice(`Could not load your tasks: ${errorMessage(error)}`);
       }
     } finally {
+      this.loadingTasks = false;
       if (this.credentials === session) {
         for (const frame of this.events.release()) this.#dispatch(frame);
         this.#renderTasks();
         this.sender.flush();
+        if (this.reloadAgain) this.#reload(); // asked for while the tasks loaded (a resync)
       }
     }
   }
