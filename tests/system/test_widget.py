@@ -812,8 +812,13 @@ async def test_tasks_show_when_they_are_due_in_the_users_zone_with_priority_tags
     tomorrow_five = (now.astimezone(ZoneInfo(BERLIN)) + timedelta(days=1)).replace(
         hour=17, minute=0, second=0, microsecond=0
     )
-    tasks = [
-        {"title": "Pay the rent", "due_at": iso(now - timedelta(days=3, hours=1)), "priority": "high", "tags": ["Home"]},
+    tasks: list[dict[str, Any]] = [
+        {
+            "title": "Pay the rent",
+            "due_at": iso(now - timedelta(days=3, hours=1)),
+            "priority": "high",
+            "tags": [" Home"],
+        },
         {"title": "Call the dentist", "due_at": iso(tomorrow_five), "priority": "low", "tags": ["health", "phone"]},
         {"title": "Water the plants", "due_at": iso(now + timedelta(hours=2, minutes=5)), "recurrence": "FREQ=WEEKLY"},
         {"title": "Read a book"},
@@ -833,7 +838,8 @@ async def test_tasks_show_when_they_are_due_in_the_users_zone_with_priority_tags
     await expect(rent.locator(".task-meta")).to_have_text(re.compile(r"^⚠ Overdue by 3 days\s*↑ High\s*#home$"))
     await expect(rent).to_have_class(re.compile(r"\boverdue\b"))
     await expect(widget.task("Pay the rent")).to_have_accessible_name(re.compile("Overdue by 3 days"))
-    await expect(dentist.locator(".task-meta")).to_have_text(re.compile(r"^due tomorrow 17:00\s*↓ Low\s*#health\s*#phone$"))
+    dentist_meta = re.compile(r"^due tomorrow 17:00\s*↓ Low\s*#health\s*#phone$")
+    await expect(dentist.locator(".task-meta")).to_have_text(dentist_meta)
     await expect(dentist.locator("time")).to_have_attribute("title", re.compile(r"17:00 \(Europe/Berlin\)$"))
     await expect(dentist).not_to_have_class(re.compile(r"\boverdue\b"))
     await expect(plants.locator(".task-meta")).to_have_text(re.compile(r"^due in 2 h\s*↻ repeats weekly$"))
@@ -919,7 +925,8 @@ async def test_filters_and_sorting_narrow_the_list_and_live_events_keep_it_right
 
     # Pending only: a task completed elsewhere leaves the list, a new one joins it, live.
     await choose("Status", "pending", "status=pending")
-    milk = next(t for t in (await rest(widget_server.base_url, user, "GET", "/tasks"))["data"] if t["title"] == "Buy milk")
+    listed = await rest(widget_server.base_url, user, "GET", "/tasks")
+    milk = next(t for t in listed["data"] if t["title"] == "Buy milk")
     await rest(widget_server.base_url, user, "PATCH", f"/tasks/{milk['id']}", json={"completed": True})
     await expect(titles).to_have_text(["Archive old mail", "Call the dentist", "Pay the rent"])
     await rest(widget_server.base_url, user, "POST", "/tasks", json={"title": "Book flights"})
@@ -1060,7 +1067,7 @@ async def test_axe_finds_nothing_serious_inside_a_conversation(
         {"title": "Pay the rent", "due_at": iso(now - timedelta(days=2)), "priority": "high", "tags": ["home"]},
         {"title": "Water the plants", "due_at": iso(now + timedelta(hours=5)), "recurrence": "FREQ=DAILY"},
         {"title": "Sort the photos", "priority": "low", "tags": ["someday"]},
-        {"title": "Call the dentist", "remind_at": iso(now + timedelta(seconds=2)), "due_at": iso(now + timedelta(days=1))},
+        {"title": "Call the dentist", "remind_at": iso(now + timedelta(seconds=2)), "due_at": iso(now + timedelta(1))},
     ]:
         await rest(widget_server.base_url, user, "POST", "/tasks", json=body)
     page = await open_page(widget_server.base_url, viewport=viewport)
