@@ -611,6 +611,17 @@ export class Reminders {
   /** The highest reminder seq shown: an older one (replayed) is not shown again. */
   #lastSeq = 0;
 
+  /**
+   * The reminders a tab was showing before a reload (kept in sessionStorage).
+   * @param {ShownReminder[]} shown
+   */
+  restore(shown) {
+    for (const reminder of shown) {
+      this.#shown.set(reminder.task.id, reminder);
+      this.#lastSeq = Math.max(this.#lastSeq, reminder.seq);
+    }
+  }
+
   /** @returns {ShownReminder[]} oldest first */
   list() {
     return Array.from(this.#shown.values());

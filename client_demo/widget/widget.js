@@ -45,7 +45,7 @@ const CLOCK_TICK_MS = 30_000;
 const SEARCH_REFRESH_MS = 300;
 
 /** @type {(keyof import("./storage.js").Stored)[]} what a tab remembers of where its user was */
-const FORMER_POSITIONS = ["seq", "conversation", "draft"];
+const FORMER_POSITIONS = ["seq", "conversation", "draft", "reminders"];
 
 /**
  * One handler per frame type, each given its own kind of frame.
@@ -380,7 +380,10 @@ class Widget {
     if (!credentials) return;
     this.#resetData();
     const seq = this.storage.get("seq");
-    this.events.lastSeq = seq && seq.userId === credentials.userId ? seq.seq : null;
+    const mine = Boolean(seq && seq.userId === credentials.userId);
+    this.events.lastSeq = seq && mine ? seq.seq : null;
+    // Showing before a reload: shown again; the events replayed from `after_seq` close any dealt with meanwhile.
+    if (mine) this.reminders.restore(this.storage.get("reminders") || []);
     this.view.showApp(credentials.email);
     this.#clearLog();
     this.#renderConversations();
@@ -1009,7 +1012,9 @@ class Widget {
   }
 
   #renderReminders() {
-    this.toasts.render(this.reminders.list(), this.#clock());
+    const shown = this.reminders.list();
+    this.toasts.render(shown, this.#clock());
+    if (this.credentials) this.storage.set("reminders", shown);
   }
 
   #renderNotifyButton() {

@@ -973,6 +973,12 @@ async def test_a_reminder_shows_in_every_tab_and_snooze_done_or_dismiss_closes_i
         notified = await tab.page.evaluate("window.__notifications.map((n) => n.title)")
         assert sorted(notified) == sorted(f"⏰ Reminder: {title}" for title in titles)
 
+    # A reload shows them again (the tab keeps them), and does not notify again.
+    await second.reload()
+    await tabs[1].online()
+    await expect(reminder_toasts(tabs[1])).to_have_count(3)
+    assert await second.evaluate("window.__notifications") == []
+
     # Snooze in one tab: closed in both, and the reminder moved ten minutes on.
     await tabs[0].root.get_by_role("button", name="Snooze 10 min: Call the dentist").click()
     for tab in tabs:
@@ -1001,7 +1007,7 @@ async def test_a_reminder_shows_in_every_tab_and_snooze_done_or_dismiss_closes_i
     assert bins["remind_at"] is None
     assert bins["completed"] is False
 
-    # A reload resumes after the seqs it saw: no reminder comes back.
+    # A reload resumes after the seqs it saw: no reminder comes back, none is kept.
     await first.reload()
     await tabs[0].online()
     await expect(tabs[0].task("Take out the bins")).to_be_visible()

@@ -549,6 +549,16 @@ describe("Reminders: shown once, closed wherever they are dealt with", () => {
     assert.equal(reminders.taskChanged("task.updated", rich(9, {}), NOW), false); // none showing
   });
 
+  test("restored after a reload, its seq still counts", () => {
+    const before = new Reminders();
+    before.fired(fired(6, rich(1, {})));
+    const after = new Reminders();
+    after.restore(JSON.parse(JSON.stringify(before.list())));
+    assert.deepEqual(after.list().map((r) => r.task.id), [1]);
+    assert.equal(after.fired(fired(6, rich(1, {}))), null); // replayed: not shown twice
+    assert.equal(after.fired(fired(7, rich(2, {})))?.seq, 7);
+  });
+
   test("a completed task's reminder is not shown; clear starts over (another account)", () => {
     const reminders = new Reminders();
     assert.equal(reminders.fired(fired(8, rich(1, { completed: true }))), null);
