@@ -25,7 +25,7 @@ from client_demo.api import ApiClient, ws_url
 from client_demo.config import Login, TokenStore
 from client_demo.credentials import Credentials
 from client_demo.due import DUE_WINDOW, due_line, zone_named
-from client_demo.errors import AuthFailedError, QuitError, SessionExpiredError
+from client_demo.errors import AuthFailedError, QuitError, RequestFailedError, SessionExpiredError
 from client_demo.session import ChatSession
 from client_demo.terminal import Terminal, TerminalView, describe_result, describe_task
 from client_demo.turns import Turn
@@ -262,7 +262,10 @@ class Repl:
 
     async def _learn_zone(self) -> None:
         """Due times are shown in the account's zone (`PATCH /api/auth/me` sets it), not this machine's."""
-        me = await self._rest(self.api.me)
+        try:
+            me = await self._rest(self.api.me)
+        except RequestFailedError:
+            return  # due times in UTC, as the account has them by default
         self.view.zone = zone_named(me.get("timezone", "UTC"))
 
     async def _show_due(self) -> None:
