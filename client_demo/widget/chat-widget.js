@@ -24,13 +24,16 @@
     "connection.js",
     "credentials.js",
     "dom.js",
+    "due.js",
     "log.js",
     "markup.js",
     "render.js",
     "state.js",
     "storage.js",
     "styles.js",
+    "task-panel.js",
     "text.js",
+    "toasts.js",
   ];
 
   const script = document.currentScript instanceof HTMLScriptElement ? document.currentScript : null;

@@ -10,6 +10,7 @@
  * @property {number | null} conversation  the conversation on screen (null: a new one)
  * @property {string} draft  the new conversation's draft key
  * @property {boolean} open  the panel is open
+ * @property {import("./state.js").ShownReminder[]} reminders  the reminders showing (a reload shows them again)
  */
 
 /**

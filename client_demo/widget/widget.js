@@ -10,11 +10,24 @@ import { Api, ApiError, errorMessage, errorStatus } from "./api.js";
 import { MAX_MESSAGE_CHARS, PAGE_SIZE, readConfig } from "./config.js";
 import { Connection, OutboxSender } from "./connection.js";
 import { Credentials, sessionFromAuth, tokenTimes } from "./credentials.js";
+import { browserZone, usableZone } from "./due.js";
 import { MessageLog } from "./log.js";
 import { View } from "./render.js";
-import { ConversationList, EventStream, Outbox, TaskList, Turns, inView, randomId } from "./state.js";
+import {
+  ConversationList,
+  EventStream,
+  Outbox,
+  Reminders,
+  TaskList,
+  Turns,
+  defaultFilter,
+  inView,
+  randomId,
+} from "./state.js";
 import { scopedStorage } from "./storage.js";
+import { TaskPanel } from "./task-panel.js";
 import { parseChoices, sessionEndedNotice } from "./text.js";
+import { SNOOZE_MINUTES, Toasts, askNotifications, notificationPermission } from "./toasts.js";
 
 /** @typedef {import("./protocol.js").Session} Session */
 /** @typedef {import("./protocol.js").ServerFrame} ServerFrame */
@@ -26,8 +39,13 @@ import { parseChoices, sessionEndedNotice } from "./text.js";
 /** @typedef {import("./config.js").Config} Config */
 /** @typedef {import("./config.js").Embed} Embed */
 
+/** How often due times in words ("due in 5 min") are brought up to date. */
+const CLOCK_TICK_MS = 30_000;
+/** With a text filter, how long after a task event the server is asked again (it stems words). */
+const SEARCH_REFRESH_MS = 300;
+
 /** @type {(keyof import("./storage.js").Stored)[]} what a tab remembers of where its user was */
-const FORMER_POSITIONS = ["seq", "conversation", "draft"];
+const FORMER_POSITIONS = ["seq", "conversation", "draft", "reminders"];
 
 /**
  * One handler per frame type, each given its own kind of frame.
@@ -45,6 +63,8 @@ const FORMER_POSITIONS = ["seq", "conversation", "draft"];
 class Widget {
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #convTimer = undefined;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #searchTimer = undefined;
 
   /** @param {Config} config */
   constructor(config) {
@@ -69,6 +89,11 @@ class Widget {
     this.outbox = new Outbox(this.storage.get("outbox") || [], (entries) => this.storage.set("outbox", entries));
     this.turns = new Turns();
     this.tasks = new TaskList();
+    /** The task panel's filters and order; the REST list and live events both go through it. */
+    this.filter = defaultFilter();
+    this.reminders = new Reminders();
+    /** The user's time zone (the server's setting); the browser's until the server says. */
+    this.zone = usableZone(browserZone() || "UTC");
     this.conversations = new ConversationList();
     /** @type {number | null} the conversation on screen; null: a new one, created by its first message */
     this.conversationId = null;
@@ -79,6 +104,9 @@ class Widget {
     /** The REST snapshot has been loaded since the session started (or since a resync). */
     this.loaded = false;
     this.reloadAgain = false;
+    /** A task list load (a filter change) is under way; another was asked for meanwhile. */
+    this.loadingTasks = false;
+    this.tasksAgain = false;
 
     this.view = new View(config.title, {
       setOpen: (open) => this.#setOpen(open),
@@ -90,12 +118,21 @@ class Widget {
       loadEarlier: () => this.#loadEarlier(),
       send: (text) => this.#submitMessage(text),
       stop: () => this.#cancelTurn(),
-      toggleTask: (taskId) => this.#toggleTask(taskId),
       showDevices: (open) => this.#showDevices(open),
       endSession: (sessionId) => this.#endSession(sessionId),
       logoutAll: () => this.#logOutEverywhere(),
     });
     this.log = new MessageLog(this.view.el.log, this.view.el.scroller);
+    this.taskPanel = new TaskPanel(this.view.root, {
+      toggleTask: (taskId) => this.#toggleTask(taskId),
+      filter: (filter) => this.#setFilter(filter),
+      enableNotifications: () => this.#enableNotifications(),
+    });
+    this.toasts = new Toasts(this.view.root, {
+      snooze: (taskId) => this.#sendReminder({ type: "reminder.snooze", task_id: taskId, minutes: SNOOZE_MINUTES }),
+      done: (taskId) => this.#completeFromReminder(taskId),
+      dismiss: (taskId) => this.#sendReminder({ type: "reminder.dismiss", task_id: taskId }),
+    });
     this.conn = new Connection(config.wsUrl, {
       authFrame: () => this.#authFrame(),
       onFrame: (frame) => this.#onFrame(frame),
@@ -123,6 +160,8 @@ class Widget {
       "task.created": (f) => this.#onTask(f),
       "task.updated": (f) => this.#onTask(f),
       "task.deleted": (f) => this.#onTask(f),
+      reminder: (f) => this.#onReminder(f),
+      "reminder.dismissed": (f) => this.#onReminderDismissed(f),
       "conversation.deleted": (f) => this.#onConversationDeleted(f),
       error: (f) => this.#onError(f),
       resync_required: (f) => this.#onResync(f),
@@ -150,6 +189,12 @@ class Widget {
       if (document.visibilityState === "visible" && this.credentials) this.credentials.check();
     });
     window.addEventListener("offline", () => this.conn.wentOffline());
+    // "due in 5 min" becomes "overdue by 1 min" without an event: redraw on a slow clock.
+    setInterval(() => {
+      if (!this.credentials) return;
+      this.#renderTasks();
+      this.#renderReminders();
+    }, CLOCK_TICK_MS);
     return {
       open: () => this.#setOpen(true),
       close: () => this.#setOpen(false),
@@ -162,11 +207,14 @@ class Widget {
     this.conversationId = null;
     this.draftKey = this.storage.get("draft") || this.#newDraft();
     this.tasks.clear();
+    this.reminders.clear();
     this.turns.clear();
     this.log.clear();
     this.hasMore = false;
     this.loaded = false;
     this.reloadAgain = false;
+    this.loadingTasks = false;
+    this.tasksAgain = false;
     this.events.release();
     this.outbox.inflight = null;
     this.sender.reset();
@@ -298,7 +346,7 @@ class Widget {
     this.view.authError("");
     try {
       const body = await this.api.authenticate(signup ? "signup" : "login", email, password);
-      this.#startSession(sessionFromAuth(body, Date.now()));
+      this.#startSession(sessionFromAuth(body, Date.now()), { signedUp: signup });
     } catch (error) {
       this.view.authError(
         errorStatus(error) === 409 ? "An account with this email already exists: log in instead." : errorMessage(error),
@@ -308,8 +356,11 @@ class Widget {
     }
   }
 
-  /** @param {Session} session */
-  #startSession(session) {
+  /**
+   * @param {Session} session
+   * @param {{ signedUp: boolean }} how  a new account has the default zone: no need to ask
+   */
+  #startSession(session, { signedUp }) {
     const seq = this.storage.get("seq");
     if (!seq || seq.userId !== session.userId) {
       // Another account used this tab before: none of its positions apply.
@@ -320,25 +371,55 @@ class Widget {
     this.storage.set("session", session);
     this.credentials = this.#credentialsFor(session);
     this.user = this.api.forUser(this.credentials);
-    this.#enterApp({ focus: true });
+    this.#enterApp({ focus: true, signedUp });
   }
 
-  /** @param {{ focus: boolean }} options */
-  #enterApp({ focus }) {
+  /** @param {{ focus: boolean, signedUp?: boolean }} options */
+  #enterApp({ focus, signedUp = false }) {
     const credentials = this.credentials;
     if (!credentials) return;
     this.#resetData();
     const seq = this.storage.get("seq");
-    this.events.lastSeq = seq && seq.userId === credentials.userId ? seq.seq : null;
+    const mine = Boolean(seq && seq.userId === credentials.userId);
+    this.events.lastSeq = seq && mine ? seq.seq : null;
+    // Showing before a reload: shown again; the events replayed from `after_seq` close any dealt with meanwhile.
+    if (mine) this.reminders.restore(this.storage.get("reminders") || []);
     this.view.showApp(credentials.email);
     this.#clearLog();
     this.#renderConversations();
     this.#renderTasks();
+    this.#renderReminders();
+    this.#renderNotifyButton();
     this.#renderEmpty();
     this.#renderComposer();
     credentials.start(); // a stored token that is due (a reload after a while) is refreshed now
     this.conn.start();
     if (focus && this.view.isOpen) this.view.focusInput();
+    this.#syncZone({ signedUp });
+  }
+
+  /**
+   * The server keeps the user's time zone (repeating tasks keep their wall-clock time in it): a
+   * new account, or one still on the default "UTC", gets this browser's. A zone set on purpose
+   * (another device, the API) is left alone, and due times are shown in it.
+   * @param {{ signedUp: boolean }} options
+   */
+  async #syncZone({ signedUp }) {
+    const credentials = this.credentials;
+    const local = browserZone();
+    try {
+      const user = this.#userApi();
+      let me = signedUp ? null : await user.me();
+      const unset = signedUp || (me !== null && me.timezone === "UTC");
+      if (local && local !== "UTC" && unset && this.credentials === credentials) me = await user.setTimezone(local);
+      if (me && this.credentials === credentials) {
+        this.zone = usableZone(me.timezone);
+        this.#renderTasks();
+        this.#renderReminders();
+      }
+    } catch (_) {
+      /* due times stay in the browser's zone; the next login asks again */
+    }
   }
 
   /** Log out: this session ends on the server too (best effort: offline, it is only forgotten here). */
@@ -439,7 +520,7 @@ class Widget {
       do {
         this.reloadAgain = false;
         const user = this.#userApi();
-        const [convs, tasks] = await Promise.all([user.conversations(), user.tasks()]);
+        const [convs, tasks] = await Promise.all([user.conversations(), user.tasks(this.filter)]);
         if (this.credentials !== session) return;
         this.conversations.merge(convs.data, () => false);
         this.tasks.replace(tasks.data);
@@ -557,6 +638,28 @@ class Widget {
   #onTask(frame) {
     const change = this.tasks.apply(frame);
     this.#renderTasks(change === "added" ? frame.task.id : null);
+    if (this.reminders.taskChanged(frame.type, frame.task, new Date())) this.#renderReminders();
+    if (this.filter.q.trim()) {
+      // The server's search may see a match (a stemmed word) where the widget's does not.
+      clearTimeout(this.#searchTimer);
+      this.#searchTimer = setTimeout(() => this.#loadTasks(), SEARCH_REFRESH_MS);
+    }
+  }
+
+  /** @param {import("./protocol.js").ReminderFrame} frame */
+  #onReminder(frame) {
+    if (this.tasks.get(frame.task.id)) this.tasks.put(frame.task); // its remind_at is null now
+    const shown = this.reminders.fired(frame);
+    this.#renderTasks();
+    if (!shown) return;
+    this.#renderReminders();
+    this.toasts.notify(shown, this.#clock(), () => this.#setOpen(true));
+  }
+
+  /** @param {import("./protocol.js").ReminderDismissedFrame} frame */
+  #onReminderDismissed(frame) {
+    if (this.tasks.get(frame.task.id)) this.tasks.put(frame.task);
+    if (this.reminders.dismissed(frame.task.id)) this.#renderReminders();
   }
 
   /** @param {import("./protocol.js").ConversationDeletedFrame} frame */
@@ -712,6 +815,74 @@ class Widget {
     }
   }
 
+  // --- tasks and reminders --------------------------------------------------------------------
+
+  /** @param {import("./state.js").TaskFilter} filter */
+  #setFilter(filter) {
+    this.filter = filter;
+    this.#renderTasks(); // at once from what is known; then the server's answer
+    this.#loadTasks();
+  }
+
+  /** The task list for the current filter from REST; events wait meanwhile, then apply on top. */
+  async #loadTasks() {
+    if (this.events.holding) {
+      // One load at a time; the one under way goes again, with the filter as it is by then.
+      if (this.loadingTasks) this.tasksAgain = true;
+      else this.reloadAgain = true;
+      return;
+    }
+    const session = this.credentials;
+    if (!session) return;
+    this.events.hold();
+    this.loadingTasks = true;
+    try {
+      do {
+        this.tasksAgain = false;
+        const page = await this.#userApi().tasks(this.filter);
+        if (this.credentials !== session) return;
+        this.tasks.replace(page.data);
+      } while (this.tasksAgain);
+    } catch (error) {
+      if (this.credentials === session && errorStatus(error) !== 401) {
+        this.view.notice(`Could not load your tasks: ${errorMessage(error)}`);
+      }
+    } finally {
+      this.loadingTasks = false;
+      if (this.credentials === session) {
+        for (const frame of this.events.release()) this.#dispatch(frame);
+        this.#renderTasks();
+        this.sender.flush();
+        if (this.reloadAgain) this.#reload(); // asked for while the tasks loaded (a resync)
+      }
+    }
+  }
+
+  /** @param {ClientFrame} frame  a snooze or a dismissal: every device hears the outcome */
+  #sendReminder(frame) {
+    if (!this.conn.send(frame)) this.view.notice("Offline: the reminder can be dealt with once the connection is back.");
+  }
+
+  /** @param {number} taskId */
+  async #completeFromReminder(taskId) {
+    try {
+      const task = await this.#userApi().completeTask(taskId);
+      this.tasks.put(task);
+      this.reminders.taskChanged("task.updated", task, new Date());
+    } catch (error) {
+      if (errorStatus(error) === 404) this.reminders.dismissed(taskId); // deleted meanwhile
+      else this.view.notice(`Could not complete the task: ${errorMessage(error)}`);
+    } finally {
+      this.#renderTasks();
+      this.#renderReminders();
+    }
+  }
+
+  async #enableNotifications() {
+    await askNotifications();
+    this.#renderNotifyButton();
+  }
+
   /** @param {number} taskId */
   async #toggleTask(taskId) {
     try {
@@ -826,9 +997,28 @@ class Widget {
     this.view.renderConversations(this.conversations.items, this.conversationId);
   }
 
+  /** "Now" and the user's zone, for due times in words. */
+  #clock() {
+    return { now: new Date(), zone: this.zone };
+  }
+
   /** @param {number | null} [freshId] */
   #renderTasks(freshId = null) {
-    this.view.renderTasks(this.tasks.list(), this.tasks.counts(), freshId);
+    const { now, zone } = this.#clock();
+    const shown = this.tasks.list(this.filter, now);
+    const filtered = JSON.stringify(this.filter) !== JSON.stringify(defaultFilter());
+    this.taskPanel.setTags(this.tasks.tags());
+    this.taskPanel.render(shown, this.tasks.counts(shown), { now, zone, filtered, freshId });
+  }
+
+  #renderReminders() {
+    const shown = this.reminders.list();
+    this.toasts.render(shown, this.#clock());
+    if (this.credentials) this.storage.set("reminders", shown);
+  }
+
+  #renderNotifyButton() {
+    this.taskPanel.showNotifyButton(notificationPermission() === "default");
   }
 }
 

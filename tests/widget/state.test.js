@@ -7,9 +7,14 @@ import {
   ConversationList,
   EventStream,
   Outbox,
+  Reminders,
   TaskList,
   Turns,
+  defaultFilter,
   inView,
+  matchesFilter,
+  taskOrder,
+  taskQuery,
   turnText,
 } from "../../client_demo/widget/state.js";
 
@@ -453,4 +458,111 @@ test("outbox: a refusal with retry_after is retried when the server says", () =>
   assert.equal(entry.retryAt, 1000 + 7000);
   const overloaded = outbox.refused(error("overloaded", entry.client_msg_id), 2000);
   assert.ok(overloaded && overloaded.retry);
+});
+
+// --------------------------------------------------------------------------------- filters
+
+const NOW = new Date("2026-12-01T11:00:00Z");
+const rich = (id, fields) => ({ ...task(id, `task ${id}`), priority: "normal", tags: [], due_at: null, ...fields });
+const filter = (fields) => ({ ...defaultFilter(), ...fields });
+
+describe("task filters: the REST query and the same test for live events", () => {
+  test("the query string leaves the defaults out", () => {
+    assert.equal(taskQuery(defaultFilter(), 500), "limit=500");
+    assert.equal(
+      taskQuery(filter({ status: "pending", priority: "high", tag: "work", overdue: true, q: " dentist ", sort: "due" }), 50),
+      "limit=50&status=pending&priority=high&tag=work&overdue=true&q=dentist&sort=due",
+    );
+    assert.equal(taskQuery(filter({ sort: "priority", order: "desc" }), 5), "limit=5&sort=priority"); // its natural way
+    assert.equal(taskQuery(filter({ sort: "priority", order: "asc" }), 5), "limit=5&sort=priority&order=asc");
+  });
+
+  test("each filter lets through what the server's would", () => {
+    const overdue = rich(1, { due_at: "2026-11-30T10:00:00Z", priority: "high", tags: ["work"] });
+    const later = rich(2, { due_at: "2026-12-09T10:00:00Z", title: "Call the Dentist", description: "teeth" });
+    const done = rich(3, { due_at: "2026-11-30T10:00:00Z", completed: true, tags: ["home"] });
+    const all = [overdue, later, done];
+    const ids = (f) => all.filter((t) => matchesFilter(t, f, NOW)).map((t) => t.id);
+    assert.deepEqual(ids(defaultFilter()), [1, 2, 3]);
+    assert.deepEqual(ids(filter({ status: "pending" })), [1, 2]);
+    assert.deepEqual(ids(filter({ status: "completed" })), [3]);
+    assert.deepEqual(ids(filter({ priority: "high" })), [1]);
+    assert.deepEqual(ids(filter({ priority: "normal" })), [2, 3]);
+    assert.deepEqual(ids(filter({ tag: "home" })), [3]);
+    assert.deepEqual(ids(filter({ overdue: true })), [1]); // a completed task is never overdue
+    assert.deepEqual(ids(filter({ q: "dentist TEETH" })), [2]); // every word, title or description
+    assert.deepEqual(ids(filter({ q: "dentist dog" })), []);
+  });
+
+  test("a task that stops matching leaves the list; one that starts joins it", () => {
+    const list = new TaskList();
+    list.replace([rich(1, {}), rich(2, {})]);
+    const pending = filter({ status: "pending" });
+    assert.deepEqual(list.list(pending, NOW).map((t) => t.id), [1, 2]);
+    list.apply(taskEvent("task.updated", 1, rich(1, { completed: true })));
+    assert.deepEqual(list.list(pending, NOW).map((t) => t.id), [2]);
+    list.apply(taskEvent("task.created", 2, rich(7, { tags: ["garden"] })));
+    assert.deepEqual(list.list(pending, NOW).map((t) => t.id), [2, 7]);
+    assert.deepEqual(list.counts(list.list(pending, NOW)), { open: 2, done: 0 });
+    assert.deepEqual(list.tags(), ["garden"]);
+  });
+
+  test("orders as the server does: no due time last, priority high first, then due", () => {
+    const a = rich(1, { title: "banana", due_at: "2026-12-05T10:00:00Z", priority: "low" });
+    const b = rich(2, { title: "Apple", due_at: null, priority: "high" });
+    const c = rich(3, { title: "cherry", due_at: "2026-12-02T10:00:00Z", priority: "high" });
+    const sorted = (f) => [a, b, c].sort(taskOrder(f)).map((t) => t.id);
+    assert.deepEqual(sorted(filter({ sort: "created" })), [1, 2, 3]);
+    assert.deepEqual(sorted(filter({ sort: "created", order: "desc" })), [3, 2, 1]);
+    assert.deepEqual(sorted(filter({ sort: "due" })), [3, 1, 2]);
+    assert.deepEqual(sorted(filter({ sort: "due", order: "desc" })), [1, 3, 2]);
+    assert.deepEqual(sorted(filter({ sort: "priority", order: "desc" })), [3, 2, 1]);
+    assert.deepEqual(sorted(filter({ sort: "title" })), [2, 1, 3]);
+  });
+});
+
+// --------------------------------------------------------------------------------- reminders
+
+describe("Reminders: shown once, closed wherever they are dealt with", () => {
+  const fired = (seq, t) => ({ type: "reminder", task: t, remind_at: "2026-12-01T10:59:00Z", seq });
+
+  test("a replayed reminder is not shown again", () => {
+    const reminders = new Reminders();
+    assert.equal(reminders.fired(fired(5, rich(1, {})))?.seq, 5);
+    assert.equal(reminders.fired(fired(5, rich(1, {}))), null);
+    assert.equal(reminders.fired(fired(4, rich(2, {}))), null);
+    assert.deepEqual(reminders.list().map((r) => r.task.id), [1]);
+  });
+
+  test("dismissed, snoozed, completed or deleted: it closes", () => {
+    const reminders = new Reminders();
+    for (const [seq, id] of [[1, 1], [2, 2], [3, 3], [4, 4]]) reminders.fired(fired(seq, rich(id, {})));
+    assert.equal(reminders.dismissed(1), true);
+    assert.equal(reminders.taskChanged("task.updated", rich(2, { remind_at: "2026-12-01T11:10:00Z" }), NOW), true);
+    assert.equal(reminders.taskChanged("task.updated", rich(3, { completed: true }), NOW), true);
+    assert.deepEqual(reminders.list().map((r) => r.task.id), [4]);
+    // Renamed: still showing, with the new title.
+    assert.equal(reminders.taskChanged("task.updated", rich(4, { title: "Call the dentist" }), NOW), true);
+    assert.equal(reminders.list()[0].task.title, "Call the dentist");
+    assert.equal(reminders.taskChanged("task.deleted", rich(4, {}), NOW), true);
+    assert.deepEqual(reminders.list(), []);
+    assert.equal(reminders.taskChanged("task.updated", rich(9, {}), NOW), false); // none showing
+  });
+
+  test("restored after a reload, its seq still counts", () => {
+    const before = new Reminders();
+    before.fired(fired(6, rich(1, {})));
+    const after = new Reminders();
+    after.restore(JSON.parse(JSON.stringify(before.list())));
+    assert.deepEqual(after.list().map((r) => r.task.id), [1]);
+    assert.equal(after.fired(fired(6, rich(1, {}))), null); // replayed: not shown twice
+    assert.equal(after.fired(fired(7, rich(2, {})))?.seq, 7);
+  });
+
+  test("a completed task's reminder is not shown; clear starts over (another account)", () => {
+    const reminders = new Reminders();
+    assert.equal(reminders.fired(fired(8, rich(1, { completed: true }))), null);
+    reminders.clear();
+    assert.equal(reminders.fired(fired(2, rich(1, {})))?.seq, 2);
+  });
 });
