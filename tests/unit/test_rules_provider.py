@@ -195,7 +195,7 @@ CASES = [
     case("ref-completed", "What have I completed?", calls=(LIST,), says=("Pay rent",), not_says=("Buy groceries",)),
     case("ref-all", "Show me all my tasks", calls=(LIST,), says=ALL_TITLES),
     # adding
-    case("remind-me", "remind me to call the dentist tomorrow", calls=(ADD,), added=("Call the dentist tomorrow",)),
+    case("remind-me", "remind me to call the dentist tomorrow", calls=(ADD,), added=("Call the dentist",)),
     case("dont-forget", "don't let me forget the milk", calls=(ADD,), added=("Milk",), says=("Milk",)),
     case("add-bare", "add milk", calls=(ADD,), added=("Milk",)),
     case("add-quoted-to-list", "Please add 'call mom' to my list", calls=(ADD,), added=("Call mom",)),

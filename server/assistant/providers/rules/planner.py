@@ -10,10 +10,21 @@ when nothing is left to call, the outcomes are what the reply is made of.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Final, Literal
 
+from server.assistant.providers.base import TurnContext
 from server.assistant.providers.rules.intents import Act, Add, Answer, Intent, ListTasks, Say, Undo
-from server.assistant.providers.rules.outcomes import Changed, Failed, Listed, Outcome, Unchanged, Unresolved
+from server.assistant.providers.rules.outcomes import (
+    AskWhen,
+    Changed,
+    Failed,
+    Listed,
+    NeedsDue,
+    Outcome,
+    Unchanged,
+    Unresolved,
+)
 from server.assistant.providers.rules.parser import parse
 from server.assistant.providers.rules.refs import (
     ById,
@@ -29,7 +40,9 @@ from server.assistant.providers.rules.refs import (
     task_views,
     words,
 )
+from server.assistant.providers.rules.schedule import Missing, needs_due, tool_arguments
 from server.assistant.providers.rules.transcript import Mention, Record, Transcript, mentioned
+from server.assistant.providers.rules.when import Ambiguous, iso, window
 
 ACTION_TOOLS = {"complete": "complete_task", "reopen": "update_task", "delete": "delete_task", "update": "update_task"}
 CHANGING_TOOLS = frozenset({"add_task", "complete_task", "delete_task", "update_task"})
@@ -43,24 +56,24 @@ class Step:
     outcomes: tuple[Outcome, ...] = ()
 
 
-def plan(transcript: Transcript, tools: frozenset[str]) -> Step:
+def plan(transcript: Transcript, tools: frozenset[str], context: TurnContext) -> Step:
     if not transcript.turns:
         return Step(outcomes=(Say("greeting"),))
     index = len(transcript.turns) - 1
     turn = transcript.turns[index]
     intents = _intents(transcript, index)
     if len(intents) == 1 and (isinstance(intents[0], Answer) or intents[0] == Say("unknown")):
-        intents = _answer(intents[0], turn.text, _open_question(transcript, tools))
-    return walk(intents, turn.records, transcript.mention_before(index), tools)
+        intents = _answer(intents[0], turn.text, _open_question(transcript, tools, context))
+    return walk(intents, turn.records, transcript.mention_before(index), tools, context)
 
 
-def _open_question(transcript: Transcript, tools: frozenset[str]) -> Unresolved | None:
+def _open_question(transcript: Transcript, tools: frozenset[str], context: TurnContext) -> Unresolved | None:
     """The "which one?" the previous turn ended with, if it did."""
     if len(transcript.turns) < 2:
         return None
     index = len(transcript.turns) - 2
     previous = transcript.turns[index]
-    step = walk(_intents(transcript, index), previous.records, transcript.mention_before(index), tools)
+    step = walk(_intents(transcript, index), previous.records, transcript.mention_before(index), tools, context)
     return next((o for o in step.outcomes if isinstance(o, Unresolved) and o.asks), None)
 
 
@@ -141,7 +154,10 @@ class _Diverged(Exception):
 class _Replay:
     """Hands out the results of calls already made this turn, and collects the ones still to make."""
 
-    def __init__(self, records: tuple[Record, ...], mention: Mention, tools: frozenset[str]) -> None:
+    def __init__(
+        self, records: tuple[Record, ...], mention: Mention, tools: frozenset[str], context: TurnContext
+    ) -> None:
+        self.context = context
         self.records = records
         self.cursor = 0
         self.mention = mention
@@ -167,7 +183,7 @@ class _Replay:
     def _learn(self, record: Record) -> None:
         self.mention = mentioned(record, self.mention)
         result, name = record.result, record.call.name
-        if name == "list_tasks" and record.call.arguments.get("status", "all") == "all":
+        if name == "list_tasks" and record.call.arguments == CATALOG:
             views = task_views(result)
             if views is not None:
                 self.catalog = {t.id: t for t in views}
@@ -183,12 +199,15 @@ class _Replay:
             completed = name == "complete_task" or (old is not None and old.completed)
             if name == "update_task" and isinstance(record.call.arguments.get("completed"), bool):
                 completed = record.call.arguments["completed"]
-            self.catalog[task_id] = TaskView(task_id, title, completed, old.description if old else None)
+            due_at = record.call.arguments.get("due_at", old.due_at if old else None)
+            self.catalog[task_id] = TaskView(
+                task_id, title, completed, old.description if old else None, due_at if isinstance(due_at, str) else None
+            )
 
     def tasks(self) -> list[TaskView] | Failed:
         """Every task, listing them first if this turn has not."""
         if self.catalog is None:
-            result = self.call("list_tasks", {"status": "all"})
+            result = self.call("list_tasks", dict(CATALOG))
             if result is QUEUED:
                 raise _Blocked
             if self.catalog is None:
@@ -205,8 +224,10 @@ class _Replay:
         return self.mention
 
 
-def walk(intents: list[Intent], records: tuple[Record, ...], mention: Mention, tools: frozenset[str]) -> Step:
-    replay = _Replay(records, mention, tools)
+def walk(
+    intents: list[Intent], records: tuple[Record, ...], mention: Mention, tools: frozenset[str], context: TurnContext
+) -> Step:
+    replay = _Replay(records, mention, tools, context)
     outcomes: list[Outcome] = []
     try:
         for intent in intents:
@@ -233,23 +254,70 @@ def _run(intent: Intent, replay: _Replay) -> Outcome | None:
     if isinstance(intent, Undo):
         return Say("cant_undo")  # `_intents` works "undo" out; this is only a safety net
     if isinstance(intent, ListTasks):
-        return _outcome("list_tasks", {"status": intent.status}, replay)
+        listed = _outcome("list_tasks", _listing(intent, replay.context), replay)
+        return replace(listed, query=intent) if isinstance(listed, Listed) and intent.filtered else listed
     if isinstance(intent, Add):
-        fields = {"title": intent.title}
+        scheduled = tool_arguments(intent.details, replay.context)
+        if not isinstance(scheduled, dict):
+            return _unscheduled(scheduled, None)
+        fields: dict[str, Any] = {"title": intent.title}
         if intent.description:
             fields["description"] = intent.description
-        return _outcome("add_task", fields, replay)
+        return _outcome("add_task", fields | scheduled, replay)
     target = _target(intent, replay)
     if not isinstance(target, int):
         return target
-    arguments: dict[str, Any] = {"task_id": target}
+    args: dict[str, Any] = {"task_id": target}
     if intent.title:
-        arguments["title"] = intent.title
+        args["title"] = intent.title
     if intent.description:
-        arguments["description"] = intent.description
+        args["description"] = intent.description
     if intent.action == "reopen":
-        arguments["completed"] = False
-    return _outcome(ACTION_TOOLS[intent.action], arguments, replay)
+        args["completed"] = False
+    if intent.details:
+        due_at = None
+        if needs_due(intent.details):
+            tasks = replay.tasks()
+            if isinstance(tasks, Failed):
+                return tasks
+            task = next((t for t in tasks if t.id == target), None)
+            due_at = datetime.fromisoformat(task.due_at) if task is not None and task.due_at else None
+        scheduled = tool_arguments(intent.details, replay.context, update=True, due_at=due_at)
+        if not isinstance(scheduled, dict):
+            return _unscheduled(scheduled, target)
+        args |= scheduled
+    return _outcome(ACTION_TOOLS[intent.action], args, replay)
+
+
+CATALOG: Final[dict[str, Any]] = {"status": "all"}
+"""The listing that shows every task: the one title words are looked up in."""
+
+
+def _unscheduled(problem: Ambiguous | Missing, task_id: int | None) -> Outcome:
+    if isinstance(problem, Ambiguous):
+        return AskWhen(problem)
+    if problem.what == "due":
+        return NeedsDue(task_id)
+    return Say("unknown")
+
+
+def _listing(query: ListTasks, context: TurnContext) -> dict[str, Any]:
+    """A listing's arguments: the status, and only the filters the user asked for."""
+    args: dict[str, Any] = {"status": query.status}
+    if query.priority:
+        args["priority"] = query.priority
+    if query.tag:
+        args["tag"] = query.tag
+    if query.query:
+        args["query"] = query.query
+    if query.overdue:
+        args["overdue"] = True
+    if query.window:
+        start, end = window(query.window, context)
+        args["due_after"], args["due_before"] = iso(start), iso(end)
+    if query.sort:
+        args["sort"] = query.sort
+    return args
 
 
 def _target(act: Act, replay: _Replay) -> int | Outcome:
@@ -281,24 +349,25 @@ def _target(act: Act, replay: _Replay) -> int | Outcome:
 _PREFER: Final[dict[str, Literal["pending", "completed"]]] = {"complete": "pending", "reopen": "completed"}
 
 
-def _outcome(name: str, arguments: dict[str, Any], replay: _Replay) -> Outcome | None:
-    result = replay.call(name, arguments)
-    return None if result is QUEUED else interpret(name, arguments, result)
+def _outcome(name: str, args: dict[str, Any], replay: _Replay) -> Outcome | None:
+    result = replay.call(name, args)
+    return None if result is QUEUED else interpret(name, args, result)
 
 
-def interpret(name: str, arguments: dict[str, Any], result: Any) -> Outcome:
+def interpret(name: str, args: dict[str, Any], result: Any) -> Outcome:
     """A tool result, as something to tell the user."""
     if isinstance(result, dict) and "error" in result:
-        return _failure(name, arguments, result)
+        return _failure(name, args, result)
     if name == "list_tasks":
         views = task_views(result)
-        status = arguments.get("status", "all")
+        status = args.get("status", "all")
         if views is None or status not in {"all", "pending", "completed"}:
-            return _failure(name, arguments, result)
+            return _failure(name, args, result)
         return Listed(status, tuple(views))
     if isinstance(result, dict) and isinstance(result.get("task_id"), int) and isinstance(result.get("title"), str):
-        return Changed(name, result, tuple(k for k in ("title", "description", "completed") if k in arguments))
-    return _failure(name, arguments, result)
+        fields = tuple(k for k in ("title", "description", "completed") if k in args)
+        return Changed(name, result, fields, args)
+    return _failure(name, args, result)
 
 
 def _failure(name: str, arguments: dict[str, Any], result: Any) -> Failed:

@@ -30,11 +30,11 @@ class RulesProvider:
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], context: TurnContext
     ) -> AsyncIterator[ProviderEvent]:
         transcript = read(messages)
-        step = plan(transcript, frozenset(t.name for t in tools))
+        step = plan(transcript, frozenset(t.name for t in tools), context)
         for offset, (name, arguments) in enumerate(step.calls):
             call_id = f"{CALL_ID_PREFIX}{transcript.next_call_number + offset}"
             yield ToolCallRequest(id=call_id, name=name, arguments=arguments)
         if step.calls:
             return
-        for chunk in chunks(compose(step.outcomes)):
+        for chunk in chunks(compose(step.outcomes, context)):
             yield TextDelta(chunk)
