@@ -307,23 +307,42 @@ async def test_add_with_details(database: tuple[AsyncEngine, Sessionmaker, Limit
 
 
 @pytest.mark.parametrize(
-    ("message", "options"),
+    ("message", "options", "answer", "due"),
     [
-        ("add call bob tomorrow at 7", ("Fri 4 Dec, 07:00", "Fri 4 Dec, 19:00")),
-        ("add review the budget on Thursday", ("Thu 3 Dec, 17:00", "Thu 10 Dec, 17:00")),  # said on a Thursday
+        ("add call bob tomorrow at 7", ("Fri 4 Dec, 07:00", "Fri 4 Dec, 19:00"), "pm", _due(4, 19)),
+        ("add call bob tomorrow at 7", ("Fri 4 Dec, 07:00", "Fri 4 Dec, 19:00"), "in the morning", _due(4, 7)),
+        ("add call bob tomorrow at 7", ("Fri 4 Dec, 07:00", "Fri 4 Dec, 19:00"), "19:30", _due(4, 19, 30)),
+        # said on a Thursday
+        ("add review the budget on Thursday", ("Thu 3 Dec, 17:00", "Thu 10 Dec, 17:00"), "next Thursday", _due(10, 17)),
+        ("add review the budget on Thursday", ("Thu 3 Dec, 17:00", "Thu 10 Dec, 17:00"), "today", _due(3, 17)),
+        ("remind me about task 3 on Thursday at 9am", ("Thu 3 Dec, 09:00", "Thu 10 Dec, 09:00"), "next week", None),
     ],
 )
-async def test_an_ambiguous_time_is_asked_about_and_nothing_changes(
-    database: tuple[AsyncEngine, Sessionmaker, Limits], message: str, options: tuple[str, str]
+async def test_an_ambiguous_time_is_asked_about_and_the_answer_settles_it(
+    database: tuple[AsyncEngine, Sessionmaker, Limits],
+    message: str,
+    options: tuple[str, str],
+    answer: str,
+    due: str | None,
 ) -> None:
     h = await harness(database)
     reply = await h.say(message)
-    assert h.calls == [] and len(await h.tasks()) == len(SEED)
+    assert h.calls == [] and await h.tasks() == {i: _seeded(i) for i in range(1, 7)}
     assert all(option in reply for option in options), reply
-    # Said again with what was missing, it is done.
-    await h.say(message.replace("at 7", "at 7pm").replace("on Thursday", "next Thursday"))
-    added = (await h.tasks())[7]
-    assert added.due_at in {_due(4, 19), _due(10, 17)}
+    await h.say(answer)  # the question's answer: the first message, said again with it
+    state = await h.tasks()
+    if due is None:
+        assert state[3] == _seeded(3, remind_at=_due(10, 9))
+    else:
+        assert state[7] == State("Call bob" if "bob" in message else "Review the budget", due_at=due)
+
+
+async def test_an_answer_that_is_no_time_changes_nothing(database: tuple[AsyncEngine, Sessionmaker, Limits]) -> None:
+    h = await harness(database)
+    await h.say("add call bob tomorrow at 7")
+    reply = await h.say("hmm dunno")
+    assert h.calls == [] and len(await h.tasks()) == len(SEED)
+    assert "didn't catch that" in reply
 
 
 async def test_this_weekday_said_on_that_day_is_today(database: tuple[AsyncEngine, Sessionmaker, Limits]) -> None:

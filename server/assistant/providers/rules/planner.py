@@ -42,7 +42,7 @@ from server.assistant.providers.rules.refs import (
 )
 from server.assistant.providers.rules.schedule import Missing, needs_due, tool_arguments
 from server.assistant.providers.rules.transcript import Mention, Record, Transcript, mentioned
-from server.assistant.providers.rules.when import Ambiguous, iso, window
+from server.assistant.providers.rules.when import Ambiguous, iso, restate, window
 
 ACTION_TOOLS = {"complete": "complete_task", "reopen": "update_task", "delete": "delete_task", "update": "update_task"}
 CHANGING_TOOLS = frozenset({"add_task", "complete_task", "delete_task", "update_task"})
@@ -63,18 +63,31 @@ def plan(transcript: Transcript, tools: frozenset[str], context: TurnContext) ->
     turn = transcript.turns[index]
     intents = _intents(transcript, index)
     if len(intents) == 1 and (isinstance(intents[0], Answer) or intents[0] == Say("unknown")):
-        intents = _answer(intents[0], turn.text, _open_question(transcript, tools, context))
+        asked = _open_question(transcript, tools, context)
+        if isinstance(asked, AskWhen):
+            intents = _answer_when(intents[0], turn.text, transcript.turns[index - 1].text, asked)
+        else:
+            intents = _answer(intents[0], turn.text, asked)
     return walk(intents, turn.records, transcript.mention_before(index), tools, context)
 
 
-def _open_question(transcript: Transcript, tools: frozenset[str], context: TurnContext) -> Unresolved | None:
-    """The "which one?" the previous turn ended with, if it did."""
+def _open_question(transcript: Transcript, tools: frozenset[str], context: TurnContext) -> Unresolved | AskWhen | None:
+    """The question the previous turn ended with, if it did: "which one?", or "07:00 or 19:00?"."""
     if len(transcript.turns) < 2:
         return None
     index = len(transcript.turns) - 2
     previous = transcript.turns[index]
     step = walk(_intents(transcript, index), previous.records, transcript.mention_before(index), tools, context)
-    return next((o for o in step.outcomes if isinstance(o, Unresolved) and o.asks), None)
+    if any(r.call.name in CHANGING_TOOLS for r in previous.records):
+        # Said again, the message would repeat what it did: only a "which one?" can be answered then.
+        return next((o for o in step.outcomes if isinstance(o, Unresolved) and o.asks), None)
+    return next((o for o in step.outcomes if (isinstance(o, Unresolved) and o.asks) or isinstance(o, AskWhen)), None)
+
+
+def _answer_when(intent: Intent, text: str, asking: str, asked: AskWhen) -> list[Intent]:
+    """ "pm", "19:00", "next Friday" after "07:00 or 19:00?": the asking message again, with the answer in."""
+    restated = restate(asking, asked.ambiguous.phrase, text)
+    return [intent] if restated is None else parse(restated)
 
 
 def _intents(transcript: Transcript, index: int) -> list[Intent]:

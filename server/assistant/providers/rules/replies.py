@@ -238,11 +238,8 @@ def _line(task: TaskView, *, show_done: bool, context: TurnContext | None = None
 def _ask_when(asked: AskWhen, context: TurnContext) -> str:
     first, second = (say(o, context) for o in asked.ambiguous.options[:2])
     same_day = first.split(",")[0] == second.split(",")[0]
-    hint = '"am" or "pm", or a 24-hour time like 19:00' if same_day else '"this" or "next" before the weekday'
-    return (
-        f'When do you mean by "{asked.ambiguous.phrase}": {first} or {second}? '
-        f"Please say it again with {hint}; I haven't changed anything yet."
-    )
+    hint = '"am" or "pm" (or a time like 19:00)' if same_day else '"today" or "next week"'
+    return f'When do you mean by "{asked.ambiguous.phrase}": {first} or {second}? Say {hint}; nothing is changed yet.'
 
 
 def _needs_due(needs: NeedsDue) -> str:

@@ -280,3 +280,28 @@ def window(name: str, context: TurnContext) -> tuple[datetime, datetime]:
         end = (start + timedelta(days=32)).replace(day=1)
     midnight = time(0)
     return _wall(start, midnight, context), _wall(end, midnight, context)
+
+
+_HALF_OF_DAY = re.compile(r"(?:in\s+the\s+)?(am|pm|a\.m\.|p\.m\.|morning|afternoon|evening|night)", _I)
+_HALVES = {"morning": "am", "afternoon": "pm", "evening": "pm", "night": "pm"}
+
+
+def restate(text: str, phrase: str, answer: str) -> str | None:
+    """The message that asked about `phrase`, said again with the answer ("at 7" + "pm": "at 7 pm").
+
+    The answer is "am"/"pm" (or "in the evening"), or a time phrase that replaces the one asked
+    about ("19:00", "next Friday"); anything else is no answer (None).
+    """
+    answer = answer.strip().rstrip(".!?")
+    spots = list(re.finditer(rf"(?<![\w:]){re.escape(phrase.strip())}(?![\w:])", text, _I))
+    if not spots:
+        return None
+    spot = spots[-1]
+    if half := _HALF_OF_DAY.fullmatch(answer):
+        word = _HALVES.get(half[1].lower(), half[1])
+        replacement = f"{spot[0]} {word}"
+    elif re.fullmatch(PHRASE, answer, _I):
+        replacement = answer
+    else:
+        return None
+    return text[: spot.start()] + replacement + text[spot.end() :]
