@@ -198,6 +198,8 @@ ADDS = [
     ),
     AddCase("month-day", "add buy presents by December 20", State("Buy presents", due_at=_due(20, 17))),
     AddCase("day-month", "add book the venue on 9 January", State("Book the venue", due_at=_due(9, 17, 0, 1, 2027))),
+    AddCase("today-by-date", "add call the plumber on dec 3rd at 4pm", State("Call the plumber", due_at=_due(3, 16))),
+    AddCase("ordinal-in-title", "add gift for mom's 50th", State("Gift for mom's 50th")),
     AddCase("iso-date", "add send the invoice on 2026-12-10", State("Send the invoice", due_at=_due(10, 17))),
     AddCase("24h", "add deploy the release tomorrow at 14:30", State("Deploy the release", due_at=_due(4, 14, 30))),
     AddCase("noon", "add lunch with sam tomorrow at noon", State("Lunch with sam", due_at=_due(4, 12))),
@@ -486,6 +488,8 @@ class QueryCase:
 QUERIES = [
     QueryCase("due-this-week", "what's due this week?", [2, 6, 1]),
     QueryCase("due-today", "what's due today?", [6]),
+    QueryCase("agenda-tomorrow", "what do I have tomorrow?", [1]),
+    QueryCase("left-today-is-pending", "what's left for today?", [1, 2, 3, 4, 6]),
     QueryCase("due-tomorrow", "what is due tomorrow", [1]),
     QueryCase("due-next-week", "show tasks due next week", [4]),
     QueryCase("overdue", "anything overdue?", [2]),

@@ -185,6 +185,8 @@ def _minutes(m: re.Match[str]) -> int:
 
 # --- listing with filters: "what's due this week", "show high priority tasks" -------------------
 
+_ABOUT_DUE = re.compile(r"\b(?:due|scheduled|planned|agenda|plate|do\s+i\s+have|have\s+i\s+got|coming\s+up)\b", _I)
+"""A day or week names due times only in a question about them: "what's left for today?" lists what is pending."""
 _WINDOW = re.compile(r"\b(today|tomorrow|tonight|this\s+week|next\s+week|this\s+month)\b", _I)
 _FILTER_PRIORITY = re.compile(r"\b(high|low|normal|top)[- ]priority\b|\b(urgent|important)\b", _I)
 _FILTER_TAG = re.compile(
@@ -230,7 +232,7 @@ def list_intent(text: str) -> ListTasks:
     status = list_status(text)
     overdue = bool(_FILTER_OVERDUE.search(text))
     window = None
-    if status != "completed" and (m := _WINDOW.search(text)):
+    if status != "completed" and _ABOUT_DUE.search(text) and (m := _WINDOW.search(text)):
         window = re.sub(r"\s+", " ", m[1].lower()).replace("tonight", "today")
     if overdue or window:
         status = "pending"
@@ -324,7 +326,8 @@ def list_status(text: str) -> Status:
 
 _TASKY = (
     r"(?=.*\b(?:tasks?|todos?|to-dos?|list|pending|left|remaining|open|outstanding|complete|completed|done|finished"
-    r"|finish|accomplished|plate|agenda|to do|next|due|overdue|late|unfinished|incomplete|urgent|priority|tagged)\b)"
+    r"|finish|accomplished|plate|agenda|to do|next|due|overdue|late|unfinished|incomplete|urgent|priority|tagged"
+    r"|today|tomorrow|tonight|this week|next week|scheduled)\b)"
 )
 
 # --- reports: "I paid the bills" -----------------------------------------------------------------

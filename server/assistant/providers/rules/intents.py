@@ -12,7 +12,7 @@ Status = Literal["all", "pending", "completed"]
 Action = Literal["complete", "reopen", "delete", "update"]
 Topic = Literal[
     "help", "greeting", "thanks", "bye", "how_are_you", "identity", "ack", "never_mind", "unknown",
-    "ask_add", "ask_update", "ask_action", "bulk", "too_long", "cant_undo",
+    "ask_add", "ask_update", "ask_action", "bulk", "too_long", "cant_undo", "bad_time",
 ]  # fmt: skip
 
 

@@ -311,7 +311,7 @@ def _unscheduled(problem: Ambiguous | Missing, task_id: int | None) -> Outcome:
         return AskWhen(problem)
     if problem.what == "due":
         return NeedsDue(task_id)
-    return Say("unknown")
+    return Say("bad_time")
 
 
 def _listing(query: ListTasks, context: TurnContext) -> dict[str, Any]:

@@ -59,6 +59,8 @@ _SAID: dict[Topic, str] = {
     "bulk": "I can only do that one task at a time: tell me which one, by number or by name.",
     "cant_undo": "I can only undo marking tasks done, when that was the last change. Renames and deletions stay; "
     "you can add a deleted task again.",
+    "bad_time": 'I couldn\'t tell when that is, so I changed nothing. Try "tomorrow at 5pm", "next Friday" or '
+    '"on the 3rd".',
     "too_long": "That's too long for me: titles can be up to 200 characters and descriptions up to 1000.",
 }
 

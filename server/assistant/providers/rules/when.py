@@ -21,7 +21,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import dateparser
@@ -47,7 +47,7 @@ _MONTH = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?"
     r"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
 )
-_ORD = r"\d{1,2}(?:st|nd|rd|th)"
+_ORD = r"(?:[12]?\d|3[01])(?:st|nd|rd|th)"
 _COUNT = r"(?:a|an|one|two|three|four|five|six|ten|fifteen|twenty|thirty|forty-five|\d{1,3})"
 _UNIT = r"(?:minutes?|mins?|hours?|hrs?|days?|weeks?|months?)"
 _PART = r"(?:morning|afternoon|evening|night)"
@@ -55,7 +55,7 @@ _PART = r"(?:morning|afternoon|evening|night)"
 _DAY = (
     rf"(?:today|tonight|tomorrow(?:\s+{_PART})?|this\s+{_PART}|(?:this\s+|next\s+)?{_WEEKDAY}(?:\s+{_PART})?"
     rf"|next\s+(?:week|month)|(?:the\s+)?end\s+of\s+(?:the\s+|this\s+)?month"
-    rf"|the\s+(?:{_ORD}|\d{{1,2}})|{_ORD}|{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}"
+    rf"|the\s+{_ORD}|{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}"
     rf"|\d{{4}}-\d{{2}}-\d{{2}})"
 )
 _TIME = (
@@ -149,7 +149,11 @@ def _day(words: str, today: date, context: TurnContext) -> date | _SameWeekday |
     if m := re.fullmatch(r"(?:the\s+)?(?P<n>\d{1,2})(?:st|nd|rd|th)?", words):
         return _next_day_of_month(int(m["n"]), today)
     found = _parse(words, context)
-    return None if found is None else found.date()
+    if found is None:
+        return None
+    if (found.month, found.day) == (today.month, today.day):
+        return today  # "on 3 December", said on 3 December: today, not next year
+    return found.date()
 
 
 def _next_day_of_month(n: int, today: date) -> date | None:
@@ -239,6 +243,11 @@ def _parse(text: str, context: TurnContext) -> datetime | None:
     }
     found = dateparser.parse(text, languages=["en"], settings=settings)
     return None if found is None else found.astimezone(context.zone)
+
+
+def warm_up() -> None:
+    """Parse one date: dateparser loads its English data on first use (about 0.1 s)."""
+    _parse("friday", TurnContext(now=datetime(2026, 1, 1, tzinfo=UTC)))
 
 
 def first_occurrence(rule: str, at: time, context: TurnContext, *, day: date | None = None) -> datetime:
