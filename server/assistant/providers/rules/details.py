@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from server.assistant.providers.rules.when import _COUNT, _COUNT_WORDS, _PART, _TIME, _WEEKDAY, PHRASE, When
+from server.assistant.providers.rules.when import COUNT, COUNT_WORDS, PART, PHRASE, TIME, WEEKDAY, When
 
 _I = re.IGNORECASE
 
@@ -84,15 +84,15 @@ _DAY_CODES = {"mon": "MO", "tue": "TU", "wed": "WE", "thu": "TH", "fri": "FR", "
 _NTH = r"(?P<n>\d{1,2})(?:st|nd|rd|th)?|(?P<word>first|second|third|last|last\s+day)"
 _NTH_WORDS = {"first": 1, "second": 2, "third": 3, "last": -1, "last day": -1}
 _UNITS = {"day": "DAILY", "week": "WEEKLY", "month": "MONTHLY", "year": "YEARLY"}
-_WEEKDAYS = rf"{_WEEKDAY}s?(?:(?:\s*,\s*|\s+and\s+|\s*,\s*and\s+){_WEEKDAY}s?)*"
+_WEEKDAYS = rf"{WEEKDAY}s?(?:(?:\s*,\s*|\s+and\s+|\s*,\s*and\s+){WEEKDAY}s?)*"
 _REPEAT = re.compile(
     r"(?:^|[,;]?\s+)(?:(?:and\s+)?(?:repeat(?:ing|s)?|recurring)\s+)?(?P<r>"
     rf"(?:(?:on\s+)?the\s+(?:{_NTH})(?:\s+day)?\s+of\s+(?:every|each|the)\s+month"
     rf"|(?:(?:every|each)\s+month|monthly)\s+on\s+the\s+(?:{_NTH.replace('>', '2>')})(?:\s+day)?)"
-    rf"|(?:every|each)\s+(?:single\s+)?(?:day|{_PART})|daily|nightly"
+    rf"|(?:every|each)\s+(?:single\s+)?(?:day|{PART})|daily|nightly"
     r"|(?:every|each)\s+(?:week|work(?:ing)?\s*)day|on\s+weekdays|weekdays"
-    rf"|(?:every|each)\s+(?P<wd>{_WEEKDAYS})|on\s+(?P<wds>{_WEEKDAY}s(?:(?:\s*,\s*|\s+and\s+){_WEEKDAY}s)*)"
-    rf"|(?:every|each)\s+(?P<count>{_COUNT})\s+(?P<unit>day|week|month|year)s"
+    rf"|(?:every|each)\s+(?P<wd>{_WEEKDAYS})|on\s+(?P<wds>{WEEKDAY}s(?:(?:\s*,\s*|\s+and\s+){WEEKDAY}s)*)"
+    rf"|(?:every|each)\s+(?P<count>{COUNT})\s+(?P<unit>day|week|month|year)s"
     r"|every\s+other\s+(?P<other>day|week|month|year)|biweekly|fortnightly"
     r"|(?:every|each)\s+(?P<every>week|month|year)|weekly|monthly|yearly|annually"
     r")(?=$|[\s,;.!])",
@@ -113,18 +113,18 @@ def _rule(m: re.Match[str]) -> Repeat:
     if word := m["word"] or m["word2"]:
         day = _NTH_WORDS[re.sub(r"\s+", " ", word.lower())]
         return Repeat(f"FREQ=MONTHLY;BYMONTHDAY={day}")
-    if part := re.fullmatch(rf"(?:every|each)\s+(?:single\s+)?({_PART})|nightly", said):
+    if part := re.fullmatch(rf"(?:every|each)\s+(?:single\s+)?({PART})|nightly", said):
         return Repeat("FREQ=DAILY", part[1] or "night")
     if re.fullmatch(r"(?:every|each)\s+(?:single\s+)?day|daily", said):
         return Repeat("FREQ=DAILY")
     if "weekday" in said or "working" in said or "workday" in said.replace(" ", ""):
         return Repeat("FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR")
     if days := m["wd"] or m["wds"]:
-        codes = {_DAY_CODES[d[:3].lower()] for d in re.findall(_WEEKDAY, days, _I)}
+        codes = {_DAY_CODES[d[:3].lower()] for d in re.findall(WEEKDAY, days, _I)}
         ordered = [c for c in _DAY_CODES.values() if c in codes]
         return Repeat(f"FREQ=WEEKLY;BYDAY={','.join(ordered)}")
     if m["count"]:
-        count = _COUNT_WORDS.get(m["count"].lower()) or int(m["count"])
+        count = COUNT_WORDS.get(m["count"].lower()) or int(m["count"])
         freq = _UNITS[m["unit"].lower()]
         return Repeat(freq if count == 1 else f"FREQ={freq};INTERVAL={count}")
     if m["other"] or said in {"biweekly", "fortnightly"}:
@@ -137,7 +137,7 @@ def _rule(m: re.Match[str]) -> Repeat:
 # --- times ---------------------------------------------------------------------------------------
 
 _BEFORE = re.compile(
-    rf"[,;]?\s+(?:and\s+)?(?:remind\s+me|with\s+a\s+reminder|reminder)\s+(?P<n>{_COUNT})\s+"
+    rf"[,;]?\s+(?:and\s+)?(?:remind\s+me|with\s+a\s+reminder|reminder)\s+(?P<n>{COUNT})\s+"
     r"(?P<unit>minutes?|mins?|hours?|hrs?|days?)\s+(?:before(?:hand)?|early|earlier|ahead)$",
     _I,
 )
@@ -147,12 +147,12 @@ _REMIND_AT = re.compile(
 _DUE_END = re.compile(rf"(?:^|[,;]?\s+)(?:(?:due|by|on|for|before|at|from|starting)\s+)?(?P<when>{PHRASE})$", _I)
 _DUE_START = re.compile(rf"^(?:(?:due|by|on)\s+)?(?P<when>{PHRASE})\s*,?\s+(?=\S)", _I)
 _DUE_MARKER = re.compile(r"[,;]?\s+(?:due|by)$", _I)
-_THEN_TIME = re.compile(rf"\s*,?\s*(?P<when>(?:at\s+)?{_TIME})$", _I)
+_THEN_TIME = re.compile(rf"\s*,?\s*(?P<when>(?:at\s+)?{TIME})$", _I)
 """What may follow a repeat phrase: "every Monday at 9"."""
 
 
 def minutes_of(count: str, unit: str) -> int:
-    n = _COUNT_WORDS.get(count.lower()) or int(count)
+    n = COUNT_WORDS.get(count.lower()) or int(count)
     unit = unit.lower()
     return n * (60 if unit.startswith("h") else 1440 if unit.startswith("d") else 1)
 

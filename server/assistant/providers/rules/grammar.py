@@ -38,7 +38,7 @@ from server.assistant.providers.rules.refs import (
     words,
 )
 from server.assistant.providers.rules.verbs import base_forms
-from server.assistant.providers.rules.when import _COUNT, PHRASE, When
+from server.assistant.providers.rules.when import COUNT, PHRASE, When
 from server.db.models import DESCRIPTION_MAX, TITLE_MAX
 
 QUOTES = "\"'`"
@@ -408,16 +408,16 @@ _RULES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], list[Intent] | Non
             _change(repeat=_repeat),
         ),
         (
-            rf"snooze(?:\s+(?P<ref>.+?))?(?:\s+(?:for|by))?\s+(?P<n>{_COUNT})\s+(?P<unit>minutes?|mins?|hours?|hrs?)",
+            rf"snooze(?:\s+(?P<ref>.+?))?(?:\s+(?:for|by))?\s+(?P<n>{COUNT})\s+(?P<unit>minutes?|mins?|hours?|hrs?)",
             _change(snooze=_minutes),
         ),
         (r"snooze(?:\s+(?P<ref>.+?))?", _change(snooze=lambda m: 10)),
         (
-            rf"remind\s+me(?:\s+about\s+(?P<ref>.+?))?\s+again\s+in\s+(?P<n>{_COUNT})\s+(?P<unit>minutes?|mins?|hours?|hrs?)",
+            rf"remind\s+me(?:\s+about\s+(?P<ref>.+?))?\s+again\s+in\s+(?P<n>{COUNT})\s+(?P<unit>minutes?|mins?|hours?|hrs?)",
             _change(snooze=_minutes),
         ),
         (
-            rf"remind\s+me(?:\s+(?:about|of)\s+(?P<ref>.+?))?\s+(?P<n>{_COUNT})\s+(?P<unit>minutes?|mins?|hours?|hrs?|days?)"
+            rf"remind\s+me(?:\s+(?:about|of)\s+(?P<ref>.+?))?\s+(?P<n>{COUNT})\s+(?P<unit>minutes?|mins?|hours?|hrs?|days?)"
             r"\s+(?:before(?:hand)?|early|earlier|ahead)",
             _change(remind_before=_minutes),
         ),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from server.assistant.providers.base import TurnContext
 from server.assistant.providers.rules.details import Details
 from server.assistant.providers.rules.when import (
     DUE_TIME,
+    PARTS_OF_DAY,
     REMIND_TIME,
     Ambiguous,
     clock_time,
@@ -17,8 +18,6 @@ from server.assistant.providers.rules.when import (
     iso,
     resolve,
 )
-
-_PART_TIMES = {"morning": time(9), "afternoon": time(15), "evening": time(19), "night": time(20)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +77,7 @@ def _due(details: Details, context: TurnContext) -> datetime | Ambiguous | Missi
     part = repeat.part if repeat else None
     # "remind me to renew the lease on Monday": a reminder's morning, not a deadline's evening
     deadline = REMIND_TIME if details.remind is not None and details.remind == details.due else DUE_TIME
-    default = _PART_TIMES.get(part or "", deadline)
+    default = PARTS_OF_DAY.get(part or "", deadline)
     if details.due is None:
         return None if repeat is None else first_occurrence(repeat.rule, default, context)
     if repeat is not None:

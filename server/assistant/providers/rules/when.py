@@ -35,12 +35,13 @@ DUE_TIME = time(17, 0)
 """A due date said without a time: the end of the working day."""
 REMIND_TIME = time(9, 0)
 """A reminder said without a time: the start of the day."""
-_PARTS_OF_DAY = {"morning": time(9), "afternoon": time(15), "evening": time(19), "night": time(20), "tonight": time(20)}
+PARTS_OF_DAY = {"morning": time(9), "afternoon": time(15), "evening": time(19), "night": time(20), "tonight": time(20)}
 _PM_PARTS = frozenset({"afternoon", "evening", "night", "tonight"})
 AMBIGUOUS_HOUR = 7
 """7 am and 7 pm are both plausible for a task: the one bare hour that is asked about."""
 
-_WEEKDAY = (
+# The pieces of a time phrase, as regex source (details.py and grammar.py build on them too).
+WEEKDAY = (
     r"(?:mon(?:day)?|tue(?:s(?:day)?)?|wed(?:nesday)?|thu(?:r(?:s(?:day)?)?)?|fri(?:day)?|sat(?:urday)?|sun(?:day)?)"
 )
 _MONTH = (
@@ -48,35 +49,36 @@ _MONTH = (
     r"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
 )
 _ORD = r"(?:[12]?\d|3[01])(?:st|nd|rd|th)"
-_COUNT = r"(?:a|an|one|two|three|four|five|six|ten|fifteen|twenty|thirty|forty-five|\d{1,3})"
+COUNT = r"(?:a|an|one|two|three|four|five|six|ten|fifteen|twenty|thirty|forty-five|\d{1,3})"
 _UNIT = r"(?:minutes?|mins?|hours?|hrs?|days?|weeks?|months?)"
-_PART = r"(?:morning|afternoon|evening|night)"
+PART = r"(?:morning|afternoon|evening|night)"
 
 _DAY = (
-    rf"(?:today|tonight|tomorrow(?:\s+{_PART})?|this\s+{_PART}|(?:this\s+|next\s+)?{_WEEKDAY}(?:\s+{_PART})?"
+    rf"(?:today|tonight|tomorrow(?:\s+{PART})?|this\s+{PART}|(?:this\s+|next\s+)?{WEEKDAY}(?:\s+{PART})?"
     rf"|next\s+(?:week|month)|(?:the\s+)?end\s+of\s+(?:the\s+|this\s+)?month"
     rf"|the\s+{_ORD}|{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}"
     rf"|\d{{4}}-\d{{2}}-\d{{2}})"
 )
-_TIME = (
+TIME = (
     r"(?:(?:at\s+)?\d{1,2}(?::\d{2})?\s*(?:am|pm|a\.m\.|p\.m\.)|(?:at\s+)?\d{1,2}:\d{2}|at\s+\d{1,2}"
-    rf"|(?:at\s+)?(?:noon|midnight)|in\s+the\s+{_PART})"
+    rf"|(?:at\s+)?(?:noon|midnight)|in\s+the\s+{PART})"
 )
-_RELATIVE = rf"in\s+{_COUNT}\s+{_UNIT}"
+_RELATIVE = rf"in\s+{COUNT}\s+{_UNIT}"
 PHRASE = (
-    rf"(?:{_RELATIVE}(?:\s+(?:at\s+)?{_TIME})?|{_DAY}(?:\s*,?\s*(?:at\s+)?{_TIME})?"
-    rf"|{_TIME}(?:\s*,?\s*(?:on\s+)?{_DAY})?)"
+    rf"(?:{_RELATIVE}(?:\s+(?:at\s+)?{TIME})?|{_DAY}(?:\s*,?\s*(?:at\s+)?{TIME})?"
+    rf"|{TIME}(?:\s*,?\s*(?:on\s+)?{_DAY})?)"
 )
 """A time phrase, as the grammar finds it at the end (or start) of a command."""
 
 _DAY_RE = re.compile(rf"(?<![\w:])(?:on\s+)?(?P<day>{_DAY})(?![\w:])", _I)
 _TIME_RE = re.compile(
     r"(?<![\w:-])(?:at\s+)?(?:(?P<h>\d{1,2})(?::(?P<m>\d{2}))?\s*(?P<ampm>am|pm|a\.m\.|p\.m\.)?"
-    rf"|(?P<word>noon|midnight)|in\s+the\s+(?P<part>{_PART}))(?![\w:])",
+    rf"|(?P<word>noon|midnight)|in\s+the\s+(?P<part>{PART}))(?![\w:])",
     _I,
 )
-_COUNT_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "ten": 10}
-_COUNT_WORDS |= {"fifteen": 15, "twenty": 20, "thirty": 30, "forty-five": 45}
+# "in an hour", "every two weeks"
+COUNT_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "ten": 10}
+COUNT_WORDS |= {"fifteen": 15, "twenty": 20, "thirty": 30, "forty-five": 45}
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +100,8 @@ def resolve(when: When, context: TurnContext, *, default: time = DUE_TIME) -> da
     """The instant `when` names, in the user's zone; None if it names none."""
     text = re.sub(r"\s+", " ", when.phrase.strip().lower())
     now = context.local_now.replace(second=0, microsecond=0)
-    if m := re.match(rf"in\s+(?P<n>{_COUNT})\s+(?P<unit>{_UNIT})", text):
-        count = _COUNT_WORDS.get(m["n"]) or int(m["n"])
+    if m := re.match(rf"in\s+(?P<n>{COUNT})\s+(?P<unit>{_UNIT})", text):
+        count = COUNT_WORDS.get(m["n"]) or int(m["n"])
         moved = _parse(f"in {count} {m['unit']}", context)
         if moved is None:
             return None
@@ -120,7 +122,7 @@ def resolve(when: When, context: TurnContext, *, default: time = DUE_TIME) -> da
         return Ambiguous(when.phrase, tuple(_wall(d, hour, context) for d in day.options_dates))
     if day is None:
         return None
-    part = next((p for p in _PARTS_OF_DAY if re.search(rf"\b{p}\b", day_words)), None)
+    part = next((p for p in PARTS_OF_DAY if re.search(rf"\b{p}\b", day_words)), None)
     return _at(day, rest, part, context, default)
 
 
@@ -130,11 +132,11 @@ class _SameWeekday:
 
 
 def _day(words: str, today: date, context: TurnContext) -> date | _SameWeekday | None:
-    if words in {"today", "tonight"} or (words.startswith("this ") and re.fullmatch(rf"this\s+{_PART}", words)):
+    if words in {"today", "tonight"} or (words.startswith("this ") and re.fullmatch(rf"this\s+{PART}", words)):
         return today
     if words.startswith("tomorrow"):
         return today + timedelta(days=1)
-    if m := re.fullmatch(rf"(?P<which>this\s+|next\s+)?(?P<wd>{_WEEKDAY})(?:\s+{_PART})?", words):
+    if m := re.fullmatch(rf"(?P<which>this\s+|next\s+)?(?P<wd>{WEEKDAY})(?:\s+{PART})?", words):
         found = _parse(m["wd"], context)
         if found is None:
             return None
@@ -191,14 +193,14 @@ def _time_of(
 ) -> time | tuple[time, time] | None:
     words = words.strip()
     if not words:
-        return _PARTS_OF_DAY[part] if part else default
+        return PARTS_OF_DAY[part] if part else default
     m = _TIME_RE.fullmatch(words)
     if m is None:
         return None
     if m["word"]:
         return time(12) if m["word"].lower() == "noon" else time(0)
     if m["part"]:
-        return _PARTS_OF_DAY[m["part"].lower()]
+        return PARTS_OF_DAY[m["part"].lower()]
     hour, minute = int(m["h"]), int(m["m"] or 0)
     if minute > 59 or hour > 23:
         return None
@@ -224,7 +226,7 @@ def _time_of(
 def clock_time(when: When, part: str | None, default: time) -> time | tuple[time, time] | None:
     """The time of day a phrase without a day names ("at 9", "9:30am"); None if it names a day."""
     text = re.sub(r"\s+", " ", when.phrase.strip().lower())
-    if _DAY_RE.search(text) or (re.match(r"in\s", text) and not re.match(rf"in\s+the\s+{_PART}$", text)):
+    if _DAY_RE.search(text) or (re.match(r"in\s", text) and not re.match(rf"in\s+the\s+{PART}$", text)):
         return None
     return _time_of(text, part, default)
 
