@@ -375,6 +375,16 @@ async def test_tomorrow_at_9_across_a_dst_change(
     assert "09:00" in reply
 
 
+async def test_in_2_hours_is_elapsed_time_across_a_dst_change(
+    database: tuple[AsyncEngine, Sessionmaker, Limits],
+) -> None:
+    # 01:30 in Berlin on 29 March 2026; at 02:00 the clocks jump to 03:00: two hours on is 04:30.
+    h = await harness(database, now=datetime(2026, 3, 29, 0, 30, tzinfo=UTC), seed=False)
+    await h.say("add check the boiler in 2 hours")
+    [task] = (await h.tasks()).values()
+    assert task.due_at == "2026-03-29T04:30:00+02:00"
+
+
 # --- changing a task: judged by the task afterwards ---------------------------------------------
 
 

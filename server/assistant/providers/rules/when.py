@@ -102,13 +102,15 @@ def resolve(when: When, context: TurnContext, *, default: time = DUE_TIME) -> da
     now = context.local_now.replace(second=0, microsecond=0)
     if m := re.match(rf"in\s+(?P<n>{COUNT})\s+(?P<unit>{_UNIT})", text):
         count = COUNT_WORDS.get(m["n"]) or int(m["n"])
-        moved = _parse(f"in {count} {m['unit']}", context)
-        if moved is None:
-            return None
         rest = text[m.end() :].strip()
-        if not rest and re.match(r"m(?:in|inute)|h(?:ou)?r", m["unit"]):
-            return moved.replace(second=0, microsecond=0)
-        return _at(moved.date(), rest, None, context, default)
+        if re.match(r"m(?:in|inute)|h(?:ou)?r", m["unit"]):  # elapsed time, across a DST change too
+            minutes = count * (60 if m["unit"].startswith("h") else 1)
+            moved = (context.now + timedelta(minutes=minutes)).astimezone(context.zone)
+            return (
+                moved.replace(second=0, microsecond=0) if not rest else _at(moved.date(), rest, None, context, default)
+            )
+        found = _parse(f"in {count} {m['unit']}", context)  # calendar days, weeks, months
+        return None if found is None else _at(found.date(), rest, None, context, default)
     day_match = _DAY_RE.search(text)
     day_words = day_match["day"] if day_match else None
     rest = (text[: day_match.start()] + " " + text[day_match.end() :]).strip() if day_match else text
