@@ -274,6 +274,21 @@ ADDS = [
         "Fri 4 Dec, 09:00",
     ),
     AddCase(
+        "remind-me-when-to",
+        "remind me in 20 minutes to check the oven",
+        State("Check the oven", due_at=_due(3, 10, 50), remind_at=_due(3, 10, 50)),
+    ),
+    AddCase(
+        "remind-me-tomorrow-to",
+        "remind me tomorrow to call mom",
+        State("Call mom", due_at=_due(4, 9), remind_at=_due(4, 9)),
+    ),
+    AddCase(
+        "remind-every-tuesday",
+        "remind me to take out the trash every Tuesday at 8pm",
+        State("Take out the trash", due_at=_due(8, 20), remind_at=_due(8, 20), recurrence="FREQ=WEEKLY;BYDAY=TU"),
+    ),
+    AddCase(
         "remind-me-day-only",
         "remind me to renew the lease on Monday",
         State("Renew the lease", due_at=_due(7, 9), remind_at=_due(7, 9)),

@@ -148,6 +148,15 @@ def _remind_to(m: re.Match[str]) -> list[Intent]:
     return [intent]
 
 
+def _remind_when_to(m: re.Match[str]) -> list[Intent]:
+    """ "remind me tomorrow to call mom", "remind me in 20 minutes to check the oven"."""
+    intent = add(m["t"])
+    if isinstance(intent, Add) and intent.details.due is None:
+        when = When(m["when"])
+        intent = replace(intent, details=replace(intent.details, due=when, remind=when))
+    return [intent]
+
+
 def _change(**fields: Callable[[re.Match[str]], Any]) -> Callable[[re.Match[str]], list[Intent] | None]:
     """Update the task the `ref` group names (the task last mentioned when none is) with `fields`,
     each a function of the match giving a Details field; None (no match) when one gives None."""
@@ -426,6 +435,10 @@ _RULES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], list[Intent] | Non
             _change(remind=_when),
         ),
         (rf"remind\s+me\s+(?:(?:at|on)\s+)?(?P<when>{PHRASE})", _change(remind=_when)),
+        (
+            rf"remind\s+me\s+(?:(?:at|on)\s+)?(?P<when>{PHRASE})\s+(?:to|that\s+i\s+(?:need|have)\s+to)\s+(?P<t>.+)",
+            _remind_when_to,
+        ),
         (
             rf"(?:set|add|create|put)\s+(?:a\s+)?reminder\s+(?:for|on|to)\s+(?P<ref>.+?)\s+(?:(?:at|on|for)\s+)?"
             rf"(?P<when>{PHRASE})",
