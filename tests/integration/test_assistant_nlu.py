@@ -1,7 +1,7 @@
 """The offline agent's dates, priorities, tags, repeats, reminders and queries: real agent, real tools, real database.
 
 Every case runs the rules provider through `Agent.run` with the tools' own `run_tool` on a
-migrated SQLite database, at a fixed time in a fixed zone, and is judged by what it left in the
+migrated database (SQLite and PostgreSQL), at a fixed time in a fixed zone, and is judged by what it left in the
 database (title, priority, tags, due and reminder times, repeat rule, completed) or by the ids
 the last listing returned: never by the wording of the reply, except for the confirmed time.
 """
@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
@@ -31,6 +32,7 @@ from server.db import migrate, tasks, users
 from server.db.engine import Sessionmaker, create_engine, create_sessionmaker
 from server.db.models import PRIORITIES, Message, Task
 from server.db.outbox import transaction
+from tests.support import services
 from tests.support.clock import ManualClock
 from tests.support.settings import make_settings
 
@@ -124,12 +126,29 @@ async def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture
-async def database(migrated: Path, tmp_path: Path) -> AsyncIterator[tuple[AsyncEngine, Sessionmaker, Limits]]:
-    path = tmp_path / "tasks.db"
-    shutil.copyfile(migrated, path)
-    settings = make_settings(database_url=f"sqlite+aiosqlite:///{path}")
+@pytest.fixture(scope="module")
+async def postgres() -> AsyncIterator[str]:
+    database = await services.create_migrated_database("nlu")
+    yield database.url
+    await database.drop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database(
+    request: pytest.FixtureRequest, migrated: Path, postgres: str, tmp_path: Path
+) -> AsyncIterator[tuple[AsyncEngine, Sessionmaker, Limits]]:
+    """An empty database whose ids start at 1: a copy of the SQLite file, or PostgreSQL's, truncated."""
+    if request.param == "sqlite":
+        path = tmp_path / "tasks.db"
+        shutil.copyfile(migrated, path)
+        url = f"sqlite+aiosqlite:///{path}"
+    else:
+        url = postgres
+    settings = make_settings(database_url=url)
     engine = create_engine(settings)
+    if request.param == "postgres":
+        async with engine.begin() as connection:
+            await connection.execute(text("TRUNCATE users, tasks RESTART IDENTITY CASCADE"))
     limits = create_limits(settings)
     yield engine, create_sessionmaker(engine), limits
     await limits.aclose()
