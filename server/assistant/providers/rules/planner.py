@@ -280,26 +280,32 @@ def _run(intent: Intent, replay: _Replay) -> Outcome | None:
     target = _target(intent, replay)
     if not isinstance(target, int):
         return target
-    args: dict[str, Any] = {"task_id": target}
+    arguments: dict[str, Any] = {"task_id": target}
     if intent.title:
-        args["title"] = intent.title
+        arguments["title"] = intent.title
     if intent.description:
-        args["description"] = intent.description
+        arguments["description"] = intent.description
     if intent.action == "reopen":
-        args["completed"] = False
+        arguments["completed"] = False
     if intent.details:
-        due_at = None
-        if needs_due(intent.details):
-            tasks = replay.tasks()
-            if isinstance(tasks, Failed):
-                return tasks
-            task = next((t for t in tasks if t.id == target), None)
-            due_at = datetime.fromisoformat(task.due_at) if task is not None and task.due_at else None
-        scheduled = tool_arguments(intent.details, replay.context, update=True, due_at=due_at)
-        if not isinstance(scheduled, dict):
-            return _unscheduled(scheduled, target)
-        args |= scheduled
-    return _outcome(ACTION_TOOLS[intent.action], args, replay)
+        changes = _scheduled(intent, target, replay)
+        if not isinstance(changes, dict):
+            return changes
+        arguments |= changes
+    return _outcome(ACTION_TOOLS[intent.action], arguments, replay)
+
+
+def _scheduled(act: Act, task_id: int, replay: _Replay) -> dict[str, Any] | Outcome:
+    """An update's priority, tags, times and rule as arguments; the task's due time is looked up when they need it."""
+    due_at = None
+    if needs_due(act.details):
+        tasks = replay.tasks()
+        if isinstance(tasks, Failed):
+            return tasks
+        task = next((t for t in tasks if t.id == task_id), None)
+        due_at = datetime.fromisoformat(task.due_at) if task is not None and task.due_at else None
+    scheduled = tool_arguments(act.details, replay.context, update=True, due_at=due_at)
+    return scheduled if isinstance(scheduled, dict) else _unscheduled(scheduled, task_id)
 
 
 CATALOG: Final[dict[str, Any]] = {"status": "all"}
@@ -362,25 +368,25 @@ def _target(act: Act, replay: _Replay) -> int | Outcome:
 _PREFER: Final[dict[str, Literal["pending", "completed"]]] = {"complete": "pending", "reopen": "completed"}
 
 
-def _outcome(name: str, args: dict[str, Any], replay: _Replay) -> Outcome | None:
-    result = replay.call(name, args)
-    return None if result is QUEUED else interpret(name, args, result)
+def _outcome(name: str, arguments: dict[str, Any], replay: _Replay) -> Outcome | None:
+    result = replay.call(name, arguments)
+    return None if result is QUEUED else interpret(name, arguments, result)
 
 
-def interpret(name: str, args: dict[str, Any], result: Any) -> Outcome:
+def interpret(name: str, arguments: dict[str, Any], result: Any) -> Outcome:
     """A tool result, as something to tell the user."""
     if isinstance(result, dict) and "error" in result:
-        return _failure(name, args, result)
+        return _failure(name, arguments, result)
     if name == "list_tasks":
         views = task_views(result)
-        status = args.get("status", "all")
+        status = arguments.get("status", "all")
         if views is None or status not in {"all", "pending", "completed"}:
-            return _failure(name, args, result)
+            return _failure(name, arguments, result)
         return Listed(status, tuple(views))
     if isinstance(result, dict) and isinstance(result.get("task_id"), int) and isinstance(result.get("title"), str):
-        fields = tuple(k for k in ("title", "description", "completed") if k in args)
-        return Changed(name, result, fields, args)
-    return _failure(name, args, result)
+        fields = tuple(k for k in ("title", "description", "completed") if k in arguments)
+        return Changed(name, result, fields, arguments)
+    return _failure(name, arguments, result)
 
 
 def _failure(name: str, arguments: dict[str, Any], result: Any) -> Failed:
