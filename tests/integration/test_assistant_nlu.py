@@ -490,6 +490,18 @@ CHANGES = [
         _seeded(6, remind_at=_due(3, 10, 40)),
     ),
     ChangeCase(
+        "dismiss-it",
+        ("remind me about task 6 at 5pm", "cancel the reminder"),
+        6,
+        _seeded(6),
+    ),
+    ChangeCase(
+        "dismiss-by-title",
+        ("remind me about task 6 at 5pm", "dismiss the reminder for the report draft"),
+        6,
+        _seeded(6),
+    ),
+    ChangeCase(
         "remind-again",
         ("remind me about task 6 at 5pm", "remind me again in 15 minutes"),
         6,

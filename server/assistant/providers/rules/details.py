@@ -43,6 +43,8 @@ class Details:
     snooze: int | None = None
     """Minutes from now ("snooze it for 10 minutes", "remind me again in 10 minutes")."""
     remove_tags: tuple[str, ...] = ()
+    dismiss: bool = False
+    """ "cancel the reminder": drop the pending reminder."""
 
     def __bool__(self) -> bool:
         return self != Details()

@@ -422,6 +422,12 @@ _RULES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], list[Intent] | Non
         ),
         (r"snooze(?:\s+(?P<ref>.+?))?", _change(snooze=lambda m: 10)),
         (
+            r"(?:dismiss|cancel|remove|delete|drop|turn\s+off|clear|stop)\s+(?:the\s+|my\s+|that\s+|this\s+)?reminder"
+            r"(?:\s+(?:for|on|of|about)\s+(?P<ref>.+))?",
+            _change(dismiss=lambda m: True),
+        ),
+        (r"(?:dismiss|silence)\s+(?P<ref>.+)", _change(dismiss=lambda m: True)),
+        (
             rf"remind\s+me(?:\s+about\s+(?P<ref>.+?))?\s+again\s+in\s+(?P<n>{COUNT})\s+(?P<unit>minutes?|mins?|hours?|hrs?)",
             _change(snooze=_minutes),
         ),

@@ -155,6 +155,8 @@ def _changed(changed: Changed, context: TurnContext) -> str:
     if changed.tool == "update_task" and "snooze_minutes" in changed.arguments:
         minutes = changed.arguments["snooze_minutes"]
         return f'OK, I\'ll remind you about "{title}" (task {task_id}) again in {minutes} minutes.'
+    if changed.tool == "update_task" and changed.arguments.get("dismiss_reminder"):
+        return f'OK, no more reminder for "{title}" (task {task_id}).'
     if changed.tool == "update_task" and schedule and not changed.fields:
         return f'Updated "{title}" (task {task_id}): {", ".join(schedule)}.'
     if changed.tool == "complete_task":

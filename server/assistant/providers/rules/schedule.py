@@ -69,6 +69,8 @@ def tool_arguments(
         args["remind_at"] = iso(anchor - timedelta(minutes=details.remind_before))
     if details.snooze is not None:
         args["snooze_minutes"] = details.snooze
+    if details.dismiss:
+        args["dismiss_reminder"] = True
     return args
 
 
