@@ -465,6 +465,13 @@ CHANGES = [
         3,
         _seeded(3, due_at=_due(1, 17, 0, 1, 2027), recurrence="FREQ=MONTHLY;BYMONTHDAY=1"),
     ),
+    ChangeCase("clear-due", ("remove the due date from task 4",), 4, _seeded(4, due_at=None)),
+    ChangeCase(
+        "stop-repeating",
+        ("make task 1 repeat every friday", "stop repeating it"),
+        1,
+        _seeded(1),
+    ),
     ChangeCase(
         "remind-about-it",
         ("make task 4 normal priority", "remind me about it tomorrow"),

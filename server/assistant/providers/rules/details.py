@@ -45,6 +45,10 @@ class Details:
     remove_tags: tuple[str, ...] = ()
     dismiss: bool = False
     """ "cancel the reminder": drop the pending reminder."""
+    clear_due: bool = False
+    """ "remove the due date": no due time any more."""
+    stop_repeat: bool = False
+    """ "stop repeating it": no repeat rule any more."""
 
     def __bool__(self) -> bool:
         return self != Details()

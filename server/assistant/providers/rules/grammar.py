@@ -428,6 +428,15 @@ _RULES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], list[Intent] | Non
         ),
         (r"(?:dismiss|silence)\s+(?P<ref>.+)", _change(dismiss=lambda m: True)),
         (
+            r"(?:remove|clear|delete|drop|unset)\s+(?:the\s+)?(?:due\s+date|deadline|due\s+time|date)"
+            r"(?:\s+(?:from|of|on|for)\s+(?P<ref>.+))?",
+            _change(clear_due=lambda m: True),
+        ),
+        (
+            r"(?:stop\s+repeating|don'?t\s+repeat|no\s+longer\s+repeat|never\s+repeat)(?:\s+(?P<ref>.+?))?(?:\s+any\s*more)?",
+            _change(stop_repeat=lambda m: True),
+        ),
+        (
             rf"remind\s+me(?:\s+about\s+(?P<ref>.+?))?\s+again\s+in\s+(?P<n>{COUNT})\s+(?P<unit>minutes?|mins?|hours?|hrs?)",
             _change(snooze=_minutes),
         ),

@@ -124,8 +124,12 @@ def _schedule(arguments: dict[str, Any], context: TurnContext) -> list[str]:
     said = []
     if arguments.get("due_at"):
         said.append(f"due {_when(arguments['due_at'], context)}")
+    elif "due_at" in arguments:
+        said.append("no due time")
     if arguments.get("recurrence"):
         said.append(f"repeating {repeats(arguments['recurrence'])}")
+    elif "recurrence" in arguments:
+        said.append("not repeating")
     if arguments.get("remind_at"):
         said.append(f"with a reminder {_when(arguments['remind_at'], context)}")
     if arguments.get("priority"):

@@ -71,6 +71,10 @@ def tool_arguments(
         args["snooze_minutes"] = details.snooze
     if details.dismiss:
         args["dismiss_reminder"] = True
+    if details.clear_due:
+        args["due_at"] = None
+    if details.stop_repeat:
+        args["recurrence"] = None
     return args
 
 
