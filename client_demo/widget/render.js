@@ -13,7 +13,7 @@ import { STYLES } from "./styles.js";
 import { shortTime } from "./text.js";
 
 /** @typedef {import("./protocol.js").DeviceSession} DeviceSession */
-/** @typedef {import("./state.js").ConversationItem} ConversationItem */
+/** @typedef {import("./conversations.js").ConversationItem} ConversationItem */
 /** @typedef {import("./connection.js").ConnectionState} ConnectionState */
 /** @typedef {import("./text.js").Choice} Choice */
 /** @typedef {"login" | "signup"} AuthMode */

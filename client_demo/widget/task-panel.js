@@ -7,11 +7,11 @@
 
 import { part, pick, reconcile } from "./dom.js";
 import { describeDue, describeRecurrence } from "./due.js";
-import { DEFAULT_ORDER } from "./state.js";
+import { DEFAULT_ORDER } from "./tasks.js";
 
 /** @typedef {import("./protocol.js").Task} Task */
-/** @typedef {import("./state.js").TaskFilter} TaskFilter */
-/** @typedef {import("./state.js").TaskSort} TaskSort */
+/** @typedef {import("./tasks.js").TaskFilter} TaskFilter */
+/** @typedef {import("./tasks.js").TaskSort} TaskSort */
 
 /**
  * @typedef {object} TaskIntents

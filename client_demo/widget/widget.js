@@ -1,6 +1,6 @@
 // @ts-check
 /* The widget itself: what happens when the person acts and when the server speaks. It keeps the
- * session (its tokens in credentials.js), applies each frame to the state (state.js), asks the
+ * session (its tokens in credentials.js), applies each frame to the DOM-free state modules, asks the
  * DOM modules (render.js, log.js) to draw the result, and talks to the server through api.js and
  * connection.js.
  * The loader, chat-widget.js, calls start() with what its script tag says.
@@ -13,21 +13,16 @@ import { Credentials, sessionFromAuth, tokenTimes } from "./credentials.js";
 import { browserZone, usableZone } from "./due.js";
 import { MessageLog } from "./log.js";
 import { View } from "./render.js";
-import {
-  ConversationList,
-  EventStream,
-  Outbox,
-  Reminders,
-  TaskList,
-  Turns,
-  defaultFilter,
-  inView,
-  randomId,
-} from "./state.js";
+import { ConversationList } from "./conversations.js";
+import { EventStream } from "./event-stream.js";
+import { Outbox, inView, randomId } from "./outbox.js";
+import { Reminders } from "./reminders.js";
 import { scopedStorage } from "./storage.js";
 import { TaskPanel } from "./task-panel.js";
+import { TaskList, defaultFilter } from "./tasks.js";
 import { parseChoices, sessionEndedNotice } from "./text.js";
 import { SNOOZE_MINUTES, Toasts, askNotifications, notificationPermission } from "./toasts.js";
+import { Turns } from "./turns.js";
 
 /** @typedef {import("./protocol.js").Session} Session */
 /** @typedef {import("./protocol.js").ServerFrame} ServerFrame */
@@ -817,7 +812,7 @@ class Widget {
 
   // --- tasks and reminders --------------------------------------------------------------------
 
-  /** @param {import("./state.js").TaskFilter} filter */
+  /** @param {import("./tasks.js").TaskFilter} filter */
   #setFilter(filter) {
     this.filter = filter;
     this.#renderTasks(); // at once from what is known; then the server's answer
