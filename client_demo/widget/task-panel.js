@@ -1,8 +1,8 @@
 // @ts-check
 /* The task panel's DOM: the filter and sort form, and the list, each task with its due time (in
- * words, in the user's zone), priority, tags and whether it repeats. It draws what widget.js
- * gives it and turns the form and the checkboxes into intents. Server text goes in with
- * textContent only.
+ * words, in the user's zone), priority, tags and whether it repeats. It draws what
+ * tasks-controller.js gives it and turns the form and the checkboxes into intents. Server text
+ * goes in with textContent only.
  */
 
 import { part, pick, reconcile } from "./dom.js";

@@ -1,4 +1,5 @@
-// The event log: seq de-duplication and events held during a snapshot (client_demo/widget/event-stream.js), run by `node --test` (npm test).
+// The event log: seq de-duplication and events held during a snapshot (client_demo/widget/event-stream.js),
+// run by `node --test` (npm test).
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 

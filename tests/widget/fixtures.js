@@ -13,4 +13,10 @@ export const message = (fields) => ({ conversation_id: 3, created_at: "2030-01-0
 
 /** "Now" for the due-time tests, and a task with every field the filters look at. */
 export const NOW = new Date("2026-12-01T11:00:00Z");
-export const rich = (id, fields) => ({ ...task(id, `task ${id}`), priority: "normal", tags: [], due_at: null, ...fields });
+export const rich = (id, fields) => ({
+  ...task(id, `task ${id}`),
+  priority: "normal",
+  tags: [],
+  due_at: null,
+  ...fields,
+});
