@@ -4,7 +4,7 @@
  * readable message.
  */
 
-import { defaultFilter, taskQuery } from "./state.js";
+import { defaultFilter, taskQuery } from "./tasks.js";
 import { deviceLabel } from "./text.js";
 
 /** @typedef {import("./protocol.js").Task} Task */
@@ -13,7 +13,7 @@ import { deviceLabel } from "./text.js";
 /** @typedef {import("./protocol.js").AuthBody} AuthBody */
 /** @typedef {import("./protocol.js").DeviceSession} DeviceSession */
 /** @typedef {import("./protocol.js").User} User */
-/** @typedef {import("./state.js").TaskFilter} TaskFilter */
+/** @typedef {import("./tasks.js").TaskFilter} TaskFilter */
 /**
  * @template T
  * @typedef {import("./protocol.js").Page<T>} Page

@@ -46,6 +46,24 @@ export function usableZone(zone) {
   }
 }
 
+/** What due times in words are relative to: "now", in the user's zone (the server's setting). */
+export class Clock {
+  /** @param {string} zone  the browser's until the server says */
+  constructor(zone) {
+    this.zone = usableZone(zone);
+  }
+
+  /** @param {string} zone  the account's, once the server says */
+  setZone(zone) {
+    this.zone = usableZone(zone);
+  }
+
+  /** @returns {{ now: Date, zone: string }} */
+  read() {
+    return { now: new Date(), zone: this.zone };
+  }
+}
+
 /**
  * @param {Date} date
  * @param {string} zone

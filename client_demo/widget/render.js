@@ -1,9 +1,9 @@
 // @ts-check
 /* The widget's DOM: its shadow root, the panel and its parts (header, login form, sidebar
- * with the conversations and signed-in devices, notice, composer, choices). It draws what
- * widget.js tells it and turns clicks and keys into the intents widget.js handles; the message
- * log, the task panel and the reminder toasts have modules of their own (log.js, task-panel.js,
- * toasts.js). Everything from the server is set with textContent.
+ * with the conversations and signed-in devices, notice, composer, choices). It draws what the
+ * controllers tell it and turns clicks and keys into intents (widget.js hands each to its
+ * controller); the message log, the task panel and the reminder toasts have modules of their
+ * own (log.js, task-panel.js, toasts.js). Everything from the server is set with textContent.
  */
 
 import { NOTICE_MS } from "./config.js";
@@ -13,13 +13,13 @@ import { STYLES } from "./styles.js";
 import { shortTime } from "./text.js";
 
 /** @typedef {import("./protocol.js").DeviceSession} DeviceSession */
-/** @typedef {import("./state.js").ConversationItem} ConversationItem */
+/** @typedef {import("./conversations.js").ConversationItem} ConversationItem */
 /** @typedef {import("./connection.js").ConnectionState} ConnectionState */
 /** @typedef {import("./text.js").Choice} Choice */
 /** @typedef {"login" | "signup"} AuthMode */
 
 /**
- * What the person asks for; widget.js implements these.
+ * What the person asks for; widget.js hands each to the controller that does it.
  * @typedef {object} Intents
  * @property {(open: boolean) => void} setOpen  the launcher, Minimize, Escape
  * @property {() => void} logout

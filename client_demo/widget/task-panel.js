@@ -1,17 +1,17 @@
 // @ts-check
 /* The task panel's DOM: the filter and sort form, and the list, each task with its due time (in
- * words, in the user's zone), priority, tags and whether it repeats. It draws what widget.js
- * gives it and turns the form and the checkboxes into intents. Server text goes in with
- * textContent only.
+ * words, in the user's zone), priority, tags and whether it repeats. It draws what
+ * tasks-controller.js gives it and turns the form and the checkboxes into intents. Server text
+ * goes in with textContent only.
  */
 
 import { part, pick, reconcile } from "./dom.js";
 import { describeDue, describeRecurrence } from "./due.js";
-import { DEFAULT_ORDER } from "./state.js";
+import { DEFAULT_ORDER } from "./tasks.js";
 
 /** @typedef {import("./protocol.js").Task} Task */
-/** @typedef {import("./state.js").TaskFilter} TaskFilter */
-/** @typedef {import("./state.js").TaskSort} TaskSort */
+/** @typedef {import("./tasks.js").TaskFilter} TaskFilter */
+/** @typedef {import("./tasks.js").TaskSort} TaskSort */
 
 /**
  * @typedef {object} TaskIntents

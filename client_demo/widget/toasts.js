@@ -1,13 +1,13 @@
 // @ts-check
 /* Reminders on screen: a toast per reminder inside the widget (Snooze 10 min, Done, dismiss),
- * and, if the person allowed it, a browser notification. What is shown comes from state.js's
+ * and, if the person allowed it, a browser notification. What is shown comes from reminders.js's
  * Reminders; this module only draws it and turns the buttons into intents.
  */
 
 import { part, reconcile } from "./dom.js";
 import { describeDue } from "./due.js";
 
-/** @typedef {import("./state.js").ShownReminder} ShownReminder */
+/** @typedef {import("./reminders.js").ShownReminder} ShownReminder */
 
 export const SNOOZE_MINUTES = 10;
 const BELL =

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { describeDue, describeRecurrence, span, usableZone } from "../../client_demo/widget/due.js";
+import { Clock, describeDue, describeRecurrence, span, usableZone } from "../../client_demo/widget/due.js";
 
 // Tuesday 1 December 2026, 12:00 in Berlin (11:00 UTC).
 const now = new Date("2026-12-01T11:00:00Z");
@@ -68,4 +68,17 @@ test("describeRecurrence reads the server's RRULE subset", () => {
   assert.equal(describeRecurrence("FREQ=MONTHLY;BYMONTHDAY=15"), "repeats monthly on day 15");
   assert.equal(describeRecurrence("FREQ=SECONDLY"), "repeats");
   assert.equal(describeRecurrence(null), "");
+});
+
+test("the clock reads now in the user's zone; an unknown zone falls back to UTC", () => {
+  const clock = new Clock("Europe/Paris");
+  const before = Date.now();
+  const { now, zone } = clock.read();
+  assert.equal(zone, "Europe/Paris");
+  assert.ok(now.getTime() >= before && now.getTime() <= Date.now());
+  clock.setZone("Mars/Olympus_Mons");
+  assert.equal(clock.read().zone, "UTC");
+  clock.setZone("Asia/Tokyo");
+  assert.equal(clock.read().zone, "Asia/Tokyo");
+  assert.equal(new Clock("Nowhere/Atlantis").zone, "UTC");
 });
