@@ -257,6 +257,11 @@ ADDS = [
         State("Meditate", due_at=_due(4, 9), recurrence="FREQ=DAILY"),
     ),
     AddCase(
+        "every-monday-morning",
+        "add meditate every monday morning",
+        State("Meditate", due_at=_due(7, 9), recurrence="FREQ=WEEKLY;BYDAY=MO"),
+    ),
+    AddCase(
         "every-2-weeks",
         "add clean the windows every 2 weeks",
         State("Clean the windows", due_at=_due(3, 17), recurrence="FREQ=WEEKLY;INTERVAL=2"),
