@@ -45,7 +45,7 @@ _BEING = re.compile(
     r"|\b(?:it|that|there|what|he|she|this|who|here)'s\b|'re\b|'m\b|'ll\b|'d\b",
     _I,
 )
-"""A verb of being or seeming: the message says how something is, it asks for nothing to be done."""
+"""A verb of being: the message says how something is, it asks for nothing to be done."""
 _ABOUT_THE_DAY = re.compile(
     r"(?:(?:what|such)\s+)?(?:an?\s+)?(?:(?:very|so|really)\s+)?(?:(?:nice|good|great|lovely|beautiful|busy|long|hard"
     r"|tough|rough|bad|awful|terrible|crazy|big|fun|sunny|rainy|cold|hot|warm|quiet|slow)\s+)?"
