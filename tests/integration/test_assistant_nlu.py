@@ -257,6 +257,11 @@ ADDS = [
         State("Meditate", due_at=_due(4, 9), recurrence="FREQ=DAILY"),
     ),
     AddCase(
+        "every-monday-morning",
+        "add meditate every monday morning",
+        State("Meditate", due_at=_due(7, 9), recurrence="FREQ=WEEKLY;BYDAY=MO"),
+    ),
+    AddCase(
         "every-2-weeks",
         "add clean the windows every 2 weeks",
         State("Clean the windows", due_at=_due(3, 17), recurrence="FREQ=WEEKLY;INTERVAL=2"),
@@ -581,3 +586,152 @@ async def test_a_listing_shows_due_times_in_the_users_zone(database: tuple[Async
     h = await harness(database)
     reply = await h.say("what's due tomorrow?")
     assert "#1 Write the report [due Fri 4 Dec, 17:00, high priority, #work]" in reply
+
+
+# --- a task said without a command word: added when it carries a schedule detail -------------------
+
+STATED = [
+    AddCase(
+        "stated-every-monday",
+        "water the plants every Monday",
+        State("Water the plants", due_at=_due(7, 17), recurrence="FREQ=WEEKLY;BYDAY=MO"),
+        "every Monday",
+    ),
+    AddCase(
+        "stated-appointment",
+        "dentist appointment tomorrow at 3pm",
+        State("Dentist appointment", due_at=_due(4, 15)),
+        "Fri 4 Dec, 15:00",
+    ),
+    AddCase(
+        "stated-monthly-tag",
+        "pay rent on the first of every month #home",
+        State("Pay rent", tags=("home",), due_at=_due(1, 17, 0, 1, 2027), recurrence="FREQ=MONTHLY;BYMONTHDAY=1"),
+    ),
+    AddCase(
+        "stated-urgent-before",
+        "urgent: call the bank before 5pm",
+        State("Call the bank", priority="high", due_at=_due(3, 17)),
+        "high priority",
+    ),
+    AddCase("stated-imperative", "call mom tomorrow at 5pm", State("Call mom", due_at=_due(4, 17))),
+    AddCase("stated-tag-only", "buy milk #errands", State("Buy milk", tags=("errands",))),
+    AddCase("stated-asap", "renew passport asap", State("Renew passport", priority="high")),
+    AddCase("stated-possessive", "mom's birthday on friday", State("Mom's birthday", due_at=_due(4, 17))),
+    AddCase(
+        "stated-two-weekdays",
+        "gym every tuesday and thursday at 7pm",
+        State("Gym", due_at=_due(3, 19), recurrence="FREQ=WEEKLY;BYDAY=TU,TH"),
+    ),
+    AddCase(
+        "stated-weekday-night",
+        "take out the trash every tuesday night",
+        State("Take out the trash", due_at=_due(8, 20), recurrence="FREQ=WEEKLY;BYDAY=TU"),
+    ),
+    AddCase(
+        "stated-weekdays",
+        "standup every weekday at 9:30",
+        State("Standup", due_at=_due(4, 9, 30), recurrence="FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"),
+    ),
+    AddCase(
+        "stated-priority-after",
+        "lunch with sam tomorrow, high priority",
+        State("Lunch with sam", priority="high", due_at=_due(4, 17)),
+    ),
+    AddCase("stated-in-minutes", "check the oven in 20 minutes", State("Check the oven", due_at=_due(3, 10, 50))),
+    AddCase("stated-month-day", "file taxes by april 15", State("File taxes", due_at=_due(15, 17, 0, 4, 2027))),
+    AddCase(
+        "stated-greeted", "hi, dentist appointment tomorrow at 3pm", State("Dentist appointment", due_at=_due(4, 15))
+    ),
+    AddCase(
+        "stated-polite",
+        "could you flight to berlin at 6am tomorrow please",
+        State("Flight to berlin", due_at=_due(4, 6)),
+    ),
+]
+
+
+@pytest.mark.parametrize("c", STATED, ids=[c.id for c in STATED])
+async def test_a_stated_task_is_added(database: tuple[AsyncEngine, Sessionmaker, Limits], c: AddCase) -> None:
+    h = await harness(database)
+    reply = await h.say(c.say)
+    state = await h.tasks()
+    assert state.get(7) == c.task, reply
+    assert len(state) == 7  # one task added, nothing else
+    assert f'Added "{c.task.title}"' in reply and c.reply in reply
+
+
+NOT_TASKS = [
+    "hello",
+    "thanks",
+    "the weather is nice",
+    "nice weather today",
+    "busy day tomorrow",
+    "I'm busy tomorrow",
+    "it's urgent",
+    "the match is on Friday",
+    "maybe tomorrow",
+    "ok tomorrow then",
+    "see you on Monday",
+    "have a nice day tomorrow",
+    "thanks for the help today",
+    "dentist appointment tomorrow?",
+    "who's free on friday",
+    "what about friday",
+    "tomorrow at 5pm",
+    "call mom",  # a task, but no schedule detail: it needs "add"
+    "task 3 tomorrow",
+    "very important",
+]
+
+
+@pytest.mark.parametrize("message", NOT_TASKS)
+async def test_chat_with_or_without_a_date_adds_no_task(
+    database: tuple[AsyncEngine, Sessionmaker, Limits], message: str
+) -> None:
+    h = await harness(database)
+    reply = await h.say(message)
+    assert [c["name"] for c in h.calls if c["name"] != "list_tasks"] == [], reply
+    assert await h.tasks() == {i: _seeded(i) for i in range(1, 7)}
+
+
+@pytest.mark.parametrize(
+    ("said", "listed", "task_id", "task"),
+    [
+        (("what's due tomorrow",), [1], None, None),
+        (("show tasks tagged work",), [1, 6], None, None),
+        (("I've written the report",), None, 1, _seeded(1, completed=True)),
+        (("add pay the bills", "I've paid the bills yesterday"), None, 7, State("Pay the bills", completed=True)),
+        (("move task 3 to friday",), None, 3, _seeded(3, due_at=_due(4, 17))),
+    ],
+)
+async def test_the_other_commands_keep_precedence(
+    database: tuple[AsyncEngine, Sessionmaker, Limits],
+    said: tuple[str, ...],
+    listed: list[int] | None,
+    task_id: int | None,
+    task: State | None,
+) -> None:
+    h = await harness(database)
+    replies = [await h.say(text) for text in said]
+    state = await h.tasks()
+    assert len(state) == len(SEED) + said[0].startswith("add "), replies[-1]  # the last message added nothing
+    if listed is not None:
+        assert h.listed() == listed
+    if task_id is not None:
+        assert state[task_id] == task, replies[-1]
+
+
+async def test_a_stated_task_after_a_question_is_added_when_it_answers_nothing(
+    database: tuple[AsyncEngine, Sessionmaker, Limits],
+) -> None:
+    h = await harness(database)
+    await h.say("delete the report")  # two tasks fit: "which one?"
+    reply = await h.say("water the plants every Monday")
+    state = await h.tasks()
+    assert state[7] == State("Water the plants", due_at=_due(7, 17), recurrence="FREQ=WEEKLY;BYDAY=MO"), reply
+    assert state[1] == _seeded(1) and state[6] == _seeded(6)  # the question's deletion did not happen
+    await h.say("add call bob tomorrow at 7")  # "07:00 or 19:00?"
+    await h.say("dentist appointment tomorrow at 3pm")
+    state = await h.tasks()
+    assert state[8] == State("Dentist appointment", due_at=_due(4, 15)) and len(state) == 8

@@ -355,6 +355,15 @@ CASES = [
     case("add-and-complete-it", "add buy milk and mark it done", calls=(ADD, DONE), added=("Buy milk",),
          completed=(6,)),
     case("delete-and-add", "delete task 3 and add Team sync", calls=(DEL, ADD), deleted=(3,), added=("Team sync",)),
+    # a task said without a command word: added when it carries a time, a repeat, a priority or a tag
+    case("stated-task", "dentist appointment tomorrow at 3pm", calls=(ADD,), added=("Dentist appointment",),
+         says=("Fri 4 Dec, 15:00",)),
+    case("stated-repeat", "water the plants every Monday", calls=(ADD,), added=("Water the plants",),
+         says=("every Monday", "Mon 7 Dec, 17:00")),
+    case("stated-after-which", "delete the meeting task", "pay rent on the first of every month #home",
+         seed=MEETINGS, calls=(ADD,), added=("Pay rent",)),
+    case("not-stated-chat", "I'm busy tomorrow"),
+    case("not-stated-question", "call mom tomorrow?"),
     # help, small talk, and questions back
     case("help", "help", says=("task 3",)),
     case("hi", "hi"),

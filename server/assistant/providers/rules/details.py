@@ -13,7 +13,7 @@ and leaves the title. The phrasings:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from server.assistant.providers.rules.when import COUNT, COUNT_WORDS, PART, PHRASE, TIME, WEEKDAY, When
 
@@ -153,8 +153,8 @@ _REMIND_AT = re.compile(
 _DUE_END = re.compile(rf"(?:^|[,;]?\s+)(?:(?:due|by|on|for|before|at|from|starting)\s+)?(?P<when>{PHRASE})$", _I)
 _DUE_START = re.compile(rf"^(?:(?:due|by|on)\s+)?(?P<when>{PHRASE})\s*,?\s+(?=\S)", _I)
 _DUE_MARKER = re.compile(r"[,;]?\s+(?:due|by)$", _I)
-_THEN_TIME = re.compile(rf"\s*,?\s*(?P<when>(?:at\s+)?{TIME})$", _I)
-"""What may follow a repeat phrase: "every Monday at 9"."""
+_THEN_TIME = re.compile(rf"\s*,?\s*(?:(?P<when>(?:at\s+)?{TIME})|(?P<part>{PART}))$", _I)
+"""What may follow a repeat phrase: "every Monday at 9", "every Tuesday night"."""
 
 
 def minutes_of(count: str, unit: str) -> int:
@@ -202,7 +202,9 @@ def split_details(text: str, *, whole: bool = False) -> tuple[str, Details]:
         kind, m = found
         if kind == "repeat_at":
             at = _THEN_TIME.fullmatch(text, m.end())
-            repeat, due = _rule(m), When(at["when"]) if at else None
+            repeat, due = _rule(m), When(at["when"]) if at and at["when"] else None
+            if at and at["part"]:  # "every Tuesday night": the rule comes round at that part of the day
+                repeat = replace(repeat, part=at["part"].lower())
             text = text[: m.start()]
             continue
         if kind == "tags":

@@ -21,6 +21,8 @@ class Add:
     title: str
     description: str | None = None
     details: Details = field(default_factory=Details)
+    stated: bool = False
+    """Said without a command word ("dentist appointment tomorrow at 3pm"): an answer to a question comes first."""
 
 
 @dataclass(frozen=True, slots=True)

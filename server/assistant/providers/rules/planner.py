@@ -62,13 +62,21 @@ def plan(transcript: Transcript, tools: frozenset[str], context: TurnContext) ->
     index = len(transcript.turns) - 1
     turn = transcript.turns[index]
     intents = _intents(transcript, index)
-    if len(intents) == 1 and (isinstance(intents[0], Answer) or intents[0] == Say("unknown")):
+    if len(intents) == 1 and (isinstance(intents[0], Answer) or intents[0] == Say("unknown") or _stated(intents[0])):
+        said = intents[0]
         asked = _open_question(transcript, tools, context)
         if isinstance(asked, AskWhen):
-            intents = _answer_when(intents[0], turn.text, transcript.turns[index - 1].text, asked)
+            intents = _answer_when(said, turn.text, transcript.turns[index - 1].text, asked)
         else:
-            intents = _answer(intents[0], turn.text, asked)
+            intents = _answer(said, turn.text, asked)
+        if _stated(said) and intents == [Say("unknown")]:
+            intents = [said]  # it answers nothing: the task it states
     return walk(intents, turn.records, transcript.mention_before(index), tools, context)
+
+
+def _stated(intent: Intent) -> bool:
+    """A task said without a command word: it may also be the answer to the question just asked."""
+    return isinstance(intent, Add) and intent.stated
 
 
 def _open_question(transcript: Transcript, tools: frozenset[str], context: TurnContext) -> Unresolved | AskWhen | None:
