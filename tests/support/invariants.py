@@ -30,7 +30,7 @@ import orjson
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from tests.support import users
-from tests.support.timing import TIMEOUT, wait_until
+from tests.support.timing import QUIET, TIMEOUT, wait_until
 from tests.support.users import AppUser
 from tests.support.wsclient import WSClient
 
@@ -124,6 +124,17 @@ class Follower:
         found = self.find(type, **match)
         assert found is not None
         return found
+
+    async def expect_nothing(self, type: str | None = None, *, timeout: float = QUIET) -> None:
+        """Assert that no frame (of `type`) arrives within `timeout` (listening is the only way to know)."""
+        start = len(self.frames)
+
+        def late() -> list[dict[str, Any]]:
+            return [f for f in self.frames[start:] if type is None or f["type"] == type]
+
+        with contextlib.suppress(TimeoutError):
+            await wait_until(lambda: bool(late()), timeout=timeout)
+        assert not late(), f"unexpected frames {late()}"
 
     async def answer(self, client_msg_id: str, *, timeout: float = TIMEOUT) -> dict[str, Any]:
         """The `ack` or `error` that answered `client_msg_id`."""
