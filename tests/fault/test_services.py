@@ -91,5 +91,5 @@ async def _retried_turn(follower: Follower, text: str, *, conversation: object =
             await follower.wait_for("turn.end", turn_id=answer["turn_id"], timeout=TIMEOUT * 2)
             return
         assert answer["code"] == "unavailable", answer
-        follower.frames.remove(answer)  # the retry is answered afresh
+        follower.forget(answer)
     raise AssertionError(f"{text!r} never acked")

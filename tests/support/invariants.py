@@ -92,7 +92,8 @@ class Follower:
     async def _read(self, ws: WSClient) -> None:
         try:
             while True:
-                self.frames.append(await ws.next(timeout=3600))
+                frame = await ws.next(timeout=3600)
+                self.frames.append(frame)
         except ConnectionClosed as exc:
             self.closes.append(exc.rcvd.code if exc.rcvd else None)
         except (OSError, TimeoutError):
@@ -146,6 +147,10 @@ class Follower:
         found = answered()
         assert found is not None
         return found
+
+    def forget(self, answer: dict[str, Any]) -> None:
+        """Drop an `error` answer, so that a retry of its message (same client_msg_id) is answered afresh."""
+        self.frames.remove(answer)
 
     @property
     def acks(self) -> list[dict[str, Any]]:
