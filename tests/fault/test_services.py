@@ -7,6 +7,7 @@ import pytest
 from tests.fault.deployment import Deployment
 from tests.support.invariants import Follower
 from tests.support.live import ServerProcess
+from tests.support.relay import Mode, Relay
 from tests.support.timing import TIMEOUT
 
 REPLY = "y" * 400
@@ -93,3 +94,19 @@ async def _retried_turn(follower: Follower, text: str, *, conversation: object =
         assert answer["code"] == "unavailable", answer
         follower.forget(answer)
     raise AssertionError(f"{text!r} never acked")
+
+
+@pytest.mark.parametrize("mode", ["half_open", "hang"])
+async def test_the_network_to_redis_goes_silent(deployment: Deployment, mode: Mode) -> None:
+    """Between the workers and Redis: packets stop (half-open: held, then delivered late) or connections hang."""
+    async with Relay("127.0.0.1", deployment.redis.port) as relay:
+        deployment.settings.update(redis_url=f"redis://127.0.0.1:{relay.port}/0")
+        _, _, sender, watcher, other = await two_workers(deployment)
+        await turns(sender, 1, "before")
+        relay.set(mode)
+        during = await turns(sender, 3, "during")
+        await turns(other, 1, "elsewhere")
+        relay.set("pass")
+        await watcher.wait_for("turn.end", turn_id=during[-1]["turn_id"], timeout=TIMEOUT * 3)
+        report = await deployment.check()
+    assert report.acked == 5 and report.statuses == {"done": 5}

@@ -66,12 +66,13 @@ class Follower:
     async def connect(self, url: str) -> None:
         """Open a socket at `url` (closing any previous one) and resume after the last seq seen."""
         await self.disconnect()
-        ws = await WSClient.open(url, self.user.token)
+        # The replay is asked for up front, so it comes before anything live (a `resume` frame sent
+        # after `hello` would replay after the live events the socket had already sent).
+        resuming = self.start_seq is not None
+        ws = await WSClient.open(f"{url}?after_seq={self.last_seq}" if resuming else url, self.user.token)
         self.greeted.append(int(ws.hello["user_id"]))
         if self.start_seq is None:
             self.start_seq = int(ws.hello["last_seq"])
-        else:
-            await ws.send({"type": "resume", "after_seq": self.last_seq})
         self.ws = ws
         self._pump = asyncio.create_task(self._read(ws))
 
@@ -274,7 +275,9 @@ def _check_user(
 def _gaps(seqs: list[int], start: int) -> str:
     expected = set(range(start + 1, max(seqs, default=start) + 1))
     repeats = [s for s, n in Counter(seqs).items() if n > 1]
-    return f"missing {sorted(expected - set(seqs))[:10]}, repeated {repeats[:10]}"
+    disorder = next((i for i in range(1, len(seqs)) if seqs[i] <= seqs[i - 1]), None)
+    around = seqs[max(0, disorder - 5) : disorder + 5] if disorder is not None else []
+    return f"missing {sorted(expected - set(seqs))[:10]}, repeated {repeats[:10]}, out of order around {around}"
 
 
 async def still_serving(base_url: str, ws_url: str, *, timeout: float = TIMEOUT * 2) -> dict[str, Any]:
