@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 
@@ -10,7 +9,7 @@ import asyncpg
 
 from tests.fault.deployment import LEASE, Deployment
 from tests.support.invariants import Follower
-from tests.support.timing import TIMEOUT
+from tests.support.timing import TIMEOUT, wait_until
 
 LONG = "z" * 2000
 """An echo reply that streams for about 2.5 s: long enough to be cut."""
@@ -59,7 +58,7 @@ async def test_sigkill_of_one_worker_of_two(deployment: Deployment) -> None:
     # Sockets on the dead worker drop; their clients reconnect to the same address (the other worker,
     # or the one the supervisor starts in its place) and resume.
     for follower in followers:
-        await asyncio.wait_for(_until_reconnected(follower, server.ws_url), TIMEOUT * 3)
+        await _until_reconnected(follower, server.ws_url)
     end = await followers[0].wait_for("turn.end", turn_id=acks[0]["turn_id"], timeout=TIMEOUT + LEASE * 3)
     assert end["status"] == "interrupted"
     report = await deployment.check()
@@ -67,14 +66,11 @@ async def test_sigkill_of_one_worker_of_two(deployment: Deployment) -> None:
 
 
 async def _until_reconnected(follower: Follower, url: str) -> None:
-    """Reconnect `follower` once its socket dropped; leave it alone while its socket lives."""
-    for _ in range(int(TIMEOUT * 10)):
-        if not follower.connected:
-            await follower.reconnect([url])
-            return
-        if follower.find("turn.end", turn_id=follower.acks[0]["turn_id"]) is not None:
-            return  # its turn ran on the surviving worker and ended there
-        await asyncio.sleep(0.1)
+    """Reconnect `follower` once its socket dropped; leave it alone if its turn ended on the surviving worker."""
+    turn_id = follower.acks[0]["turn_id"]
+    await wait_until(lambda: not follower.connected or follower.find("turn.end", turn_id=turn_id) is not None)
+    if not follower.connected:
+        await follower.reconnect([url])
 
 
 async def test_sigterm_with_turns_in_flight(deployment: Deployment) -> None:
@@ -88,15 +84,10 @@ async def test_sigterm_with_turns_in_flight(deployment: Deployment) -> None:
     assert leaving.process is not None
     leaving.process.send_signal(signal.SIGTERM)
     for follower in followers:
-        await asyncio.wait_for(_until_closed(follower), TIMEOUT)
+        await wait_until(lambda: not follower.connected)  # noqa: B023  awaited in this iteration
         assert follower.closes[-1] == 1012  # "service restart": reconnect elsewhere
         await follower.reconnect([staying.ws_url])
     assert await leaving.stop() in (0, -signal.SIGTERM)
     report = await deployment.check()
     # The grace is shorter than the replies: each turn ended, cut at the grace, its partial reply kept.
     assert report.turns == 3 and report.statuses["cancelled"] == 3, report.statuses
-
-
-async def _until_closed(follower: Follower) -> None:
-    while follower.connected:
-        await asyncio.sleep(0.02)
