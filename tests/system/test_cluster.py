@@ -3,7 +3,6 @@ across workers."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -16,6 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.support import services, users
 from tests.support.live import ServerProcess, free_port
+from tests.support.private_services import PrivateRedis
 from tests.support.settings import server_env
 from tests.support.timing import SCALE, TIMEOUT
 from tests.support.wsclient import WSClient, seqs
@@ -132,58 +132,8 @@ async def test_graceful_shutdown_closes_1012_and_keeps_the_turn(
 # --- Redis outage ------------------------------------------------------------------------------
 
 
-class RedisProcess:
-    """A private redis-server, so killing it touches nobody else's data."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.process: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        try:
-            self.process = await asyncio.create_subprocess_exec(
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                stdout=asyncio.subprocess.DEVNULL,
-            )
-        except FileNotFoundError as exc:
-            services.unavailable("redis-server binary", exc)
-        import redis.asyncio as aioredis
-
-        from tests.support.timing import wait_until
-
-        client = aioredis.Redis.from_url(self.url, socket_connect_timeout=0.2)
-
-        async def up() -> bool:
-            try:
-                return bool(await client.ping())
-            except (OSError, aioredis.RedisError):
-                return False
-
-        try:
-            await wait_until(up, step=0.05)
-        finally:
-            await client.aclose()
-
-    async def kill(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
-
-
 async def test_redis_restart_loses_nothing_acked(postgres_url: str, tmp_path: Path) -> None:
-    redis_server = RedisProcess(free_port())
+    redis_server = PrivateRedis()
     await redis_server.start()
     env = cluster_env(postgres_url, redis_server.url, f"todochat-test-{services.RUN_ID}-outage")
     a_server = ServerProcess(port=free_port(), env=env, log_path=tmp_path / "a.log")
