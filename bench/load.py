@@ -145,6 +145,14 @@ def print_report(report: dict[str, Any]) -> None:
             if isinstance(value, dict) and "ms_per_turn" in value
         )
     )
+    written = report["usage"].get("postgresql_bytes_per_turn", {})
+    redis_calls = report["usage"].get("redis_calls_per_turn", {})
+    print(
+        "per turn: "
+        + "  ".join(f"{name}={value} B" for name, value in written.items())
+        + "  redis "
+        + " ".join(f"{name}={value}" for name, value in redis_calls.items())
+    )
     verdict_ = report["verdict"]
     print("PASS" if verdict_["passed"] else "FAIL: " + "; ".join(verdict_["problems"]))
 

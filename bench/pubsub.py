@@ -37,8 +37,8 @@ from server.keys import user_tag
 from server.realtime.broker.base import Broker
 from server.realtime.broker.cluster import ClusterBroker
 from server.realtime.broker.redis import RedisBroker
-from tests.support.live import free_port
-from tests.support.redis_cluster import RedisCluster, RedisProcess
+from tests.support.private_services import PrivateRedis
+from tests.support.redis_cluster import RedisCluster
 
 STAMP = struct.Struct("!d")
 
@@ -184,7 +184,7 @@ async def measure(args: argparse.Namespace, cluster_url: str, single_url: str) -
 
 
 async def _main(args: argparse.Namespace) -> None:
-    single = RedisProcess(free_port())
+    single = PrivateRedis()
     if args.single:
         deploy.check_loopback(args.single)
     else:

@@ -41,9 +41,11 @@ class Snapshot:
     client: float
     pg_counters: dict[str, int]
     redis_calls: dict[str, int]
+    pg_sizes: dict[str, int]
+    """`wal`: the WAL position (bytes; the whole server's); `database`: the bench database's size on disk."""
 
 
-async def _pg_query(dsn: str, database: str | None) -> tuple[list[int], list[int], dict[str, int]]:
+async def _pg_query(dsn: str, database: str | None) -> tuple[list[int], list[int], dict[str, int], dict[str, int]]:
     connection = await asyncpg.connect(dsn, timeout=10)
     try:
         rows = await connection.fetch("SELECT pid, datname, backend_type FROM pg_stat_activity")
@@ -57,7 +59,10 @@ async def _pg_query(dsn: str, database: str | None) -> tuple[list[int], list[int
                 database,
             )
             counters = dict(row) if row is not None else {}
-        return backends, shared, counters
+        sizes = {"wal": int(await connection.fetchval("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"))}
+        if database is not None:
+            sizes["database"] = int(await connection.fetchval("SELECT pg_database_size($1)", database))
+        return backends, shared, counters, sizes
     finally:
         await connection.close()
 
@@ -80,7 +85,7 @@ async def _redis_calls(url: str) -> dict[str, int]:
 
 
 async def snapshot(deployed: Deployment) -> Snapshot:
-    backends, shared, counters = await _pg_query(deployed.pg_dsn, deployed.database)
+    backends, shared, counters, sizes = await _pg_query(deployed.pg_dsn, deployed.database)
     times = os.times()
     return Snapshot(
         servers=procfs.cpu_by_pid(deployed.pids),
@@ -90,6 +95,7 @@ async def snapshot(deployed: Deployment) -> Snapshot:
         client=times.user + times.system,
         pg_counters=counters,
         redis_calls=await _redis_calls(deployed.redis_url),
+        pg_sizes=sizes,
     )
 
 
@@ -121,6 +127,13 @@ def diff(before: Snapshot, after: Snapshot, *, turns: int, seconds: float) -> di
         "postgresql_per_turn": {
             name: round((after.pg_counters.get(name, 0) - before.pg_counters.get(name, 0)) / per, 3)
             for name in after.pg_counters
+        },
+        # What the capacity model needs: WAL written (replication and backup traffic) and the growth of
+        # the database on disk (messages, events, indexes) per turn. WAL counts the whole server's writes.
+        "postgresql_bytes_per_turn": {
+            name: round((after.pg_sizes[name] - before.pg_sizes.get(name, 0)) / per)
+            for name in after.pg_sizes
+            if name in before.pg_sizes
         },
         "redis_calls_per_turn": {
             name: round((calls - before.redis_calls.get(name, 0)) / per, 3)

@@ -144,9 +144,17 @@ class ApiClient:
 
     # --- the user's resources -------------------------------------------------------------------
 
-    async def tasks(self, user_id: int, *, status: str = "all") -> dict[str, Any]:
-        """`{data: [task...], count}`, in creation order."""
-        result: dict[str, Any] = await self._request("GET", f"/api/{user_id}/tasks", params={"status": status})
+    async def tasks(self, user_id: int, *, status: str = "all", **filters: str) -> dict[str, Any]:
+        """`{data: [task...], count}`, in creation order unless `sort` says otherwise; `filters` are the
+        list's other query parameters (`due_before`, `sort`, ...)."""
+        result: dict[str, Any] = await self._request(
+            "GET", f"/api/{user_id}/tasks", params={"status": status, **filters}
+        )
+        return result
+
+    async def me(self) -> dict[str, Any]:
+        """The account: `{id, email, created_at, timezone}`."""
+        result: dict[str, Any] = await self._request("GET", "/api/auth/me")
         return result
 
     async def messages(self, user_id: int, conversation_id: int, *, limit: int = 50) -> dict[str, Any]:

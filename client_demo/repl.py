@@ -17,13 +17,15 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from datetime import UTC, datetime
 from getpass import getpass
 from typing import Any, TypeVar
 
 from client_demo.api import ApiClient, ws_url
 from client_demo.config import Login, TokenStore
 from client_demo.credentials import Credentials
-from client_demo.errors import AuthFailedError, QuitError, SessionExpiredError
+from client_demo.due import DUE_WINDOW, due_line, zone_named
+from client_demo.errors import AuthFailedError, QuitError, RequestFailedError, SessionExpiredError
 from client_demo.session import ChatSession
 from client_demo.terminal import Terminal, TerminalView, describe_result, describe_task
 from client_demo.turns import Turn
@@ -33,6 +35,7 @@ T = TypeVar("T")
 PROMPT = "you> "
 HELP = """Type a message to chat with the assistant. Commands:
   /tasks     list your tasks
+  /due       tasks due in the next 24 hours, and overdue ones (in your time zone)
   /history   messages of this conversation
   /new       start a new conversation
   /help      this help
@@ -106,11 +109,12 @@ class Repl:
         self.conversation_id = conversation_id
         self.terminal = terminal or Terminal()
         self.api = ApiClient(login.server, tokens=self.credentials)
+        self.view = TerminalView(self.terminal)
         self.session = ChatSession(
             server=login.server,
             url=ws_url(login.server),
             token=login.token,
-            view=TerminalView(self.terminal),
+            view=self.view,
             reauthenticate=self._reauthenticate,
             credentials=self.credentials,
         )
@@ -120,6 +124,7 @@ class Repl:
         self._reader: LineReader | None = None
         self._commands: dict[str, Callable[[], Awaitable[None]]] = {
             "/tasks": self._show_tasks,
+            "/due": self._show_due,
             "/history": self._show_history,
             "/new": self._new_conversation,
             "/help": self._help,
@@ -137,6 +142,7 @@ class Repl:
         try:
             async with self.api, self.session:
                 await self.session.wait_for(self.session.connected.wait(), stop=self.quit)
+                await self._learn_zone()
                 where = f"conversation {self.conversation_id}" if self.conversation_id else "a new conversation"
                 self.terminal.line(f"Connected to {self.login.server} as {self.login.email}, {where}.")
                 self.terminal.line("Type a message, /help for commands, Ctrl-D to quit.")
@@ -253,6 +259,29 @@ class Repl:
         self.terminal.line(f"Tasks ({page.get('count', len(tasks))}):")
         for task in tasks:
             self.terminal.line(f"  {describe_task(task)}")
+
+    async def _learn_zone(self) -> None:
+        """Due times are shown in the account's zone (`PATCH /api/auth/me` sets it), not this machine's."""
+        try:
+            me = await self._rest(self.api.me)
+        except RequestFailedError:
+            return  # due times in UTC, as the account has them by default
+        self.view.zone = zone_named(me.get("timezone", "UTC"))
+
+    async def _show_due(self) -> None:
+        now = datetime.now(UTC)
+        page = await self._rest(
+            lambda: self.api.tasks(
+                self.login.user_id, status="pending", due_before=(now + DUE_WINDOW).isoformat(), sort="due"
+            )
+        )
+        tasks = page.get("data", [])
+        if not tasks:
+            self.terminal.line("Nothing due in the next 24 hours.")
+            return
+        self.terminal.line(f"Due in the next 24 hours or overdue ({page.get('count', len(tasks))}):")
+        for task in tasks:
+            self.terminal.line(f"  {due_line(task, self.view.zone, now)}")
 
     async def _show_history(self) -> None:
         if self.conversation_id is None:

@@ -117,6 +117,7 @@ class ChatSession:
             "error": self._on_error,
             "resync_required": self._on_resync,
             "auth.refreshed": self._on_refreshed,
+            "reminder": self.view.reminder,
         }
 
     # --- lifecycle: the session owns its connection task ---------------------------------------

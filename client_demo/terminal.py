@@ -6,7 +6,9 @@ import json
 import sys
 from dataclasses import dataclass
 from typing import Any, Literal, TextIO
+from zoneinfo import ZoneInfo
 
+from client_demo.due import reminder_line
 from client_demo.turns import ToolCallRecord, Turn
 
 
@@ -17,10 +19,11 @@ class Symbols:
     arrow: str
     bullet: str
     ellipsis: str
+    alarm: str
 
 
-UNICODE = Symbols(ok="✓", failed="✗", arrow="→", bullet="•", ellipsis="…")
-ASCII = Symbols(ok="+", failed="x", arrow="->", bullet="*", ellipsis="...")
+UNICODE = Symbols(ok="✓", failed="✗", arrow="→", bullet="•", ellipsis="…", alarm="⏰")
+ASCII = Symbols(ok="+", failed="x", arrow="->", bullet="*", ellipsis="...", alarm="(!)")
 
 ERASE_LINE = "\r\x1b[K"
 """Back to the start of the line and clear it (ECMA-48 CR + EL)."""
@@ -30,7 +33,7 @@ TASK_VERBS = {"task.created": "added", "task.updated": "updated", "task.deleted"
 
 def symbols_for(stream: TextIO) -> Symbols:
     """Unicode when the stream can encode it (a UTF-8 terminal), plain ASCII otherwise."""
-    sample = UNICODE.ok + UNICODE.failed + UNICODE.arrow + UNICODE.bullet + UNICODE.ellipsis
+    sample = UNICODE.ok + UNICODE.failed + UNICODE.arrow + UNICODE.bullet + UNICODE.ellipsis + UNICODE.alarm
     try:
         sample.encode(getattr(stream, "encoding", None) or "ascii")
     except (UnicodeEncodeError, LookupError):
@@ -128,6 +131,8 @@ class TerminalView:
         self.stream_reply = stream_reply
         self.details = details
         """Where tool and task lines go: with the conversation, with the status notes, or nowhere."""
+        self.zone = ZoneInfo("UTC")
+        """The account's time zone, for due times (the session sets it once the account is known)."""
         self._streaming: Turn | None = None
 
     @property
@@ -185,6 +190,12 @@ class TerminalView:
 
     def server_error(self, code: str, detail: str) -> None:
         self.terminal.note(f"server error: {detail} ({code})")
+
+    def reminder(self, frame: dict[str, Any]) -> None:
+        """A reminder fell due: a line of its own, even in the middle of a streamed reply (which
+        carries on below it, under its prefix again)."""
+        self._streaming = None
+        self.terminal.note(reminder_line(frame, self.zone, alarm=self._sym.alarm))
 
     def resync(self, reason: str) -> None:
         self.terminal.note(f"some events were missed ({reason}); /tasks and /history show the current state")

@@ -224,6 +224,7 @@ async def open_runtime(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> As
             agent=agent,
             run_tool=functools.partial(run_tool, limits=limits, clock=clock),
             turn_timeout=settings.turn_timeout,
+            clock=clock,
             on_done=lambda _turn: admission.leave(),
         )
         leases = Leases(

@@ -1,9 +1,10 @@
 // @ts-check
 /* The REST API (README "REST API"): accounts and their sessions, and the logged-in user's
- * conversations, history and tasks. Errors become an ApiError with the server's `code` and a
+ * conversations, history and tasks, and their time zone. Errors become an ApiError with the server's `code` and a
  * readable message.
  */
 
+import { defaultFilter, taskQuery } from "./tasks.js";
 import { deviceLabel } from "./text.js";
 
 /** @typedef {import("./protocol.js").Task} Task */
@@ -11,6 +12,8 @@ import { deviceLabel } from "./text.js";
 /** @typedef {import("./protocol.js").Message} Message */
 /** @typedef {import("./protocol.js").AuthBody} AuthBody */
 /** @typedef {import("./protocol.js").DeviceSession} DeviceSession */
+/** @typedef {import("./protocol.js").User} User */
+/** @typedef {import("./tasks.js").TaskFilter} TaskFilter */
 /**
  * @template T
  * @typedef {import("./protocol.js").Page<T>} Page
@@ -202,9 +205,34 @@ export class UserApi {
     return this.#call("GET", `/conversations/${conversationId}/messages?limit=${limit}${older}`);
   }
 
-  /** @returns {Promise<Page<Task>>} */
-  tasks() {
-    return this.#call("GET", `/tasks?limit=${TASKS_SHOWN}`);
+  /**
+   * @param {TaskFilter} [filter]  the panel's filters and order (default: all, oldest first)
+   * @returns {Promise<Page<Task>>}
+   */
+  tasks(filter = defaultFilter()) {
+    return this.#call("GET", `/tasks?${taskQuery(filter, TASKS_SHOWN)}`);
+  }
+
+  /**
+   * Mark a task done (not a toggle: a second device doing the same changes nothing).
+   * @param {number} taskId
+   * @returns {Promise<Task>}
+   */
+  completeTask(taskId) {
+    return this.#call("PATCH", `/tasks/${taskId}`, { completed: true });
+  }
+
+  /** @returns {Promise<User>} the account, with its time zone */
+  me() {
+    return this.#send("GET", "/api/auth/me");
+  }
+
+  /**
+   * @param {string} timezone  an IANA name
+   * @returns {Promise<User>}
+   */
+  setTimezone(timezone) {
+    return this.#send("PATCH", "/api/auth/me", { timezone });
   }
 
   /**

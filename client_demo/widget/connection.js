@@ -7,7 +7,7 @@
 
 /** @typedef {import("./protocol.js").ServerFrame} ServerFrame */
 /** @typedef {import("./protocol.js").ClientFrame} ClientFrame */
-/** @typedef {import("./state.js").Outbox} Outbox */
+/** @typedef {import("./outbox.js").Outbox} Outbox */
 
 export const BACKOFF_BASE_MS = 500;
 export const BACKOFF_CAP_MS = 10000;

@@ -34,7 +34,7 @@ export const ALREADY_USED = "Refresh token already used"; // the server's detail
  */
 
 /**
- * What the tab does with its tokens; widget.js implements these.
+ * What the tab does with its tokens; session-controller.js implements these.
  * @typedef {object} CredentialHooks
  * @property {(refreshToken: string) => Promise<AuthBody>} exchange  POST /api/auth/refresh
  * @property {(session: Session) => void} save  keep the tokens (sessionStorage)

@@ -7,14 +7,14 @@
  */
 
 import { part } from "./dom.js";
-import { turnText } from "./state.js";
+import { turnText } from "./turns.js";
 import { describeTool, parseTime } from "./text.js";
 
 /** @typedef {import("./protocol.js").Message} Message */
 /** @typedef {import("./protocol.js").AckFrame} AckFrame */
 /** @typedef {import("./protocol.js").TurnStatus} TurnStatus */
-/** @typedef {import("./state.js").Turn} Turn */
-/** @typedef {import("./state.js").OutboxEntry} OutboxEntry */
+/** @typedef {import("./turns.js").Turn} Turn */
+/** @typedef {import("./outbox.js").OutboxEntry} OutboxEntry */
 
 const TOOL_ICONS = { ok: "\u2713", error: "!", pending: "\u2026" };
 

@@ -61,6 +61,26 @@ export const TEMPLATE = `
         <h3 id="tc-tasks-h">Tasks</h3>
         <span class="task-count"></span>
       </div>
+      <div class="task-tools">
+        <button class="small-btn filters-toggle" type="button" aria-expanded="false" aria-controls="tc-filters">Filter and sort</button>
+        <button class="small-btn notify-btn" type="button" hidden>Enable notifications</button>
+      </div>
+      <form class="task-filters" id="tc-filters" role="search" aria-label="Filter tasks" hidden>
+        <label class="wide" for="tc-q">Search</label>
+        <input class="wide" id="tc-q" type="search" autocomplete="off" maxlength="200" placeholder="Words in title or notes">
+        <label for="tc-status">Status</label>
+        <select id="tc-status"><option value="all">All</option><option value="pending">Pending</option><option value="completed">Completed</option></select>
+        <label for="tc-priority">Priority</label>
+        <select id="tc-priority"><option value="">Any</option><option value="high">High</option><option value="normal">Normal</option><option value="low">Low</option></select>
+        <label for="tc-tag">Tag</label>
+        <select id="tc-tag"><option value="">Any</option></select>
+        <span class="check wide"><input id="tc-overdue" type="checkbox"><label for="tc-overdue">Overdue only</label></span>
+        <label for="tc-sort">Sort by</label>
+        <select id="tc-sort"><option value="created">Created</option><option value="due">Due date</option><option value="priority">Priority</option><option value="title">Title</option></select>
+        <label for="tc-order">Order</label>
+        <select id="tc-order"><option value="asc">Ascending</option><option value="desc">Descending</option></select>
+        <button class="link wide" type="reset">Clear filters</button>
+      </form>
       <ul class="task-list" aria-labelledby="tc-tasks-h"></ul>
       <p class="side-empty task-empty">No tasks yet. Ask the assistant to add one.</p>
     </section>
@@ -98,4 +118,5 @@ export const TEMPLATE = `
     </form>
   </div>
 </div>
-</section>`;
+</section>
+<div class="toasts" role="region" aria-label="Reminders" hidden></div>`;

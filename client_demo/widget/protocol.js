@@ -37,6 +37,8 @@
  * @property {boolean} current  the session of the token that asked
  */
 
+/** @typedef {"low" | "normal" | "high"} Priority */
+
 /**
  * @typedef {object} Task
  * @property {number} id
@@ -45,6 +47,19 @@
  * @property {boolean} completed
  * @property {string} created_at
  * @property {string} updated_at
+ * @property {Priority} [priority]
+ * @property {string[]} [tags]  normalised (lower case), sorted
+ * @property {string | null} [due_at]
+ * @property {string | null} [remind_at]  the pending reminder; null once it fired or was dismissed
+ * @property {string | null} [recurrence]  an RRULE: the task repeats
+ */
+
+/**
+ * @typedef {object} User  GET and PATCH /api/auth/me
+ * @property {string | number} id
+ * @property {string} email
+ * @property {string} created_at
+ * @property {string} timezone  an IANA name; "UTC" until set
  */
 
 /**
@@ -180,6 +195,21 @@
  */
 
 /**
+ * @typedef {object} ReminderFrame  a task's reminder fell due (sent once, to every socket)
+ * @property {"reminder"} type
+ * @property {Task} task  as it is after firing (its remind_at null again)
+ * @property {string} remind_at  when it was due
+ * @property {number} seq
+ */
+
+/**
+ * @typedef {object} ReminderDismissedFrame  some device dismissed the task's reminder
+ * @property {"reminder.dismissed"} type
+ * @property {Task} task
+ * @property {number} seq
+ */
+
+/**
  * @typedef {object} ConversationDeletedFrame
  * @property {"conversation.deleted"} type
  * @property {number} conversation_id
@@ -204,8 +234,8 @@
 
 /**
  * @typedef {HelloFrame | PongFrame | AuthRefreshedFrame | AckFrame | MessageFrame | TurnStartFrame | DeltaFrame
- *   | ToolCallFrame | ToolResultFrame | TurnEndFrame | TaskFrame | ConversationDeletedFrame | ErrorFrame
- *   | ResyncFrame} ServerFrame
+ *   | ToolCallFrame | ToolResultFrame | TurnEndFrame | TaskFrame | ReminderFrame | ReminderDismissedFrame
+ *   | ConversationDeletedFrame | ErrorFrame | ResyncFrame} ServerFrame
  */
 
 // ------------------------------------------------------------------------------- client frames
@@ -215,7 +245,9 @@
  *   | { type: "chat", conversation_id: number | null, message: string, client_msg_id: string }
  *   | { type: "cancel", turn_id: string }
  *   | { type: "ping" }
- *   | { type: "auth.refresh", token: string }} ClientFrame
+ *   | { type: "auth.refresh", token: string }
+ *   | { type: "reminder.snooze", task_id: number, minutes: number }
+ *   | { type: "reminder.dismiss", task_id: number }} ClientFrame
  */
 
 export {};

@@ -1,8 +1,9 @@
 // @ts-check
 /* The widget's DOM: its shadow root, the panel and its parts (header, login form, sidebar
- * with the conversations and the tasks, notice, composer, choices). It draws what widget.js
- * tells it and turns clicks and keys into the intents widget.js handles; the message log has
- * its own module, log.js. Everything from the server is set with textContent.
+ * with the conversations and signed-in devices, notice, composer, choices). It draws what the
+ * controllers tell it and turns clicks and keys into intents (widget.js hands each to its
+ * controller); the message log, the task panel and the reminder toasts have modules of their
+ * own (log.js, task-panel.js, toasts.js). Everything from the server is set with textContent.
  */
 
 import { NOTICE_MS } from "./config.js";
@@ -11,15 +12,14 @@ import { TEMPLATE } from "./markup.js";
 import { STYLES } from "./styles.js";
 import { shortTime } from "./text.js";
 
-/** @typedef {import("./protocol.js").Task} Task */
 /** @typedef {import("./protocol.js").DeviceSession} DeviceSession */
-/** @typedef {import("./state.js").ConversationItem} ConversationItem */
+/** @typedef {import("./conversations.js").ConversationItem} ConversationItem */
 /** @typedef {import("./connection.js").ConnectionState} ConnectionState */
 /** @typedef {import("./text.js").Choice} Choice */
 /** @typedef {"login" | "signup"} AuthMode */
 
 /**
- * What the person asks for; widget.js implements these.
+ * What the person asks for; widget.js hands each to the controller that does it.
  * @typedef {object} Intents
  * @property {(open: boolean) => void} setOpen  the launcher, Minimize, Escape
  * @property {() => void} logout
@@ -30,7 +30,6 @@ import { shortTime } from "./text.js";
  * @property {() => void} loadEarlier
  * @property {(text: string) => void} send  the composer, an example, a choice
  * @property {() => void} stop
- * @property {(taskId: number) => Promise<void>} toggleTask
  * @property {(open: boolean) => void} showDevices  the "Signed-in devices" disclosure
  * @property {(sessionId: string) => void} endSession
  * @property {() => void} logoutAll
@@ -71,9 +70,6 @@ function elements(/** @type {ShadowRoot} */ root) {
     newConv: button(".new-conv"),
     convList: part(root, ".conv-list"),
     convEmpty: part(root, ".conv-empty"),
-    taskList: part(root, ".task-list"),
-    taskEmpty: part(root, ".task-empty"),
-    taskCount: part(root, ".task-count"),
     devicesToggle: button(".devices-toggle"),
     devicesBody: part(root, ".devices-body"),
     deviceList: part(root, ".device-list"),
@@ -391,35 +387,6 @@ export class View {
     );
   }
 
-  /**
-   * @param {Task[]} tasks  in the order shown
-   * @param {{ open: number, done: number }} counts
-   * @param {number | null} [freshId]  a task that just arrived: highlighted once
-   */
-  renderTasks(tasks, counts, freshId = null) {
-    this.el.taskEmpty.hidden = tasks.length > 0;
-    this.el.taskCount.textContent = tasks.length ? `${counts.open} open \u00b7 ${counts.done} done` : "";
-    reconcile(
-      this.el.taskList,
-      tasks,
-      (task) => task.id,
-      (task) => this.#taskItem(task),
-      (item, task) => {
-        item.classList.toggle("done", task.completed);
-        pick(item, "input", HTMLInputElement).checked = task.completed;
-        part(item, ".task-title").textContent = task.title;
-        const desc = part(item, ".task-desc");
-        desc.textContent = task.description || "";
-        desc.hidden = !task.description;
-        if (task.id === freshId) {
-          item.classList.remove("fresh");
-          void item.offsetWidth; // restart the highlight animation
-          item.classList.add("fresh");
-        }
-      },
-    );
-  }
-
   // --- the sessions --------------------------------------------------------------------------------
 
   get devicesOpen() {
@@ -473,39 +440,5 @@ export class View {
         if (end) end.setAttribute("aria-label", `End the session on ${session.device}`);
       },
     );
-  }
-
-  /** @param {Task} task */
-  #taskItem(task) {
-    const item = document.createElement("li");
-    item.className = "task";
-    const box = document.createElement("input");
-    box.type = "checkbox";
-    box.id = `tc-task-${task.id}`;
-    const label = document.createElement("label");
-    label.htmlFor = box.id;
-    const title = document.createElement("span");
-    title.className = "task-title";
-    const desc = document.createElement("span");
-    desc.className = "task-desc";
-    label.append(title, desc);
-    const ref = document.createElement("span");
-    ref.className = "task-id";
-    ref.setAttribute("aria-hidden", "true");
-    ref.textContent = `#${task.id}`;
-    box.addEventListener("click", (event) => {
-      if (box.getAttribute("aria-busy") === "true") event.preventDefault(); // one toggle at a time
-    });
-    box.addEventListener("change", async () => {
-      // Not `disabled`: that would take keyboard focus away from the checkbox.
-      box.setAttribute("aria-busy", "true");
-      try {
-        await this.intents.toggleTask(task.id);
-      } finally {
-        box.removeAttribute("aria-busy");
-      }
-    });
-    item.append(box, label, ref);
-    return item;
   }
 }

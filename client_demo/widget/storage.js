@@ -5,11 +5,12 @@
  * What the widget keeps, by name.
  * @typedef {object} Stored
  * @property {import("./protocol.js").Session} session  who is logged in
- * @property {import("./state.js").OutboxEntry[]} outbox  messages not acked yet
+ * @property {import("./outbox.js").OutboxEntry[]} outbox  messages not acked yet
  * @property {{ userId: number, seq: number }} seq  the resume position (`after_seq`), and whose it is
  * @property {number | null} conversation  the conversation on screen (null: a new one)
  * @property {string} draft  the new conversation's draft key
  * @property {boolean} open  the panel is open
+ * @property {import("./reminders.js").ShownReminder[]} reminders  the reminders showing (a reload shows them again)
  */
 
 /**

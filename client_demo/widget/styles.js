@@ -91,8 +91,10 @@ h2, h3, p { margin: 0; }
 .app-view { flex: 1; display: flex; min-height: 0; position: relative; }
 .sidebar { width: 240px; flex: none; display: flex; flex-direction: column; border-right: 1px solid var(--line); background: var(--surface); min-height: 0; }
 .side-section { display: flex; flex-direction: column; min-height: 0; padding: 12px 10px 8px; }
-.convs { flex: 0 1 auto; max-height: 42%; border-bottom: 1px solid var(--line); }
-.tasks { flex: 1 1 auto; }
+.convs { flex: 0 0 auto; max-height: 42%; border-bottom: 1px solid var(--line); }
+/* The filter form and the list scroll together: an open form must not squeeze the list to nothing. */
+.tasks { flex: 1 1 auto; overflow-y: auto; }
+.tasks .task-list { overflow: visible; flex: none; }
 .devices { flex: none; border-top: 1px solid var(--line); max-height: 40%; }
 .disclosure { border: 0; background: none; padding: 0; font: inherit; letter-spacing: inherit; text-transform: inherit; color: inherit; display: flex; align-items: center; gap: 6px; }
 .disclosure::before { content: "\\25B8"; font-size: 11px; transition: transform .12s; }
@@ -126,6 +128,32 @@ h3.section-head { font-size: 12px; font-weight: 650; text-transform: uppercase; 
 .task-id { color: var(--muted); font-size: 11px; flex: none; margin-top: 2px; }
 .task.done .task-title { text-decoration: line-through; color: var(--muted); }
 .task.fresh { animation: flash 1.2s ease-out; }
+.task.overdue { box-shadow: inset 3px 0 0 var(--bad); }
+.task-meta { display: flex; flex-wrap: wrap; gap: 4px; margin-top: 3px; }
+.task-meta > * { font-size: 11.5px; line-height: 1.5; padding: 0 6px; border-radius: 999px; background: var(--bg); border: 1px solid var(--line); color: var(--muted); white-space: nowrap; }
+.task-meta .overdue-mark { color: #991b1b; background: #fef2f2; border-color: #fecaca; font-weight: 600; }
+.task-meta .prio-high { color: #9a3412; background: #fff7ed; border-color: #fed7aa; font-weight: 600; }
+.task-meta .tag { color: var(--accent-strong); background: var(--accent-soft); border-color: #c7d2fe; }
+.task.done .task-meta { opacity: 1; }
+.task-tools { display: flex; flex-wrap: wrap; gap: 6px; padding: 0 4px 8px; }
+.task-filters { display: grid; grid-template-columns: auto 1fr; align-items: center; gap: 5px 8px; padding: 8px; margin: 0 2px 8px; border: 1px solid var(--line); border-radius: 10px; background: var(--bg); font-size: 12.5px; }
+.task-filters .wide { grid-column: 1 / -1; }
+.task-filters label { font-weight: 550; }
+.task-filters input[type="search"], .task-filters select { min-width: 0; width: 100%; padding: 4px 6px; border: 1px solid #9ca3af; border-radius: 7px; background: var(--bg); font-size: 12.5px; }
+.task-filters .check { display: flex; align-items: center; gap: 6px; }
+.task-filters .check input { margin: 0; accent-color: var(--accent); }
+.task-filters .link { justify-self: start; font-size: 12.5px; }
+/* Reminders sit above the launcher, or inside the open panel just below its header: never over a control of the bar. */
+.toasts { position: fixed; right: 20px; bottom: 88px; width: min(360px, calc(100vw - 40px)); max-height: calc(100vh - 120px); overflow-y: auto; display: flex; flex-direction: column; gap: 8px; z-index: 3; }
+.panel:not([hidden]) ~ .toasts { right: 32px; bottom: auto; top: calc(100vh - 20px - min(640px, 100vh - 40px) + 64px); width: min(360px, calc(100vw - 64px)); max-height: calc(min(640px, 100vh - 40px) - 140px); }
+.toast { position: relative; display: flex; flex-direction: column; gap: 8px; padding: 12px 40px 12px 14px; background: var(--bg); color: var(--text); border: 1px solid var(--line); border-left: 4px solid var(--accent); border-radius: 12px; box-shadow: var(--shadow); }
+.toast-text { font-size: 13.5px; overflow-wrap: anywhere; }
+.toast-label { display: inline-flex; align-items: center; gap: 5px; margin-right: 4px; color: var(--accent-strong); font-weight: 600; }
+.toast-label svg { width: 15px; height: 15px; }
+.toast-due { display: block; color: var(--muted); font-size: 12.5px; }
+.toast-actions { display: flex; gap: 8px; }
+.toast-actions .small-btn { padding: 5px 11px; font-size: 12.5px; }
+.toast-close { position: absolute; top: 6px; right: 6px; width: 28px; height: 28px; font-size: 18px; }
 .scrim { position: absolute; inset: 0; background: rgba(15, 23, 42, .25); z-index: 1; }
 
 .chat { flex: 1; display: flex; flex-direction: column; min-width: 0; min-height: 0; }
@@ -199,4 +227,5 @@ h3.section-head { font-size: 12px; font-weight: 650; text-transform: uppercase; 
   .launcher { right: 16px; bottom: 16px; }
   .msg { max-width: 90%; }
   .composer textarea { font-size: 16px; } /* 16px stops iOS from zooming into the field */
+  .panel:not([hidden]) ~ .toasts { top: 64px; right: 12px; width: calc(100vw - 24px); max-height: calc(100vh - 160px); }
 }`;

@@ -1,38 +1,40 @@
 // @ts-check
-/* The widget itself: what happens when the person acts and when the server speaks. It keeps the
- * session (its tokens in credentials.js), applies each frame to the state (state.js), asks the
- * DOM modules (render.js, log.js) to draw the result, and talks to the server through api.js and
- * connection.js.
+/* The widget's composition root: it builds the state, the DOM and one controller per concern,
+ * wires the person's intents and the server's frames to them, and owns what spans them all
+ * (entering the app after a login, clearing it after a log out, the panel being open).
+ *
+ *   session-controller.js        login and signup, the tokens, the time zone, logging out
+ *   devices-controller.js        the signed-in devices
+ *   conversations-controller.js  the conversation list
+ *   chat-controller.js           the conversation on screen: history, sending, streaming replies
+ *   tasks-controller.js          the task panel, its filter, live task.* events
+ *   reminders-controller.js      reminder toasts and notifications
+ *   sync-controller.js           REST snapshots and the live events on top of them
+ *
  * The loader, chat-widget.js, calls start() with what its script tag says.
  */
 
-import { Api, ApiError, errorMessage, errorStatus } from "./api.js";
-import { MAX_MESSAGE_CHARS, PAGE_SIZE, readConfig } from "./config.js";
+import { Api } from "./api.js";
+import { readConfig } from "./config.js";
 import { Connection, OutboxSender } from "./connection.js";
-import { Credentials, sessionFromAuth, tokenTimes } from "./credentials.js";
-import { MessageLog } from "./log.js";
+import { ChatController } from "./chat-controller.js";
+import { ConversationsController } from "./conversations-controller.js";
+import { DevicesController } from "./devices-controller.js";
+import { Clock, browserZone } from "./due.js";
+import { Outbox } from "./outbox.js";
+import { RemindersController } from "./reminders-controller.js";
 import { View } from "./render.js";
-import { ConversationList, EventStream, Outbox, TaskList, Turns, inView, randomId } from "./state.js";
+import { SessionController } from "./session-controller.js";
 import { scopedStorage } from "./storage.js";
-import { parseChoices, sessionEndedNotice } from "./text.js";
+import { SyncController } from "./sync-controller.js";
+import { TasksController } from "./tasks-controller.js";
 
-/** @typedef {import("./protocol.js").Session} Session */
-/** @typedef {import("./protocol.js").ServerFrame} ServerFrame */
-/** @typedef {import("./protocol.js").ClientFrame} ClientFrame */
 /** @typedef {import("./connection.js").ConnectionState} ConnectionState */
-/** @typedef {import("./connection.js").AuthRetry} AuthRetry */
-/** @typedef {import("./render.js").AuthMode} AuthMode */
-/** @typedef {import("./api.js").UserApi} UserApi */
 /** @typedef {import("./config.js").Config} Config */
 /** @typedef {import("./config.js").Embed} Embed */
 
-/** @type {(keyof import("./storage.js").Stored)[]} what a tab remembers of where its user was */
-const FORMER_POSITIONS = ["seq", "conversation", "draft"];
-
-/**
- * One handler per frame type, each given its own kind of frame.
- * @typedef {{ [K in ServerFrame["type"]]?: (frame: Extract<ServerFrame, { type: K }>) => void }} Handlers
- */
+/** How often due times in words ("due in 5 min") are brought up to date. */
+const CLOCK_TICK_MS = 30_000;
 
 /**
  * The page's handle on the widget: `window.TodoChat`.
@@ -43,90 +45,119 @@ const FORMER_POSITIONS = ["seq", "conversation", "draft"];
  */
 
 class Widget {
-  /** @type {ReturnType<typeof setTimeout> | undefined} */
-  #convTimer = undefined;
-
   /** @param {Config} config */
   constructor(config) {
     this.config = config;
     this.storage = scopedStorage(`todochat:${config.server}:`);
-    this.api = new Api(config.server);
-    const stored = this.storage.get("session");
-    /** @type {Credentials | null} who is logged in on this tab, and their tokens */
-    this.credentials = stored ? this.#credentialsFor(stored) : null;
-    /** @type {UserApi | null} */
-    this.user = this.credentials ? this.api.forUser(this.credentials) : null;
-    /** The access token the socket was last given (its `auth` frame, or `auth.refresh`). */
-    this.socketToken = "";
-    /** @type {AuthMode} */
-    this.authMode = "login";
+    const storage = this.storage;
+    const api = new Api(config.server);
+    this.outbox = new Outbox(storage.get("outbox") || [], (entries) => storage.set("outbox", entries));
+    /** The user's time zone (the server's setting); the browser's until the server says. */
+    this.clock = new Clock(browserZone() || "UTC");
 
-    this.events = new EventStream({
-      onSeq: (seq) => {
-        if (this.credentials) this.storage.set("seq", { userId: this.credentials.userId, seq });
-      },
-    });
-    this.outbox = new Outbox(this.storage.get("outbox") || [], (entries) => this.storage.set("outbox", entries));
-    this.turns = new Turns();
-    this.tasks = new TaskList();
-    this.conversations = new ConversationList();
-    /** @type {number | null} the conversation on screen; null: a new one, created by its first message */
-    this.conversationId = null;
-    /** Messages typed into a new conversation share this key until the first one creates it. */
-    this.draftKey = "";
-    /** More history exists before the oldest message shown. */
-    this.hasMore = false;
-    /** The REST snapshot has been loaded since the session started (or since a resync). */
-    this.loaded = false;
-    this.reloadAgain = false;
-
+    // The controllers are built below; these callbacks run only once the widget is mounted.
     this.view = new View(config.title, {
       setOpen: (open) => this.#setOpen(open),
-      logout: () => this.#logOut(),
-      submitAuth: () => this.#submitAuth(),
-      toggleAuthMode: () => this.#setAuthMode(this.authMode === "login" ? "signup" : "login"),
-      newConversation: () => this.#selectConversation(null, { focus: true }),
-      selectConversation: (id) => this.#selectConversation(id, { focus: true }),
-      loadEarlier: () => this.#loadEarlier(),
-      send: (text) => this.#submitMessage(text),
-      stop: () => this.#cancelTurn(),
-      toggleTask: (taskId) => this.#toggleTask(taskId),
-      showDevices: (open) => this.#showDevices(open),
-      endSession: (sessionId) => this.#endSession(sessionId),
-      logoutAll: () => this.#logOutEverywhere(),
+      logout: () => this.session.logOut(),
+      submitAuth: () => this.session.submitAuth(),
+      toggleAuthMode: () => this.session.setAuthMode(this.session.authMode === "login" ? "signup" : "login"),
+      newConversation: () => this.chat.select(null, { focus: true }),
+      selectConversation: (id) => this.chat.select(id, { focus: true }),
+      loadEarlier: () => this.chat.loadEarlier(),
+      send: (text) => this.chat.submit(text),
+      stop: () => this.chat.cancel(),
+      showDevices: (open) => this.devices.show(open),
+      endSession: (sessionId) => this.devices.end(sessionId),
+      logoutAll: () => this.devices.logOutEverywhere(),
     });
-    this.log = new MessageLog(this.view.el.log, this.view.el.scroller);
-    this.conn = new Connection(config.wsUrl, {
-      authFrame: () => this.#authFrame(),
-      onFrame: (frame) => this.#onFrame(frame),
+    const view = this.view;
+    const conn = new Connection(config.wsUrl, {
+      authFrame: () => this.session.authFrame(),
+      onFrame: (frame) => this.sync.onFrame(frame),
       onState: (state, detail) => this.#onConnState(state, detail),
-      onUnauthorized: () => this.#onUnauthorized(),
-      onAuthFailed: (reason) => this.#signOut({ expired: true, reason }),
+      onUnauthorized: () => this.session.onUnauthorized(),
+      onAuthFailed: (reason) => this.session.signOut({ expired: true, reason }),
     });
-    this.sender = new OutboxSender(this.conn, this.outbox, {
-      userId: () => (this.credentials ? this.credentials.userId : null),
-      paused: () => this.events.holding,
-      busy: (conversationId) => this.turns.runningIn(conversationId) !== null,
-      onSent: () => this.#refreshPendingLabels(),
+    this.conn = conn;
+    const sender = new OutboxSender(conn, this.outbox, {
+      userId: () => (this.session.credentials ? this.session.credentials.userId : null),
+      paused: () => this.sync.events.holding,
+      busy: (conversationId) => this.chat.turns.runningIn(conversationId) !== null,
+      onSent: () => this.chat.refreshPendingLabels(),
     });
-    /** @type {Handlers} */
-    this.handlers = {
-      hello: (f) => this.#onHello(f),
-      "auth.refreshed": (f) => this.#onRefreshed(f),
-      ack: (f) => this.#onAck(f),
-      message: (f) => this.#onMessage(f),
-      "turn.start": (f) => this.#onTurnStart(f),
-      delta: (f) => this.#onDelta(f),
-      "tool.call": (f) => this.#onToolCall(f),
-      "tool.result": (f) => this.#onToolResult(f),
-      "turn.end": (f) => this.#onTurnEnd(f),
-      "task.created": (f) => this.#onTask(f),
-      "task.updated": (f) => this.#onTask(f),
-      "task.deleted": (f) => this.#onTask(f),
-      "conversation.deleted": (f) => this.#onConversationDeleted(f),
-      error: (f) => this.#onError(f),
-      resync_required: (f) => this.#onResync(f),
-    };
+    this.sender = sender;
+
+    const session = new SessionController({
+      config,
+      api,
+      storage,
+      view,
+      conn,
+      outbox: this.outbox,
+      hooks: {
+        entered: (options) => this.#enterApp(options),
+        signedOut: () => {
+          this.#resetData();
+          this.chat.clearLog();
+          this.chat.renderChoices();
+        },
+        lastSeq: () => this.sync.events.lastSeq,
+        zoneChanged: (zone) => {
+          this.clock.setZone(zone);
+          this.tasks.render();
+          this.reminders.render();
+        },
+      },
+    });
+    this.session = session;
+    this.devices = new DevicesController({ view, conn, session });
+    const conversations = new ConversationsController({ view, session, current: () => this.chat.conversationId });
+    this.conversations = conversations;
+    const chat = new ChatController({ view, storage, conn, sender, outbox: this.outbox, session, conversations });
+    this.chat = chat;
+    const tasks = new TasksController({ view, clock: this.clock, session, load: () => this.sync.loadTasks() });
+    this.tasks = tasks;
+    const reminders = new RemindersController({
+      view,
+      storage,
+      conn,
+      clock: this.clock,
+      session,
+      tasks,
+      openPanel: () => this.#setOpen(true),
+    });
+    this.reminders = reminders;
+    this.sync = new SyncController({
+      view,
+      storage,
+      sender,
+      session,
+      conversations,
+      chat,
+      tasks,
+      handlers: {
+        hello: (f) => {
+          session.onHello(f);
+          this.sync.onHello(f);
+        },
+        "auth.refreshed": (f) => session.onRefreshed(f),
+        ack: (f) => chat.onAck(f),
+        message: (f) => chat.onMessage(f),
+        "turn.start": (f) => chat.onTurnStart(f),
+        delta: (f) => chat.onDelta(f),
+        "tool.call": (f) => chat.onToolCall(f),
+        "tool.result": (f) => chat.onToolResult(f),
+        "turn.end": (f) => chat.onTurnEnd(f),
+        "task.created": (f) => this.#onTask(f),
+        "task.updated": (f) => this.#onTask(f),
+        "task.deleted": (f) => this.#onTask(f),
+        reminder: (f) => reminders.onReminder(f),
+        "reminder.dismissed": (f) => reminders.onDismissed(f),
+        "conversation.deleted": (f) => chat.onConversationDeleted(f),
+        error: (f) => chat.onError(f),
+        resync_required: (f) => this.sync.onResync(f),
+      },
+    });
     this.#resetData();
   }
 
@@ -136,20 +167,26 @@ class Widget {
       document.body.append(this.view.host);
       const open = this.storage.get("open");
       this.#setOpen(open === undefined ? this.config.open : open, { focus: false });
-      if (this.credentials) this.#enterApp({ focus: false });
-      else this.#showAuth();
+      if (this.session.credentials) this.#enterApp({ focus: false });
+      else this.session.showAuth();
     };
     if (document.body) attach();
     else document.addEventListener("DOMContentLoaded", attach, { once: true });
     window.addEventListener("online", () => {
-      if (this.credentials) this.credentials.retryNow();
+      if (this.session.credentials) this.session.credentials.retryNow();
       this.conn.retryNow();
     });
     // A hidden tab's timers are throttled (to once a minute, or less): a refresh may be overdue.
     document.addEventListener("visibilitychange", () => {
-      if (document.visibilityState === "visible" && this.credentials) this.credentials.check();
+      if (document.visibilityState === "visible" && this.session.credentials) this.session.credentials.check();
     });
     window.addEventListener("offline", () => this.conn.wentOffline());
+    // "due in 5 min" becomes "overdue by 1 min" without an event: redraw on a slow clock.
+    setInterval(() => {
+      if (!this.session.credentials) return;
+      this.tasks.render();
+      this.reminders.render();
+    }, CLOCK_TICK_MS);
     return {
       open: () => this.#setOpen(true),
       close: () => this.#setOpen(false),
@@ -157,25 +194,47 @@ class Widget {
     };
   }
 
+  /** Forget what was shown: another session starts, or none. */
   #resetData() {
-    this.conversations.clear();
-    this.conversationId = null;
-    this.draftKey = this.storage.get("draft") || this.#newDraft();
-    this.tasks.clear();
-    this.turns.clear();
-    this.log.clear();
-    this.hasMore = false;
-    this.loaded = false;
-    this.reloadAgain = false;
-    this.events.release();
+    this.conversations.reset();
+    this.chat.reset();
+    this.tasks.reset();
+    this.reminders.reset();
+    this.sync.reset();
     this.outbox.inflight = null;
     this.sender.reset();
   }
 
-  #newDraft() {
-    const key = randomId("d-");
-    this.storage.set("draft", key);
-    return key;
+  /**
+   * A session is in place (a login, or a reload with a stored one): show the app and connect.
+   * @param {{ focus: boolean, signedUp?: boolean }} options
+   */
+  #enterApp({ focus, signedUp = false }) {
+    const credentials = this.session.credentials;
+    if (!credentials) return;
+    this.#resetData();
+    const seq = this.storage.get("seq");
+    const mine = Boolean(seq && seq.userId === credentials.userId);
+    this.sync.events.lastSeq = seq && mine ? seq.seq : null;
+    if (mine) this.reminders.restore();
+    this.view.showApp(credentials.email);
+    this.chat.clearLog();
+    this.conversations.render();
+    this.tasks.render();
+    this.reminders.render();
+    this.tasks.renderNotifyButton();
+    this.chat.renderEmpty();
+    this.chat.renderComposer();
+    credentials.start(); // a stored token that is due (a reload after a while) is refreshed now
+    this.conn.start();
+    if (focus && this.view.isOpen) this.view.focusInput();
+    this.session.syncZone({ signedUp });
+  }
+
+  /** @param {import("./protocol.js").TaskFrame} frame  the panel follows it; a reminder it dealt with closes */
+  #onTask(frame) {
+    this.tasks.onTask(frame);
+    this.reminders.onTask(frame);
   }
 
   /**
@@ -187,7 +246,7 @@ class Widget {
     this.storage.set("open", open);
     if (!focus) return;
     if (!open) this.view.focusLauncher();
-    else if (this.credentials) this.view.focusInput();
+    else if (this.session.credentials) this.view.focusInput();
     else this.view.focusEmail();
   }
 
@@ -197,638 +256,11 @@ class Widget {
    */
   #onConnState(state, detail) {
     this.view.showConnection(state);
-    if (state !== "online" && this.credentials) this.credentials.socketExpiry(null);
+    this.session.connectionChanged(state);
     if (detail === "too-many") this.view.notice("Too many open chat windows for this account: close some tabs.");
-    this.#refreshPendingLabels();
-    this.#renderComposer();
+    this.chat.refreshPendingLabels();
+    this.chat.renderComposer();
     if (state === "online") this.view.hideNotice();
-  }
-
-  // --- the session -----------------------------------------------------------------------------
-
-  /**
-   * The tokens of a session on this tab, refreshed on time and shared with its other tabs.
-   * @param {Session} session
-   */
-  #credentialsFor(session) {
-    const server = this.config.server;
-    // Stored by an older version of the widget: no refresh token, and the token's own expiry.
-    const times = typeof session.expiresAt === "number" ? null : tokenTimes(session.token);
-    const expiresAt = times ? times.expiresAt * 1000 : Number(session.expiresAt) || 0;
-    /** @type {Credentials} */
-    const credentials = new Credentials(
-      { ...session, refreshToken: session.refreshToken || "", expiresAt },
-      {
-        exchange: (refreshToken) => this.api.refresh(refreshToken),
-        save: (fresh) => {
-          if (this.credentials === credentials) this.storage.set("session", fresh);
-        },
-        onTokens: (fresh) => {
-          if (this.credentials === credentials) this.#giveSocket(fresh.token);
-        },
-        onEnded: (reason) => {
-          if (this.credentials === credentials) this.#signOut({ expired: true, reason });
-        },
-      },
-      {
-        server,
-        // Web Locks exist only in secure contexts (https, localhost); BroadcastChannel everywhere.
-        locks: navigator.locks || null,
-        channel: typeof BroadcastChannel === "function" ? new BroadcastChannel(`todo-chat:${server}`) : null,
-      },
-    );
-    return credentials;
-  }
-
-  /**
-   * The socket carries on with `token` (`auth.refresh`) instead of closing when its own runs out.
-   * @param {string} token
-   */
-  #giveSocket(token) {
-    // Not online: nothing to send; the next socket authenticates with the new token anyway.
-    if (token !== this.socketToken && this.conn.send({ type: "auth.refresh", token })) this.socketToken = token;
-  }
-
-  /**
-   * The socket was closed with 4401 ("token expired", "session ended", ...): a refresh decides.
-   * @returns {Promise<AuthRetry>}
-   */
-  async #onUnauthorized() {
-    const credentials = this.credentials;
-    if (!credentials) return "stop";
-    const outcome = await credentials.refresh({ stale: this.socketToken });
-    if (credentials !== this.credentials) return "stop";
-    // "ended": the credentials have signed the tab out already, with the server's reason.
-    return outcome === "ok" ? "reconnect" : outcome === "unavailable" ? "backoff" : "stop";
-  }
-
-  /** @returns {UserApi} */
-  #userApi() {
-    if (!this.user) throw new ApiError(401, "unauthorized", "Not logged in");
-    return this.user;
-  }
-
-  #showAuth(message = "") {
-    this.view.showAuth();
-    this.#setAuthMode(this.authMode);
-    this.view.authError(message);
-  }
-
-  /** @param {AuthMode} mode */
-  #setAuthMode(mode) {
-    this.authMode = mode;
-    this.view.setAuthMode(mode);
-  }
-
-  async #submitAuth() {
-    const { email, password } = this.view.credentials();
-    if (!email || !password) {
-      this.view.authError("Enter your email and password.");
-      if (email) this.view.focusPassword();
-      else this.view.focusEmail();
-      return;
-    }
-    const signup = this.authMode === "signup";
-    if (signup && password.length < 8) {
-      this.view.authError("Choose a password of at least 8 characters.");
-      this.view.focusPassword();
-      return;
-    }
-    this.view.authBusy(true);
-    this.view.authError("");
-    try {
-      const body = await this.api.authenticate(signup ? "signup" : "login", email, password);
-      this.#startSession(sessionFromAuth(body, Date.now()));
-    } catch (error) {
-      this.view.authError(
-        errorStatus(error) === 409 ? "An account with this email already exists: log in instead." : errorMessage(error),
-      );
-    } finally {
-      this.view.authBusy(false);
-    }
-  }
-
-  /** @param {Session} session */
-  #startSession(session) {
-    const seq = this.storage.get("seq");
-    if (!seq || seq.userId !== session.userId) {
-      // Another account used this tab before: none of its positions apply.
-      for (const name of FORMER_POSITIONS) this.storage.remove(name);
-    }
-    this.outbox.keepUser(session.userId);
-    if (this.credentials) this.credentials.close();
-    this.storage.set("session", session);
-    this.credentials = this.#credentialsFor(session);
-    this.user = this.api.forUser(this.credentials);
-    this.#enterApp({ focus: true });
-  }
-
-  /** @param {{ focus: boolean }} options */
-  #enterApp({ focus }) {
-    const credentials = this.credentials;
-    if (!credentials) return;
-    this.#resetData();
-    const seq = this.storage.get("seq");
-    this.events.lastSeq = seq && seq.userId === credentials.userId ? seq.seq : null;
-    this.view.showApp(credentials.email);
-    this.#clearLog();
-    this.#renderConversations();
-    this.#renderTasks();
-    this.#renderEmpty();
-    this.#renderComposer();
-    credentials.start(); // a stored token that is due (a reload after a while) is refreshed now
-    this.conn.start();
-    if (focus && this.view.isOpen) this.view.focusInput();
-  }
-
-  /** Log out: this session ends on the server too (best effort: offline, it is only forgotten here). */
-  #logOut() {
-    const { credentials, user } = this;
-    this.credentials = null; // out of the widget's hands: nothing they do from now on is saved or shown
-    this.#signOut({});
-    if (!credentials || !user) return;
-    // With a refresh first if the access token has run out (a tab back from sleep), then closed.
-    user
-      .logout()
-      .catch(() => {})
-      .finally(() => credentials.close());
-  }
-
-  /** @param {{ expired?: boolean, reason?: string }} options */
-  #signOut({ expired = false, reason = "" }) {
-    this.conn.stop();
-    if (this.credentials) this.credentials.close();
-    this.credentials = null;
-    this.user = null;
-    this.socketToken = "";
-    this.storage.remove("session");
-    if (!expired) {
-      // A deliberate log out forgets everything, unsent messages included (shared computers).
-      this.outbox.clear();
-      this.storage.remove("outbox");
-      for (const name of FORMER_POSITIONS) this.storage.remove(name);
-    }
-    this.#resetData();
-    this.#clearLog();
-    this.#renderChoices();
-    this.view.hideNotice();
-    const message = expired ? sessionEndedNotice(reason) : "";
-    this.#setAuthMode("login");
-    this.#showAuth(message);
-    if (this.view.isOpen) this.view.focusEmail();
-  }
-
-  /** @returns {ClientFrame} */
-  #authFrame() {
-    /** @type {ClientFrame} */
-    const frame = { type: "auth", token: this.credentials ? this.credentials.token : "" };
-    this.socketToken = frame.token;
-    if (this.events.lastSeq !== null) frame.after_seq = this.events.lastSeq; // replay what this tab missed
-    return frame;
-  }
-
-  // --- events ----------------------------------------------------------------------------------
-
-  /** @param {ServerFrame} frame */
-  #onFrame(frame) {
-    if (this.events.receive(frame) === "apply") this.#dispatch(frame);
-  }
-
-  /** @param {ServerFrame} frame */
-  #dispatch(frame) {
-    const handler = /** @type {((frame: ServerFrame) => void) | undefined} */ (this.handlers[frame.type]);
-    if (handler) handler(frame);
-  }
-
-  /** @param {import("./protocol.js").HelloFrame} frame */
-  #onHello(frame) {
-    if (this.credentials) {
-      this.credentials.socketExpiry(frame.expires_at);
-      // Newer tokens came while this socket was authenticating (another tab's, or a refresh).
-      this.#giveSocket(this.credentials.token);
-    }
-    this.events.hello(frame.last_seq);
-    if (!this.loaded) this.#reload();
-    this.sender.flush();
-  }
-
-  /** @param {import("./protocol.js").AuthRefreshedFrame} frame */
-  #onRefreshed(frame) {
-    if (this.credentials) this.credentials.socketExpiry(frame.expires_at);
-  }
-
-  /** @param {import("./protocol.js").ResyncFrame} frame */
-  #onResync(frame) {
-    // The server cannot replay what we missed: take REST's state, then continue from its seq.
-    this.events.moveTo(frame.last_seq);
-    this.turns.clear();
-    this.loaded = false;
-    this.#reload();
-  }
-
-  /** Load conversations, tasks and the conversation on screen from REST; events wait meanwhile. */
-  async #reload() {
-    if (this.events.holding) {
-      this.reloadAgain = true;
-      return;
-    }
-    const session = this.credentials;
-    if (!session) return;
-    this.events.hold();
-    try {
-      do {
-        this.reloadAgain = false;
-        const user = this.#userApi();
-        const [convs, tasks] = await Promise.all([user.conversations(), user.tasks()]);
-        if (this.credentials !== session) return;
-        this.conversations.merge(convs.data, () => false);
-        this.tasks.replace(tasks.data);
-        this.#renderConversations();
-        this.#renderTasks();
-        /** @type {number | null | undefined} */
-        let target = this.conversationId;
-        if (!this.loaded) {
-          const stored = this.storage.get("conversation");
-          const newest = this.conversations.items[0];
-          target = stored === undefined && newest ? newest.id : stored;
-        }
-        if (target !== null && target !== undefined && !this.conversations.has(target)) target = null;
-        await this.#loadConversation(target === undefined ? null : target, { keepDraft: true });
-      } while (this.reloadAgain && this.credentials === session);
-      this.loaded = true;
-    } catch (error) {
-      if (this.credentials === session && errorStatus(error) !== 401) {
-        this.view.notice(`Could not load your data: ${errorMessage(error)}`);
-      }
-    } finally {
-      // Another session started meanwhile: its own reload holds (and releases) its events.
-      if (this.credentials === session) {
-        for (const frame of this.events.release()) this.#dispatch(frame);
-        this.#renderComposer();
-        this.sender.flush();
-      }
-    }
-  }
-
-  /** @param {import("./protocol.js").AckFrame} frame */
-  #onAck(frame) {
-    const entry = this.outbox.ack(frame);
-    this.sender.settled();
-    if (entry && entry.conversation_id === null) {
-      // The first message of a new conversation created it.
-      if (this.conversationId === null && this.draftKey === entry.draft) {
-        this.conversationId = frame.conversation_id;
-        this.storage.set("conversation", frame.conversation_id);
-      }
-      if (!this.conversations.has(frame.conversation_id)) {
-        // Shown at once; the refresh below brings the server's own title and times.
-        const title = entry.message.split(/\s+/).join(" ").trim();
-        this.conversations.add(frame.conversation_id, title, new Date().toISOString());
-        this.#renderConversations();
-      }
-      this.#refreshConversationsSoon();
-    }
-    this.log.acked(frame, this.conversationId);
-    this.#refreshPendingLabels();
-    this.sender.flush();
-  }
-
-  /** @param {import("./protocol.js").MessageFrame} frame */
-  #onMessage(frame) {
-    const message = frame.message;
-    this.turns.message(message);
-    const elsewhere = frame.conversation_id !== this.conversationId;
-    if (this.conversations.touch(frame.conversation_id, message.created_at, elsewhere)) {
-      this.#renderConversations();
-    } else {
-      this.#refreshConversationsSoon(); // started in another tab, or just now by our own ack
-    }
-    if (!elsewhere) {
-      this.#withScroll(() => this.log.upsert(message));
-      this.#renderChoices();
-    }
-  }
-
-  /** @param {import("./protocol.js").TurnStartFrame} frame */
-  #onTurnStart(frame) {
-    const turn = this.turns.start(frame);
-    if (turn.conversationId === this.conversationId && !this.log.hasReply(turn.id)) {
-      this.#withScroll(() => this.log.stream(turn));
-    }
-    this.#renderComposer();
-    this.#renderChoices();
-    this.#refreshPendingLabels();
-  }
-
-  /** @param {import("./protocol.js").DeltaFrame} frame */
-  #onDelta(frame) {
-    const turn = this.turns.delta(frame);
-    if (turn && turn.conversationId === this.conversationId) this.#withScroll(() => this.log.renderStream(turn));
-  }
-
-  /** @param {import("./protocol.js").ToolCallFrame} frame */
-  #onToolCall(frame) {
-    const turn = this.turns.toolCall(frame);
-    if (turn && turn.conversationId === this.conversationId) {
-      this.#withScroll(() => this.log.renderTool(turn, frame.call_id));
-    }
-  }
-
-  /** @param {import("./protocol.js").ToolResultFrame} frame */
-  #onToolResult(frame) {
-    const turn = this.turns.toolResult(frame);
-    if (turn && turn.conversationId === this.conversationId) this.log.renderTool(turn, frame.call_id);
-  }
-
-  /** @param {import("./protocol.js").TurnEndFrame} frame */
-  #onTurnEnd(frame) {
-    this.turns.end(frame);
-    this.log.endTurn(frame); // a bubble still streaming: no final `message` came (conversation deleted)
-    if (frame.status === "failed" && frame.reason && frame.conversation_id === this.conversationId) {
-      this.view.notice(`The assistant could not finish: ${frame.reason}`);
-    }
-    this.#renderComposer();
-    this.#renderChoices();
-    this.#refreshPendingLabels();
-    this.sender.flush(); // a message waiting for this conversation can go now
-  }
-
-  /** @param {import("./protocol.js").TaskFrame} frame */
-  #onTask(frame) {
-    const change = this.tasks.apply(frame);
-    this.#renderTasks(change === "added" ? frame.task.id : null);
-  }
-
-  /** @param {import("./protocol.js").ConversationDeletedFrame} frame */
-  #onConversationDeleted(frame) {
-    this.conversations.remove(frame.conversation_id);
-    this.#renderConversations();
-    if (this.conversationId === frame.conversation_id) this.#selectConversation(null, {});
-  }
-
-  /** @param {import("./protocol.js").ErrorFrame} frame */
-  #onError(frame) {
-    // Only an `auth.refresh` draws `unauthorized`; the socket stays open, and if its own token is
-    // no good either, the 4401 that follows decides. Nothing for the person to read.
-    if (frame.code === "unauthorized") return;
-    const refused = this.outbox.refused(frame, Date.now());
-    if (refused) {
-      this.sender.settled();
-      // Refused for good (invalid, too long, conversation gone): say so next to the message.
-      if (!refused.retry) this.log.refused(refused.entry.client_msg_id, frame.detail || frame.code);
-      this.sender.flush();
-      return;
-    }
-    if (frame.code === "not_found" && this.turns.size) {
-      this.turns.cancelRefused();
-      this.#renderComposer();
-    }
-    this.view.notice(frame.detail || frame.code);
-  }
-
-  // --- conversations and history ---------------------------------------------------------------
-
-  #refreshConversationsSoon() {
-    clearTimeout(this.#convTimer);
-    this.#convTimer = setTimeout(async () => {
-      try {
-        const convs = await this.#userApi().conversations();
-        this.conversations.merge(convs.data, (id) => id !== this.conversationId);
-        this.#renderConversations();
-      } catch (_) {
-        /* the next event or reload tries again */
-      }
-    }, 150);
-  }
-
-  /**
-   * @param {number | null} id
-   * @param {{ focus?: boolean }} options
-   */
-  async #selectConversation(id, { focus = false }) {
-    this.storage.set("conversation", id);
-    try {
-      await this.#loadConversation(id, { keepDraft: false });
-    } catch (error) {
-      if (errorStatus(error) !== 401) this.view.notice(`Could not load the conversation: ${errorMessage(error)}`);
-    }
-    if (focus) this.view.focusInput();
-  }
-
-  /**
-   * Show a conversation: its latest history page, its queued messages and its running turn.
-   * @param {number | null} id  null: a new conversation
-   * @param {{ keepDraft: boolean }} options  keep the new conversation's draft key (a reload)
-   */
-  async #loadConversation(id, { keepDraft }) {
-    const changed = id !== this.conversationId;
-    this.conversationId = id;
-    if (id === null && (changed || !keepDraft)) this.draftKey = this.#newDraft();
-    this.conversations.markRead(id);
-    this.#renderConversations();
-    this.#clearLog();
-    this.view.showEmpty(false); // not "empty" while its history is on the way
-    if (id !== null) {
-      const page = await this.#userApi().messages(id, { limit: PAGE_SIZE });
-      if (this.conversationId !== id) return;
-      this.#clearLog();
-      this.hasMore = Boolean(page.has_more);
-      this.log.oldestId = page.data.length ? page.data[0].id : null;
-      for (const message of page.data) this.log.upsert(message);
-    }
-    for (const entry of this.outbox.entries) {
-      if (inView(entry, this.conversationId, this.draftKey)) this.log.pending(entry);
-    }
-    for (const turn of this.turns) {
-      if (turn.conversationId !== id || this.log.hasReply(turn.id)) continue;
-      this.log.stream(turn);
-      for (const callId of turn.tools.keys()) this.log.renderTool(turn, callId);
-      this.log.renderStream(turn);
-    }
-    this.view.loadEarlierButton({ hidden: !this.hasMore });
-    this.#renderEmpty();
-    this.#renderComposer();
-    this.#renderChoices();
-    this.#refreshPendingLabels();
-    this.log.scrollToEnd();
-  }
-
-  async #loadEarlier() {
-    const id = this.conversationId;
-    const before = this.log.oldestId;
-    if (id === null || before === null) return;
-    this.view.loadEarlierButton({ disabled: true });
-    try {
-      const page = await this.#userApi().messages(id, { limit: PAGE_SIZE, before });
-      if (this.conversationId !== id) return;
-      this.log.keepPlace(() => {
-        for (const message of page.data) this.log.upsert(message);
-        if (page.data.length) this.log.oldestId = page.data[0].id;
-        this.hasMore = Boolean(page.has_more);
-        this.view.loadEarlierButton({ hidden: !this.hasMore });
-      });
-    } catch (error) {
-      this.view.notice(`Could not load earlier messages: ${errorMessage(error)}`);
-    } finally {
-      this.view.loadEarlierButton({ disabled: false });
-    }
-  }
-
-  // --- sending ---------------------------------------------------------------------------------
-
-  /** @param {string} raw */
-  #submitMessage(raw) {
-    const text = String(raw || "");
-    if (!text.trim() || !this.credentials) return;
-    if (text.length > MAX_MESSAGE_CHARS) {
-      this.view.notice(`Messages are limited to ${MAX_MESSAGE_CHARS.toLocaleString()} characters.`);
-      return;
-    }
-    const entry = this.outbox.add({
-      message: text,
-      conversationId: this.conversationId,
-      draft: this.draftKey,
-      userId: this.credentials.userId,
-    });
-    this.view.clearInput();
-    this.log.pending(entry);
-    this.#refreshPendingLabels();
-    this.#renderEmpty();
-    this.#renderChoices();
-    this.log.scrollToEnd();
-    this.view.focusInput();
-    this.sender.flush();
-    this.#refreshPendingLabels();
-  }
-
-  #cancelTurn() {
-    const turn = this.turns.runningIn(this.conversationId);
-    if (!turn) return;
-    if (this.conn.send({ type: "cancel", turn_id: turn.id })) {
-      this.turns.cancel(turn.id);
-      this.#renderComposer();
-    } else {
-      this.view.notice("Offline: the reply cannot be stopped until the connection is back.");
-    }
-  }
-
-  /** @param {number} taskId */
-  async #toggleTask(taskId) {
-    try {
-      this.tasks.put(await this.#userApi().toggleTask(taskId));
-    } catch (error) {
-      this.view.notice(`Could not update the task: ${errorMessage(error)}`);
-    } finally {
-      this.#renderTasks(); // the server's answer decides the state shown
-    }
-  }
-
-  // --- the sessions ----------------------------------------------------------------------------
-
-  /** @param {boolean} open */
-  async #showDevices(open) {
-    this.view.showDevices(open);
-    if (open) await this.#loadDevices();
-  }
-
-  async #loadDevices() {
-    const credentials = this.credentials;
-    try {
-      const page = await this.#userApi().sessions();
-      if (this.credentials === credentials && this.view.devicesOpen) this.view.renderDevices(page.data);
-    } catch (error) {
-      if (errorStatus(error) !== 401) this.view.notice(`Could not load your sessions: ${errorMessage(error)}`);
-    }
-  }
-
-  /**
-   * End another session: its sockets close at once, its tokens are refused.
-   * @param {string} sessionId
-   */
-  async #endSession(sessionId) {
-    try {
-      await this.#userApi().endSession(sessionId);
-    } catch (error) {
-      // 404: it ended meanwhile, which is what was asked.
-      if (errorStatus(error) !== 404 && errorStatus(error) !== 401) {
-        this.view.notice(`Could not end the session: ${errorMessage(error)}`);
-      }
-    }
-    await this.#loadDevices();
-  }
-
-  async #logOutEverywhere() {
-    const credentials = this.credentials;
-    // This session ends too: its socket must not take the server's 4401 for an ended session.
-    this.conn.stop();
-    try {
-      await this.#userApi().logoutAll();
-    } catch (error) {
-      if (this.credentials === credentials && errorStatus(error) !== 401) {
-        this.view.notice(`Could not log out everywhere: ${errorMessage(error)}`);
-        this.conn.start();
-        return;
-      }
-    }
-    if (this.credentials === credentials) this.#signOut({});
-  }
-
-  // --- drawing ---------------------------------------------------------------------------------
-
-  #clearLog() {
-    this.log.clear();
-    this.hasMore = false;
-    this.view.loadEarlierButton({ hidden: true });
-  }
-
-  /**
-   * Change the log, following its end if the reader was there.
-   * @param {() => void} mutate
-   */
-  #withScroll(mutate) {
-    this.log.withScroll(() => {
-      mutate();
-      this.#renderEmpty();
-    });
-  }
-
-  #renderEmpty() {
-    this.view.showEmpty(this.log.isEmpty && this.credentials !== null);
-  }
-
-  #refreshPendingLabels() {
-    for (const entry of this.outbox.entries) {
-      let label = "Sending\u2026";
-      if (!this.conn.online) label = "Queued: sends when back online";
-      else if (entry.conversation_id !== null && this.turns.runningIn(entry.conversation_id)) {
-        label = "Waiting for the current reply\u2026";
-      }
-      this.log.pendingLabel(entry.client_msg_id, label);
-    }
-  }
-
-  #renderComposer() {
-    const turn = this.credentials ? this.turns.runningIn(this.conversationId) : null;
-    this.view.renderComposer({ running: turn !== null, cancelling: Boolean(turn && turn.cancelling) });
-  }
-
-  #renderChoices() {
-    this.view.renderChoices(this.#currentChoices());
-  }
-
-  #currentChoices() {
-    if (!this.credentials || this.turns.runningIn(this.conversationId)) return [];
-    if (this.outbox.entries.some((entry) => inView(entry, this.conversationId, this.draftKey))) return [];
-    return parseChoices(this.log.lastReplyText());
-  }
-
-  #renderConversations() {
-    this.view.renderConversations(this.conversations.items, this.conversationId);
-  }
-
-  /** @param {number | null} [freshId] */
-  #renderTasks(freshId = null) {
-    this.view.renderTasks(this.tasks.list(), this.tasks.counts(), freshId);
   }
 }
 

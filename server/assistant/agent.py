@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from server.assistant.providers.base import ChatMessage, Provider, TextDelta, ToolCallRequest, ToolSpec
+from server.assistant.providers.base import ChatMessage, Provider, TextDelta, ToolCallRequest, ToolSpec, TurnContext
 
 ToolExecutor = Callable[[ToolCallRequest], Awaitable[Any]]
 """Runs one tool call (persisting it and publishing its events) and returns its result."""
@@ -27,8 +27,12 @@ class Agent:
         if close is not None:
             await close()
 
-    async def run(self, messages: Sequence[ChatMessage], execute: ToolExecutor) -> AsyncIterator[str]:
+    async def run(
+        self, messages: Sequence[ChatMessage], execute: ToolExecutor, context: TurnContext
+    ) -> AsyncIterator[str]:
         """Yield the reply's text as it streams; tool calls go to `execute` between model steps.
+
+        `context` (the turn's time and the user's zone) goes to every step of the provider.
 
         Stops after `max_steps` model calls, so a model that keeps calling tools cannot loop forever.
         """
@@ -36,7 +40,7 @@ class Agent:
         for _ in range(self.max_steps):
             text: list[str] = []
             calls: list[ToolCallRequest] = []
-            async for event in self.provider.stream(conversation, self.tools):
+            async for event in self.provider.stream(conversation, self.tools, context):
                 if isinstance(event, TextDelta):
                     if event.text:
                         text.append(event.text)

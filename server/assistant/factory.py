@@ -8,6 +8,7 @@ from server.assistant.agent import Agent
 from server.assistant.providers.base import Provider
 from server.assistant.providers.echo import EchoProvider
 from server.assistant.providers.rules import RulesProvider
+from server.assistant.providers.rules.when import warm_up
 from server.assistant.tools import tool_specs
 from server.settings import Settings
 
@@ -17,6 +18,7 @@ def _echo(settings: Settings) -> Provider:
 
 
 def _rules(settings: Settings) -> Provider:
+    warm_up()  # at start-up, not in a user's first turn that names a weekday
     return RulesProvider()
 
 

@@ -187,6 +187,7 @@ class ChatService:
                 conversation_id=result.conversation_id,
                 message=item.content,
                 history=result.history or [],
+                timezone=result.timezone,
             )
         )
         self._hub.publish(item.user_id, [Envelope(event.text, event.seq) for event in result.events])

@@ -22,10 +22,11 @@ import structlog
 
 from server import metrics
 from server.assistant.agent import Agent
-from server.assistant.providers.base import ChatMessage, ProviderError, ToolCallRequest
+from server.assistant.providers.base import ChatMessage, ProviderError, ToolCallRequest, TurnContext
 from server.chat.deltas import DeltaStream
 from server.chat.history import to_chat_messages
 from server.chat.writer import TurnWriter
+from server.clock import SYSTEM_CLOCK, Clock
 from server.db.engine import Sessionmaker, is_unavailable
 from server.db.models import Message, utcnow
 from server.db.outbox import Outbox, PendingEvent, transaction
@@ -55,6 +56,8 @@ class Turn:
     """The user's message that started it."""
     history: list[HistoryRow]
     """The conversation before that message, oldest first."""
+    timezone: str = "UTC"
+    """The user's IANA zone (read when the message was accepted), for the assistant's dates."""
     started: float = field(default_factory=time.monotonic)
     reply: list[str] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
@@ -93,6 +96,7 @@ class TurnRegistry:
         agent: Agent,
         run_tool: ToolRunner,
         turn_timeout: float,
+        clock: Clock = SYSTEM_CLOCK,
         on_done: Callable[[Turn], None] = lambda _turn: None,
     ) -> None:
         self._writer = writer
@@ -101,6 +105,7 @@ class TurnRegistry:
         self._agent = agent
         self._run_tool = run_tool
         self._turn_timeout = turn_timeout
+        self._clock = clock
         self._on_done = on_done
         self._turns: dict[str, Turn] = {}
         self._unfinished: dict[str, _Finish] = {}
@@ -232,7 +237,8 @@ class TurnRegistry:
             deltas.flush()  # text before the call reaches clients before the call does
             return await self._execute_tool(turn, call)
 
-        async for text in self._agent.run(messages, execute):
+        context = TurnContext(now=self._clock.now(), timezone=turn.timezone)
+        async for text in self._agent.run(messages, execute, context):
             turn.reply.append(text)
             deltas.push(text)
 

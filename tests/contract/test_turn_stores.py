@@ -61,11 +61,13 @@ async def stores(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
             await database.drop()
 
 
-async def new_user(engine: AsyncEngine) -> int:
+async def new_user(engine: AsyncEngine, timezone: str = "UTC") -> int:
     async with engine.begin() as connection:
         result = await connection.execute(
-            text("INSERT INTO users (email, password_hash, created_at) VALUES (:e, 'x', :t) RETURNING id"),
-            {"e": f"{secrets.token_hex(6)}@example.com", "t": datetime.now(UTC)},
+            text(
+                "INSERT INTO users (email, password_hash, created_at, timezone) VALUES (:e, 'x', :t, :z) RETURNING id"
+            ),
+            {"e": f"{secrets.token_hex(6)}@example.com", "t": datetime.now(UTC), "z": timezone},
         )
         return int(result.scalar_one())
 
@@ -218,6 +220,14 @@ async def test_concurrent_turns_per_user_are_limited(stores: Stores) -> None:
     await stores.store.finish([finish_item(user, one.conversation_id, one.turn_id)])
     [three] = await stores.store.accept([accept_item(user, None)], worker_id=WORKER, max_concurrent=1)
     assert three.status is AcceptStatus.ACCEPTED
+
+
+async def test_an_accepted_turn_knows_its_users_time_zone(stores: Stores) -> None:
+    """Read with the user's locked row, in the same statement: the assistant resolves "tomorrow" in it."""
+    zones = ["Europe/Berlin", "America/New_York", "UTC"]
+    users = [await new_user(stores.engine, zone) for zone in zones]
+    results = await stores.store.accept([accept_item(u, None) for u in users], worker_id=WORKER, max_concurrent=3)
+    assert [(r.status, r.timezone) for r in results] == [(AcceptStatus.ACCEPTED, zone) for zone in zones]
 
 
 async def test_a_batch_of_users_in_one_call(stores: Stores) -> None:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -41,7 +42,7 @@ import pytest
 
 from server.app import create_app
 from server.assistant.agent import Agent
-from server.assistant.providers.base import ChatMessage, ProviderError, ToolCallRequest
+from server.assistant.providers.base import ChatMessage, ProviderError, ToolCallRequest, TurnContext
 from server.assistant.providers.openai import OpenAIProvider
 from server.assistant.providers.retry import RetryPolicy
 from server.assistant.tools import tool_specs
@@ -118,7 +119,7 @@ async def test_provider_gets_a_clean_verdict(chaos: ChaosServer) -> None:
 
         ask = [ChatMessage(role="user", content=f"Add a task to buy {n} apples")]
         try:
-            return "".join([text async for text in agent.run(ask, execute)])
+            return "".join([text async for text in agent.run(ask, execute, TurnContext(now=datetime.now(UTC)))])
         except ProviderError as exc:
             return exc
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -148,6 +150,22 @@ async def test_reports_complete_and_reopening_undoes(say: Say, http: httpx.Async
         ("Pay the bills", False),
         ("Pay the bills", False),
     ]
+
+
+async def test_times_are_read_in_the_users_time_zone(say: Say, http: httpx.AsyncClient, owner: AppUser) -> None:
+    """The zone read with the accepted message reaches the agent: "tomorrow at 9" is 09:00 in Auckland."""
+    zone = ZoneInfo("Pacific/Auckland")
+    patched = await http.patch("/api/auth/me", json={"timezone": "Pacific/Auckland"}, headers=owner.headers)
+    assert patched.status_code == 200, patched.text
+    before = datetime.now(zone).date()
+    reply = await say("remind me to call the bank tomorrow at 9")
+    after = datetime.now(zone).date()
+    [task] = (await http.get(owner.url("/tasks"), headers=owner.headers)).json()["data"]
+    due = datetime.fromisoformat(task["due_at"])
+    assert task["title"] == "Call the bank" and task["remind_at"] is not None
+    assert datetime.fromisoformat(task["remind_at"]) == due
+    assert due in {datetime.combine(d + timedelta(days=1), time(9), tzinfo=zone) for d in (before, after)}
+    assert f"{due.astimezone(zone):%a} {due.astimezone(zone).day} {due.astimezone(zone):%b}, 09:00" in reply["response"]
 
 
 async def test_rest_chat_validation_and_ownership(http: httpx.AsyncClient, owner: AppUser) -> None:

@@ -1,10 +1,10 @@
-"""Private `redis-server`s on free loopback ports: a single one, and a real Redis Cluster of six (three
-primaries, a replica each), so killing them touches nobody else's data.
+"""A real Redis Cluster of six private `redis-server`s on free loopback ports (three primaries, a replica
+each), so killing them touches nobody else's data.
 
 The nodes keep their files in a private temporary directory, save nothing to disk and are
 joined by `redis-cli --cluster create`; `start()` returns once every node reports
-`cluster_state:ok` and agrees on three primaries with a replica each (no pytest here: `bench.pubsub`
-starts one too). `kill()` takes one node
+`cluster_state:ok` and agrees on three primaries with a replica each (`bench.pubsub` starts one
+too). The binary is `TEST_REDIS_SERVER`'s, as for the private single Redis. `kill()` takes one node
 down (SIGKILL), so a test can fail a primary over to its replica and await the cluster healing.
 """
 
@@ -15,6 +15,7 @@ import contextlib
 import functools
 import signal
 import subprocess
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,55 +23,13 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from tests.support import services
 from tests.support.live import free_port
+from tests.support.private_services import REDIS_SERVER
 from tests.support.timing import TIMEOUT, wait_until
 
 NODE_TIMEOUT_MS = 1000
 """cluster-node-timeout: how long a silent primary takes to be failed over (the test's wait)."""
-
-
-class RedisProcess:
-    """One plain redis-server (no cluster), with nothing saved to disk."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.process: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        """Start it (again) and return once it answers; FileNotFoundError without `redis-server`."""
-        self.process = await asyncio.create_subprocess_exec(
-            "redis-server",
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            stdout=asyncio.subprocess.DEVNULL,
-        )
-        client = aioredis.Redis.from_url(self.url, socket_connect_timeout=0.2)
-
-        async def up() -> bool:
-            try:
-                return bool(await client.ping())
-            except (OSError, RedisError):
-                return False
-
-        try:
-            await wait_until(up, step=0.05)
-        finally:
-            await client.aclose()
-
-    async def kill(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
 
 
 @dataclass
@@ -106,7 +65,7 @@ class RedisCluster:
             try:
                 self.processes[port] = subprocess.Popen(
                     [
-                        "redis-server",
+                        REDIS_SERVER,
                         "--port",
                         str(port),
                         "--bind",
@@ -141,7 +100,7 @@ class RedisCluster:
         for port in self.ports:
             await wait_until(functools.partial(self._answers, port), step=0.05)
         create = await asyncio.create_subprocess_exec(
-            "redis-cli",
+            str(Path(REDIS_SERVER).with_name("redis-cli")),
             "--cluster",
             "create",
             *(f"127.0.0.1:{port}" for port in self.ports),
@@ -282,3 +241,17 @@ class RedisCluster:
             return False
         finally:
             await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def running_cluster(directory: Path) -> AsyncIterator[RedisCluster]:
+    """A started cluster with its files in `directory`, stopped after the block (unavailable without redis-server)."""
+    cluster = RedisCluster(directory)
+    try:
+        await cluster.start()
+    except FileNotFoundError as exc:
+        services.unavailable("redis-server binary", exc)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -1,5 +1,4 @@
-"""Finding PostgreSQL and Redis for tests, giving each run its own database and key prefix, and starting a
-private Redis Cluster.
+"""Finding PostgreSQL and Redis for tests, and giving each run its own database and key prefix.
 
 `TEST_DATABASE_URL` is an admin URL (its database is only used to CREATE/DROP ours);
 `TEST_REDIS_URL` a Redis the run may publish to under its own prefix. Unreachable services
@@ -8,12 +7,9 @@ skip their tests with a one-line reason, unless `REQUIRE_SERVICES=1` (CI), which
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -22,7 +18,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from server.db import migrate
-from tests.support.redis_cluster import RedisCluster
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
@@ -93,17 +88,3 @@ async def check_redis() -> None:
         unavailable("Redis", exc)
     finally:
         await client.aclose()
-
-
-@contextlib.asynccontextmanager
-async def redis_cluster(directory: Path) -> AsyncIterator[RedisCluster]:
-    """A started six-node Redis Cluster with its files in `directory`, stopped after the block."""
-    cluster = RedisCluster(directory)
-    try:
-        await cluster.start()
-    except FileNotFoundError as exc:
-        unavailable("redis-server binary", exc)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -42,6 +42,9 @@ class OpenPage(Protocol):
         storage: dict[str, Any] | None = ...,
         watch: Callable[[Page], None] | None = ...,
         beside: Page | None = ...,
+        timezone: str | None = ...,
+        permissions: Sequence[str] = ...,
+        init_script: str | None = ...,
     ) -> Awaitable[Page]:
         """A fresh browser context (its own sessionStorage, like a new tab) showing `url`.
 
@@ -49,6 +52,8 @@ class OpenPage(Protocol):
         `beside`: another tab in that page's context instead (`viewport` and `storage` are the
         context's: it starts with the same sessionStorage, as a duplicated tab does, and shares
         the other tab's Web Locks and BroadcastChannels).
+        `timezone` (an IANA name) and `permissions` (say, "notifications") are the context's, and
+        `init_script` runs in each of its pages before the page's own scripts.
         """
         ...
 
@@ -157,12 +162,17 @@ async def open_page(browser: Browser) -> AsyncIterator[OpenPage]:
         storage: dict[str, Any] | None = None,
         watch: Callable[[Page], None] | None = None,
         beside: Page | None = None,
+        timezone: str | None = None,
+        permissions: Sequence[str] = (),
+        init_script: str | None = None,
     ) -> Page:
         if beside is not None:
             return await show(beside.context, url, watch)
-        context = await browser.new_context(viewport=viewport)
+        context = await browser.new_context(viewport=viewport, timezone_id=timezone, permissions=list(permissions))
         context.set_default_timeout(TIMEOUT * 1000)
         contexts.append(context)
+        if init_script:
+            await context.add_init_script(script=init_script)
         if storage:
             # Seed sessionStorage before the widget's script runs (as a reloaded tab would have it).
             await context.add_init_script(script=SEED_STORAGE.replace("ENTRIES", json.dumps(storage)))

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import stat
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -172,6 +176,102 @@ async def test_the_session_survives_a_server_restart(
 
     sent = [m["content"] for m in cli.messages(user) if m["role"] == "user"]
     assert sent == ["before the restart", "typed while the server was down", "after the restart"]
+
+
+# --- reminders and due tasks ----------------------------------------------------------------
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def rest_call(server: str, user: RestUser, method: str, path: str, **kwargs: Any) -> Any:
+    response = httpx.request(
+        method, f"{server}{path}", headers={"Authorization": f"Bearer {user.token}"}, timeout=TIMEOUT, **kwargs
+    )
+    assert response.is_success, response.text
+    return response.json()
+
+
+def in_new_york(moment: datetime) -> str:
+    """How the CLI writes an instant in the account's zone: `Tue 3 Dec, 17:00`."""
+    local = moment.astimezone(NEW_YORK)
+    return f"{local:%a} {local.day} {local:%b}, {local:%H:%M}"
+
+
+def test_a_reminder_prints_a_line_of_its_own_in_the_middle_of_a_streamed_reply(
+    cancellable_server: ServerProcess, tmp_path: Path, ptys: list[Pty]
+) -> None:
+    cli = Cli(server=cancellable_server.base_url, home=tmp_path)
+    user = signup(cancellable_server.base_url)
+    rest_call(cancellable_server.base_url, user, "PATCH", "/api/auth/me", json={"timezone": "America/New_York"})
+    cli.save_login(user)
+    chat = spawn(ptys, cli, "chat")
+    chat.prompt()
+    message = LONG_MESSAGE * 3  # echoed 8 characters at a time: several seconds of streaming
+    chat.line(message)
+    chat.expect("assistant: Echo: Tell")
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    remind_at = datetime.now(UTC) + timedelta(seconds=1)
+    body = {"title": "Call the dentist", "due_at": due.isoformat(), "remind_at": remind_at.isoformat()}
+    rest_call(cancellable_server.base_url, user, "POST", f"/api/{user.id}/tasks", json=body)
+
+    line = f"⏰ Reminder: Call the dentist (due {in_new_york(due)})"
+    chat.expect(line, timeout=TIMEOUT * 2)
+    chat.prompt()  # the reply went on to its end
+    reply = next(m["content"] for m in cli.messages(user) if m["role"] == "assistant")
+    assert reply == f"Echo: {message.strip()}"
+    transcript = chat.transcript.replace("\r\n", "\n")
+    before, _, after = transcript.partition(line)
+    assert before.endswith("\n") and after.startswith("\n"), "the reminder has a line of its own"
+    # The streamed reply, put back together from both sides of the reminder, is the whole reply.
+    streamed = re.findall(r"^assistant: (.*)$", transcript.split("you> ", 2)[1], flags=re.M)
+    assert "".join(streamed) == reply
+    assert after.lstrip("\n").startswith("assistant: "), "it came mid-reply: the reply carried on below it"
+    chat.line("/quit")
+    assert chat.finish() == EXIT_OK
+
+
+def test_due_lists_what_is_due_in_the_next_24_hours_and_what_is_overdue(cli: Cli, ptys: list[Pty]) -> None:
+    user = signup(cli.server)
+    server = cli.server
+    rest_call(server, user, "PATCH", "/api/auth/me", json={"timezone": "America/New_York"})
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    tasks = {
+        "Pay the rent": now - timedelta(days=1),
+        "Call the dentist": now + timedelta(hours=5),
+        "Book flights": now + timedelta(days=3),  # later than 24 hours
+        "Buy milk": now + timedelta(hours=1),  # completed below
+        "Read a book": None,  # no due time
+    }
+    ids = {}
+    for title, due in tasks.items():
+        body = {"title": title, "due_at": due.isoformat() if due else None}
+        ids[title] = rest_call(server, user, "POST", f"/api/{user.id}/tasks", json=body)["id"]
+    rest_call(server, user, "PATCH", f"/api/{user.id}/tasks/{ids['Buy milk']}", json={"completed": True})
+    cli.save_login(user)
+
+    chat = spawn(ptys, cli, "chat")
+    chat.prompt()
+    chat.line("/help")
+    chat.expect("/due ")
+    chat.prompt()
+    chat.line("/due")
+    chat.expect("Due in the next 24 hours or overdue (2):")
+    rent = tasks["Pay the rent"]
+    dentist = tasks["Call the dentist"]
+    assert rent is not None and dentist is not None
+    chat.expect(f"  {ids['Pay the rent']}. Pay the rent: overdue since {in_new_york(rent)}")
+    chat.expect(f"  {ids['Call the dentist']}. Call the dentist: due {in_new_york(dentist)}")
+    chat.prompt()
+    listed = chat.transcript.split("Due in the next 24 hours")[1]
+    assert "Book flights" not in listed and "Buy milk" not in listed and "Read a book" not in listed
+
+    for title in ("Pay the rent", "Call the dentist"):
+        rest_call(server, user, "PATCH", f"/api/{user.id}/tasks/{ids[title]}", json={"completed": True})
+    chat.line("/due")
+    chat.expect("Nothing due in the next 24 hours.")
+    chat.prompt()
+    chat.line("/quit")
+    assert chat.finish() == EXIT_OK
 
 
 # --- one-shot send -------------------------------------------------------------------------

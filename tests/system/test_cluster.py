@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.support import services, users
 from tests.support.live import ServerProcess, free_port
-from tests.support.redis_cluster import RedisCluster, RedisProcess
+from tests.support.private_services import PrivateRedis
+from tests.support.redis_cluster import RedisCluster
 from tests.support.settings import server_env
 from tests.support.timing import SCALE, TIMEOUT
 from tests.support.wsclient import WSClient, seqs
@@ -180,11 +181,8 @@ async def test_graceful_shutdown_closes_1012_and_keeps_the_turn(
 
 
 async def test_redis_restart_loses_nothing_acked(postgres_url: str, tmp_path: Path) -> None:
-    redis_server = RedisProcess(free_port())
-    try:
-        await redis_server.start()
-    except FileNotFoundError as exc:
-        services.unavailable("redis-server binary", exc)
+    redis_server = PrivateRedis()
+    await redis_server.start()
     env = cluster_env(postgres_url, redis_server.url, f"todochat-test-{services.RUN_ID}-outage")
     a_server = ServerProcess(port=free_port(), env=env, log_path=tmp_path / "a.log")
     b_server = ServerProcess(port=free_port(), env=env, log_path=tmp_path / "b.log")

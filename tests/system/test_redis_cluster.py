@@ -13,7 +13,7 @@ import pytest
 
 from tests.support import services, users
 from tests.support.live import ServerProcess, free_port
-from tests.support.redis_cluster import RedisCluster
+from tests.support.redis_cluster import RedisCluster, running_cluster
 from tests.support.settings import server_env
 from tests.support.timing import SCALE, TIMEOUT, wait_until
 from tests.support.wsclient import WSClient, seqs
@@ -26,7 +26,7 @@ FAILOVER_WITHIN = 20 * SCALE
 @pytest.fixture(scope="module")
 async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RedisCluster]:
     """A cluster of this module's own: its tests kill nodes."""
-    async with services.redis_cluster(tmp_path_factory.mktemp("failover-cluster")) as instance:
+    async with running_cluster(tmp_path_factory.mktemp("failover-cluster")) as instance:
         yield instance
 
 

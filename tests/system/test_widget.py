@@ -7,8 +7,10 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -25,6 +27,30 @@ from tests.system.conftest import CrossOrigin, OpenPage
 pytestmark = pytest.mark.browser
 
 PASSWORD = "correct horse battery"
+BERLIN = "Europe/Berlin"
+RECORD_NOTIFICATIONS = """(() => {
+    // Every browser notification the page makes, as (title, options): the real one is made too.
+    window.__notifications = [];
+    const Real = window.Notification;
+    if (typeof Real !== "function") return;
+    window.Notification = class extends Real {
+        constructor(title, options) {
+            super(title, options);
+            window.__notifications.push({ title, ...options });
+        }
+    };
+})()"""
+UNASKED_NOTIFICATIONS = """(() => {
+    // Permission "default" until requestPermission, which records whether a user gesture is under way.
+    window.__asked = [];
+    let permission = "default";
+    Object.defineProperty(Notification, "permission", { get: () => permission, configurable: true });
+    Notification.requestPermission = async () => {
+        window.__asked.push(navigator.userActivation.isActive);
+        permission = "granted";
+        return permission;
+    };
+})()"""
 XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
 
 
@@ -759,6 +785,249 @@ def overlaps(a: FloatRect, b: FloatRect) -> bool:
     )
 
 
+# --- tasks that know when: due times, priority, tags, filters, reminders -----------------------
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+async def account_zone(base_url: str, user: AppUser) -> str:
+    async with httpx.AsyncClient(base_url=base_url, headers=user.headers, timeout=TIMEOUT) as client:
+        response = await client.get("/api/auth/me")
+    response.raise_for_status()
+    zone: str = response.json()["timezone"]
+    return zone
+
+
+def reminder_toasts(widget: Widget) -> Locator:
+    return widget.root.get_by_role("region", name="Reminders").get_by_role("alert")
+
+
+async def test_tasks_show_when_they_are_due_in_the_users_zone_with_priority_tags_and_repeats(
+    widget_server: LiveServer, open_page: OpenPage
+) -> None:
+    user = await signup(widget_server.base_url)
+    now = datetime.now(UTC)
+    tomorrow_five = (now.astimezone(ZoneInfo(BERLIN)) + timedelta(days=1)).replace(
+        hour=17, minute=0, second=0, microsecond=0
+    )
+    tasks: list[dict[str, Any]] = [
+        {
+            "title": "Pay the rent",
+            "due_at": iso(now - timedelta(days=3, hours=1)),
+            "priority": "high",
+            "tags": [" Home"],
+        },
+        {"title": "Call the dentist", "due_at": iso(tomorrow_five), "priority": "low", "tags": ["health", "phone"]},
+        {"title": "Water the plants", "due_at": iso(now + timedelta(hours=2, minutes=5)), "recurrence": "FREQ=WEEKLY"},
+        {"title": "Read a book"},
+    ]
+    for body in tasks:
+        await rest(widget_server.base_url, user, "POST", "/tasks", json=body)
+    assert await account_zone(widget_server.base_url, user) == "UTC"
+
+    page = await open_page(widget_server.base_url, timezone=BERLIN)
+    widget = Widget(page)
+    await widget.login(user)
+
+    # The account was still on the default zone: it takes the browser's.
+    await wait_until(lambda: _zone_is(widget_server.base_url, user, BERLIN), step=0.1)
+    items = {t["title"]: widget.tasks.filter(has=page.get_by_role("checkbox", name=t["title"])) for t in tasks}
+    rent, dentist, plants, book = items.values()
+    await expect(rent.locator(".task-meta")).to_have_text(re.compile(r"^⚠ Overdue by 3 days\s*↑ High\s*#home$"))
+    await expect(rent).to_have_class(re.compile(r"\boverdue\b"))
+    await expect(widget.task("Pay the rent")).to_have_accessible_name(re.compile("Overdue by 3 days"))
+    dentist_meta = re.compile(r"^due tomorrow 17:00\s*↓ Low\s*#health\s*#phone$")
+    await expect(dentist.locator(".task-meta")).to_have_text(dentist_meta)
+    await expect(dentist.locator("time")).to_have_attribute("title", re.compile(r"17:00 \(Europe/Berlin\)$"))
+    await expect(dentist).not_to_have_class(re.compile(r"\boverdue\b"))
+    await expect(plants.locator(".task-meta")).to_have_text(re.compile(r"^due in 2 h\s*↻ repeats weekly$"))
+    await expect(book.locator(".task-meta")).to_be_hidden()  # normal priority, no due time: nothing to say
+
+    # Completed, it is no longer overdue.
+    await widget.task("Pay the rent").click()
+    await expect(rent).not_to_have_class(re.compile(r"\boverdue\b"))
+    await expect(rent.locator("time")).to_have_text(re.compile(r"^was due "))
+
+
+async def _zone_is(base_url: str, user: AppUser, zone: str) -> bool:
+    return await account_zone(base_url, user) == zone
+
+
+async def test_a_zone_set_on_purpose_is_kept_and_used(widget_server: LiveServer, open_page: OpenPage) -> None:
+    user = await signup(widget_server.base_url)
+    async with httpx.AsyncClient(base_url=widget_server.base_url, headers=user.headers, timeout=TIMEOUT) as client:
+        (await client.patch("/api/auth/me", json={"timezone": "Asia/Tokyo"})).raise_for_status()
+    tokyo_nine = (datetime.now(ZoneInfo("Asia/Tokyo")) + timedelta(days=1)).replace(hour=9, minute=0, second=0)
+    await rest(widget_server.base_url, user, "POST", "/tasks", json={"title": "Standup", "due_at": iso(tokyo_nine)})
+    storage = {storage_key(widget_server, "session"): stored_session(user)}
+    widget = Widget(await open_page(widget_server.base_url, timezone=BERLIN, storage=storage))
+    await widget.online()
+    # Shown in the account's zone (09:00 Tokyo is 01:00 in Berlin), and the zone is left as it was.
+    await expect(widget.tasks.locator("time")).to_have_text("due tomorrow 09:00")
+    assert await account_zone(widget_server.base_url, user) == "Asia/Tokyo"
+
+
+async def test_filters_and_sorting_narrow_the_list_and_live_events_keep_it_right(
+    widget_server: LiveServer, open_page: OpenPage
+) -> None:
+    user = await signup(widget_server.base_url)
+    now = datetime.now(UTC)
+    for body in [
+        {"title": "Call the dentist", "priority": "high", "tags": ["health"], "due_at": iso(now + timedelta(days=2))},
+        {"title": "Buy milk", "priority": "low", "tags": ["shop"], "due_at": iso(now + timedelta(days=1))},
+        {"title": "Pay the rent", "due_at": iso(now - timedelta(days=1))},
+        {"title": "Archive old mail", "description": "the inbox"},
+    ]:
+        await rest(widget_server.base_url, user, "POST", "/tasks", json=body)
+    page = await open_page(widget_server.base_url)
+    widget = Widget(page)
+    await widget.login(user)
+    titles = widget.root.locator(".task-title")
+    await expect(titles).to_have_text(["Call the dentist", "Buy milk", "Pay the rent", "Archive old mail"])
+
+    toggle = widget.root.get_by_role("button", name="Filter and sort")
+    await toggle.click()
+    await expect(toggle).to_have_attribute("aria-expanded", "true")
+    form = widget.root.get_by_role("search", name="Filter tasks")
+
+    async def choose(label: str, value: str, query: str) -> None:
+        """Pick `value` in the control labelled `label`; the list is asked of the server with `query`."""
+        async with page.expect_request(lambda r: "/tasks?" in r.url and query in r.url) as asked:
+            await form.get_by_label(label, exact=True).select_option(value)
+        assert (await (await asked.value).response()).ok  # type: ignore[union-attr]
+
+    await choose("Priority", "high", "priority=high")
+    await expect(titles).to_have_text(["Call the dentist"])
+    await choose("Priority", "", "limit=")
+    await choose("Tag", "shop", "tag=shop")
+    await expect(titles).to_have_text(["Buy milk"])
+    await choose("Tag", "", "limit=")
+
+    async with page.expect_request(lambda r: "overdue=true" in r.url):
+        await form.get_by_label("Overdue only").check()
+    await expect(titles).to_have_text(["Pay the rent"])
+    await form.get_by_label("Overdue only").uncheck()
+
+    async with page.expect_request(lambda r: "q=inbox" in r.url):
+        await form.get_by_label("Search").fill("inbox")
+    await expect(titles).to_have_text(["Archive old mail"])
+    await form.get_by_label("Search").fill("")
+
+    await choose("Sort by", "due", "sort=due")
+    await expect(titles).to_have_text(["Pay the rent", "Buy milk", "Call the dentist", "Archive old mail"])
+    await choose("Order", "desc", "order=desc")
+    await expect(titles).to_have_text(["Call the dentist", "Buy milk", "Pay the rent", "Archive old mail"])
+    await choose("Sort by", "title", "sort=title")  # back to the sort's own direction
+    await expect(form.get_by_label("Order", exact=True)).to_have_value("asc")
+    await expect(titles).to_have_text(["Archive old mail", "Buy milk", "Call the dentist", "Pay the rent"])
+
+    # Pending only: a task completed elsewhere leaves the list, a new one joins it, live.
+    await choose("Status", "pending", "status=pending")
+    listed = await rest(widget_server.base_url, user, "GET", "/tasks")
+    milk = next(t for t in listed["data"] if t["title"] == "Buy milk")
+    await rest(widget_server.base_url, user, "PATCH", f"/tasks/{milk['id']}", json={"completed": True})
+    await expect(titles).to_have_text(["Archive old mail", "Call the dentist", "Pay the rent"])
+    await rest(widget_server.base_url, user, "POST", "/tasks", json={"title": "Book flights"})
+    await expect(titles).to_have_text(["Archive old mail", "Book flights", "Call the dentist", "Pay the rent"])
+    await choose("Status", "completed", "status=completed")
+    await expect(titles).to_have_text(["Buy milk"])
+
+    # Clear filters: everything again; all of it works from the keyboard.
+    await form.get_by_role("button", name="Clear filters").focus()
+    await page.keyboard.press("Enter")
+    await expect(titles).to_have_count(5)
+    await form.get_by_label("Status").focus()
+    await page.keyboard.press("ArrowDown")  # All -> Pending
+    await expect(titles).to_have_count(4)
+
+
+async def test_a_reminder_shows_in_every_tab_and_snooze_done_or_dismiss_closes_it_everywhere(
+    server_process: ServerProcess, open_page: OpenPage
+) -> None:
+    await server_process.start()
+    user = await signup(server_process.base_url)
+    storage = {storage_key(server_process, "session"): stored_session(user)}
+    options: dict[str, Any] = {"permissions": ["notifications"], "init_script": RECORD_NOTIFICATIONS}
+    first = await open_page(server_process.base_url, storage=storage, **options)
+    second = await open_page(server_process.base_url, beside=first)
+    tabs = [Widget(first), Widget(second)]
+    for tab in tabs:
+        await tab.online()
+        # Allowed already: no button to ask with.
+        await expect(tab.root.get_by_role("button", name="Enable notifications")).to_be_hidden()
+
+    soon = datetime.now(UTC) + timedelta(seconds=2)
+    titles = ["Call the dentist", "Water the plants", "Take out the bins"]
+    ids = {}
+    for title in titles:
+        body = {"title": title, "remind_at": iso(soon), "due_at": iso(soon + timedelta(hours=3))}
+        ids[title] = (await rest(server_process.base_url, user, "POST", "/tasks", json=body))["id"]
+
+    for tab in tabs:  # fired by the server's scheduler, a couple of seconds from now
+        toasts = reminder_toasts(tab)
+        await expect(toasts).to_have_count(3, timeout=TIMEOUT * 3000)
+        await expect(toasts.first).to_contain_text("Reminder: Call the dentist")
+        await expect(toasts.first).to_contain_text("Due in 2 h")
+        notified = await tab.page.evaluate("window.__notifications.map((n) => n.title)")
+        assert sorted(notified) == sorted(f"⏰ Reminder: {title}" for title in titles)
+
+    # A reload shows them again (the tab keeps them), and does not notify again.
+    await second.reload()
+    await tabs[1].online()
+    await expect(reminder_toasts(tabs[1])).to_have_count(3)
+    assert await second.evaluate("window.__notifications") == []
+
+    # Snooze in one tab: closed in both, and the reminder moved ten minutes on.
+    await tabs[0].root.get_by_role("button", name="Snooze 10 min: Call the dentist").click()
+    for tab in tabs:
+        await expect(reminder_toasts(tab).filter(has_text="Call the dentist")).to_have_count(0)
+        await expect(reminder_toasts(tab)).to_have_count(2)
+    dentist = await rest(server_process.base_url, user, "GET", f"/tasks/{ids['Call the dentist']}")
+    moved = datetime.fromisoformat(dentist["remind_at"].replace("Z", "+00:00"))
+    if moved.tzinfo is None:
+        moved = moved.replace(tzinfo=UTC)
+    assert timedelta(minutes=9) < moved - datetime.now(UTC) <= timedelta(minutes=10)
+
+    # Done in the other tab: the task is completed, the toast closes in both.
+    await tabs[1].root.get_by_role("button", name="Mark Water the plants as done").click()
+    for tab in tabs:
+        await expect(reminder_toasts(tab)).to_have_count(1)
+        await expect(tab.task("Water the plants")).to_be_checked()
+    plants = await rest(server_process.base_url, user, "GET", f"/tasks/{ids['Water the plants']}")
+    assert plants["completed"] is True
+
+    # Dismissed (x), from the keyboard.
+    await tabs[0].root.get_by_role("button", name="Dismiss the reminder for Take out the bins").focus()
+    await first.keyboard.press("Enter")
+    for tab in tabs:
+        await expect(reminder_toasts(tab)).to_have_count(0)
+    bins = await rest(server_process.base_url, user, "GET", f"/tasks/{ids['Take out the bins']}")
+    assert bins["remind_at"] is None
+    assert bins["completed"] is False
+
+    # A reload resumes after the seqs it saw: no reminder comes back, none is kept.
+    await first.reload()
+    await tabs[0].online()
+    await expect(tabs[0].task("Take out the bins")).to_be_visible()
+    await expect(reminder_toasts(tabs[0])).to_have_count(0)
+
+
+async def test_notifications_are_asked_for_only_from_a_click(widget_server: LiveServer, open_page: OpenPage) -> None:
+    user = await signup(widget_server.base_url)
+    storage = {storage_key(widget_server, "session"): stored_session(user)}
+    # Headless Chromium answers "denied" before anyone asks: play a browser that has not asked yet.
+    widget = Widget(await open_page(widget_server.base_url, storage=storage, init_script=UNASKED_NOTIFICATIONS))
+    await widget.online()
+    button = widget.root.get_by_role("button", name="Enable notifications")
+    await expect(button).to_be_visible()
+    assert await widget.page.evaluate("window.__asked") == []  # never asked unprompted
+    await button.click()
+    await expect(button).to_be_hidden()
+    assert await widget.page.evaluate("window.__asked") == [True]  # asked once, with a user gesture
+
+
 # --- accessibility (axe-core) ---------------------------------------------------------------
 
 
@@ -799,17 +1068,30 @@ async def test_axe_finds_nothing_serious_inside_a_conversation(
 ) -> None:
     user = await signup(widget_server.base_url)
     await rest(widget_server.base_url, user, "POST", "/tasks", json={"title": "Renew passport"})
+    now = datetime.now(UTC)
+    for body in [  # every kind of chip: overdue, due soon, priorities, tags, repeating
+        {"title": "Pay the rent", "due_at": iso(now - timedelta(days=2)), "priority": "high", "tags": ["home"]},
+        {"title": "Water the plants", "due_at": iso(now + timedelta(hours=5)), "recurrence": "FREQ=DAILY"},
+        {"title": "Sort the photos", "priority": "low", "tags": ["someday"]},
+        {"title": "Call the dentist", "remind_at": iso(now + timedelta(seconds=2)), "due_at": iso(now + timedelta(1))},
+    ]:
+        await rest(widget_server.base_url, user, "POST", "/tasks", json=body)
     page = await open_page(widget_server.base_url, viewport=viewport)
     widget = Widget(page)
     await widget.login(user)
     await widget.turn("Add a task to buy groceries")
     await widget.turn("Mark buy groceries as done")  # tool lines, a done task
+    await expect(reminder_toasts(widget)).to_have_count(1, timeout=TIMEOUT * 2000)  # a reminder toast on top
     assert_no_violations(await serious_violations(page))
 
     if viewport is PHONE:  # the drawer with the conversations and tasks
         await widget.root.get_by_role("button", name="Conversations and tasks").click()
         await expect(widget.task("Renew passport")).to_be_visible()
         assert_no_violations(await serious_violations(page))
+
+    await widget.root.get_by_role("button", name="Filter and sort").click()  # the filter form
+    await expect(widget.root.get_by_role("search", name="Filter tasks")).to_be_visible()
+    assert_no_violations(await serious_violations(page))
 
     await widget.root.get_by_role("button", name="Signed-in devices").click()  # the session list
     await expect(widget.root.get_by_text("This device")).to_be_visible()

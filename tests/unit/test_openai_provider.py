@@ -7,6 +7,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -15,8 +16,21 @@ from pydantic import ValidationError
 
 from server.assistant.agent import Agent
 from server.assistant.factory import create_agent
-from server.assistant.providers.base import ChatMessage, ProviderError, ProviderEvent, TextDelta, ToolCallRequest
-from server.assistant.providers.openai import INVALID_JSON_KEY, SYSTEM_PROMPT, UNFINISHED, OpenAIProvider
+from server.assistant.providers.base import (
+    ChatMessage,
+    ProviderError,
+    ProviderEvent,
+    TextDelta,
+    ToolCallRequest,
+    TurnContext,
+)
+from server.assistant.providers.openai import (
+    INVALID_JSON_KEY,
+    SYSTEM_PROMPT,
+    UNFINISHED,
+    OpenAIProvider,
+    clock_line,
+)
 from server.assistant.providers.retry import JITTER, RetryPolicy
 from server.assistant.tools import TOOLS, tool_specs
 from tests.fakes.openai_server import (
@@ -44,6 +58,8 @@ from tests.support.timing import QUIET, TIMEOUT, wait_until
 
 API_KEY = "sk-test-0123456789"
 ASK = [ChatMessage(role="user", content="add buy milk")]
+CONTEXT = TurnContext(now=datetime(2026, 12, 3, 9, 30, 15, tzinfo=UTC), timezone="Europe/Berlin")
+"""A Thursday morning in Berlin (UTC+1)."""
 RETRIES = 2
 BACKOFF = 0.5
 
@@ -115,13 +131,13 @@ async def idle(model: FakeOpenAIServer, naps: Naps) -> AsyncIterator[OpenAIProvi
 
 
 async def collect(provider: OpenAIProvider, messages: Sequence[ChatMessage] = ASK) -> list[ProviderEvent]:
-    return [event async for event in provider.stream(messages, tool_specs())]
+    return [event async for event in provider.stream(messages, tool_specs(), CONTEXT)]
 
 
 async def collect_until_error(provider: OpenAIProvider) -> tuple[list[ProviderEvent], ProviderError]:
     events: list[ProviderEvent] = []
     with pytest.raises(ProviderError) as failed:
-        async for event in provider.stream(ASK, tool_specs()):
+        async for event in provider.stream(ASK, tool_specs(), CONTEXT):
             events.append(event)
     return events, failed.value
 
@@ -147,6 +163,7 @@ async def test_text_streams_as_deltas(provider: OpenAIProvider, model: FakeOpenA
     assert request.body["model"] == "fake-model" and request.body["stream"] is True
     assert request.messages == [
         {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "system", "content": clock_line(CONTEXT)},
         {"role": "user", "content": "add buy milk"},
     ]
     assert request.tool_names == list(TOOLS)
@@ -162,9 +179,17 @@ async def test_text_streams_as_deltas(provider: OpenAIProvider, model: FakeOpenA
     assert {"snooze_minutes", "dismiss_reminder", "add_tags", "remove_tags"} <= set(properties["update_task"])
 
 
+def test_the_model_is_told_the_users_local_time_and_zone() -> None:
+    """One system line, so that a model can turn "tomorrow at 5pm" into an instant with the right offset."""
+    line = clock_line(CONTEXT)
+    assert "Europe/Berlin" in line and "Thursday 2026-12-03T10:30:00+01:00" in line
+    summer = TurnContext(now=datetime(2026, 7, 1, 22, 0, tzinfo=UTC), timezone="America/New_York")
+    assert "America/New_York" in clock_line(summer) and "Wednesday 2026-07-01T18:00:00-04:00" in clock_line(summer)
+
+
 async def test_no_tools_are_sent_when_there_are_none(provider: OpenAIProvider, model: FakeOpenAIServer) -> None:
     model.queue(text_reply("hi"))
-    assert text_of([event async for event in provider.stream(ASK, [])]) == "hi"
+    assert text_of([event async for event in provider.stream(ASK, [], CONTEXT)]) == "hi"
     assert "tools" not in model.requests[0].body  # OpenAI refuses an empty list
 
 
@@ -260,7 +285,7 @@ async def test_agent_runs_tools_between_steps(provider: OpenAIProvider, model: F
         return result
 
     agent = Agent(provider, tool_specs())
-    reply = "".join([text async for text in agent.run(ASK, execute)])
+    reply = "".join([text async for text in agent.run(ASK, execute, CONTEXT)])
 
     assert reply == "On it. Added 'Buy milk'."
     assert executed == [ToolCallRequest(id="call_1", name="add_task", arguments={"title": "Buy milk"})]
@@ -292,7 +317,7 @@ async def test_history_with_a_tool_request_and_no_text(provider: OpenAIProvider,
     ]
     model.queue(text_reply("ok"))
     await collect(provider, history)
-    assert model.requests[0].messages[2:] == [
+    assert model.requests[0].messages[3:] == [
         {
             "role": "assistant",
             "content": None,  # the API's null content next to tool calls
@@ -564,7 +589,7 @@ async def test_cancel_closes_the_stream(provider: OpenAIProvider, model: FakeOpe
     received: asyncio.Queue[ProviderEvent] = asyncio.Queue()
 
     async def consume() -> None:
-        async for event in provider.stream(ASK, tool_specs()):
+        async for event in provider.stream(ASK, tool_specs(), CONTEXT):
             received.put_nowait(event)
 
     task = asyncio.create_task(consume())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 
 from server.assistant.agent import Agent
 from server.assistant.factory import create_agent
-from server.assistant.providers.base import ChatMessage, TextDelta, ToolCallRequest
+from server.assistant.providers.base import ChatMessage, TextDelta, ToolCallRequest, TurnContext
 from server.assistant.providers.rules import RulesProvider
 from server.assistant.providers.rules.replies import chunks
 from server.assistant.providers.rules.verbs import base_forms
@@ -20,6 +21,8 @@ from server.assistant.tools import TOOLS, tool_specs
 from server.chat.history import to_chat_messages
 from server.db.models import Message
 from tests.support.settings import make_settings
+
+CONTEXT = TurnContext(now=datetime(2026, 12, 3, 9, 30, tzinfo=UTC), timezone="Europe/Berlin")
 
 SEED = (
     ("Buy groceries", False),  # 1
@@ -110,7 +113,7 @@ class Conversation:
         self.rows.append(Message(conversation_id=1, user_id=1, role="user", content=text))
         self.turn_calls = []
         agent = Agent(RulesProvider(), tool_specs())  # nothing survives between turns but the rows
-        reply = "".join([chunk async for chunk in agent.run(to_chat_messages(self.rows), self._execute)])
+        reply = "".join([chunk async for chunk in agent.run(to_chat_messages(self.rows), self._execute, CONTEXT)])
         self.rows.append(Message(conversation_id=1, user_id=1, role="assistant", content=reply, status="done"))
         return reply
 
@@ -192,7 +195,7 @@ CASES = [
     case("ref-completed", "What have I completed?", calls=(LIST,), says=("Pay rent",), not_says=("Buy groceries",)),
     case("ref-all", "Show me all my tasks", calls=(LIST,), says=ALL_TITLES),
     # adding
-    case("remind-me", "remind me to call the dentist tomorrow", calls=(ADD,), added=("Call the dentist tomorrow",)),
+    case("remind-me", "remind me to call the dentist tomorrow", calls=(ADD,), added=("Call the dentist",)),
     case("dont-forget", "don't let me forget the milk", calls=(ADD,), added=("Milk",), says=("Milk",)),
     case("add-bare", "add milk", calls=(ADD,), added=("Milk",)),
     case("add-quoted-to-list", "Please add 'call mom' to my list", calls=(ADD,), added=("Call mom",)),
@@ -352,6 +355,15 @@ CASES = [
     case("add-and-complete-it", "add buy milk and mark it done", calls=(ADD, DONE), added=("Buy milk",),
          completed=(6,)),
     case("delete-and-add", "delete task 3 and add Team sync", calls=(DEL, ADD), deleted=(3,), added=("Team sync",)),
+    # a task said without a command word: added when it carries a time, a repeat, a priority or a tag
+    case("stated-task", "dentist appointment tomorrow at 3pm", calls=(ADD,), added=("Dentist appointment",),
+         says=("Fri 4 Dec, 15:00",)),
+    case("stated-repeat", "water the plants every Monday", calls=(ADD,), added=("Water the plants",),
+         says=("every Monday", "Mon 7 Dec, 17:00")),
+    case("stated-after-which", "delete the meeting task", "pay rent on the first of every month #home",
+         seed=MEETINGS, calls=(ADD,), added=("Pay rent",)),
+    case("not-stated-chat", "I'm busy tomorrow"),
+    case("not-stated-question", "call mom tomorrow?"),
     # help, small talk, and questions back
     case("help", "help", says=("task 3",)),
     case("hi", "hi"),
@@ -416,7 +428,7 @@ def test_enough_phrasings() -> None:
 
 async def test_reply_streams_in_several_chunks() -> None:
     provider = RulesProvider()
-    events = [e async for e in provider.stream([ChatMessage(role="user", content="help")], tool_specs())]
+    events = [e async for e in provider.stream([ChatMessage(role="user", content="help")], tool_specs(), CONTEXT)]
     assert len(events) > 3
     assert all(isinstance(e, TextDelta) for e in events)
 
@@ -431,7 +443,7 @@ def test_chunks_join_back_to_the_text() -> None:
 async def test_same_conversation_same_events() -> None:
     async def run() -> list[Any]:
         messages = [ChatMessage(role="user", content="delete the meeting task and add milk")]
-        return [e async for e in RulesProvider().stream(messages, tool_specs())]
+        return [e async for e in RulesProvider().stream(messages, tool_specs(), CONTEXT)]
 
     assert await run() == await run()
 
@@ -450,8 +462,8 @@ async def test_one_provider_serves_interleaved_conversations() -> None:
     provider = RulesProvider()
     first = [ChatMessage(role="user", content="add milk")]
     second = [ChatMessage(role="user", content="delete it")]
-    a = [e async for e in provider.stream(first, tool_specs())]
-    b = [e async for e in provider.stream(second, tool_specs())]
+    a = [e async for e in provider.stream(first, tool_specs(), CONTEXT)]
+    b = [e async for e in provider.stream(second, tool_specs(), CONTEXT)]
     assert [type(e) for e in a] == [ToolCallRequest]
     assert all(isinstance(e, TextDelta) for e in b)
 
@@ -469,7 +481,7 @@ async def test_unexpected_calls_in_the_turn_are_summarised_not_repeated() -> Non
             name="add_task",
         ),
     ]
-    events = [e async for e in RulesProvider().stream(messages, tool_specs())]
+    events = [e async for e in RulesProvider().stream(messages, tool_specs(), CONTEXT)]
     assert all(isinstance(e, TextDelta) for e in events)
     assert "Milk" in "".join(e.text for e in events if isinstance(e, TextDelta))
 
@@ -481,7 +493,7 @@ async def test_calls_this_plan_would_not_make_are_summarised() -> None:
         ChatMessage(role="assistant", content="", tool_calls=(call,)),
         ChatMessage(role="tool", content='{"task_id": 8, "title": "Eggs"}', tool_call_id="rules_1"),
     ]
-    events = [e async for e in RulesProvider().stream(messages, tool_specs())]
+    events = [e async for e in RulesProvider().stream(messages, tool_specs(), CONTEXT)]
     assert all(isinstance(e, TextDelta) for e in events)
     assert "Eggs" in "".join(e.text for e in events if isinstance(e, TextDelta))
 
@@ -493,14 +505,14 @@ async def test_a_result_that_never_arrived_gets_an_apology() -> None:
         ChatMessage(role="assistant", content="", tool_calls=(call,)),
         ChatMessage(role="tool", content="null", tool_call_id="rules_1", name="list_tasks"),
     ]
-    events = [e async for e in RulesProvider().stream(messages, tool_specs())]
+    events = [e async for e in RulesProvider().stream(messages, tool_specs(), CONTEXT)]
     assert events and all(isinstance(e, TextDelta) for e in events)
 
 
 async def test_unavailable_tool_is_explained_not_called() -> None:
     specs = [spec for spec in tool_specs() if spec.name != "delete_task"]
     messages = [ChatMessage(role="user", content="delete task 2")]
-    events = [e async for e in RulesProvider().stream(messages, specs)]
+    events = [e async for e in RulesProvider().stream(messages, specs, CONTEXT)]
     assert events and all(isinstance(e, TextDelta) for e in events)
 
 

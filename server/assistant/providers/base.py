@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol
+from zoneinfo import ZoneInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +43,31 @@ class ChatMessage:
     name: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TurnContext:
+    """What a turn knows besides the conversation: when it is, and where the user lives."""
+
+    now: datetime
+    """The turn's current instant, timezone-aware (the runtime's clock)."""
+    timezone: str = "UTC"
+    """The user's IANA zone, in which "tomorrow at 9" is meant."""
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def local_now(self) -> datetime:
+        """`now` on the user's wall clock."""
+        return self.now.astimezone(self.zone)
+
+
 class Provider(Protocol):
     name: str
 
-    def stream(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> AsyncIterator[ProviderEvent]:
+    def stream(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], context: TurnContext
+    ) -> AsyncIterator[ProviderEvent]:
         """One model step: text deltas, then any tool calls it wants run (all before the step ends)."""
         ...
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 
-from server.assistant.providers.base import ChatMessage, ProviderEvent, TextDelta, ToolSpec
+from server.assistant.providers.base import ChatMessage, ProviderEvent, TextDelta, ToolSpec, TurnContext
 
 CHUNK_CHARS = 8
 
@@ -17,7 +17,9 @@ class EchoProvider:
         self.chunk_delay = chunk_delay
         """Pause between chunks, to make a turn last long enough to cancel or interrupt it."""
 
-    async def stream(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> AsyncIterator[ProviderEvent]:
+    async def stream(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], context: TurnContext
+    ) -> AsyncIterator[ProviderEvent]:
         last = next((m.content for m in reversed(messages) if m.role == "user"), "")
         reply = f"Echo: {last}"
         for start in range(0, len(reply), CHUNK_CHARS):

@@ -32,6 +32,7 @@ from server.assistant.providers.base import (
     TextDelta,
     ToolCallRequest,
     ToolSpec,
+    TurnContext,
 )
 from server.assistant.providers.retry import RetryPolicy, parse_retry_after, retryable_status
 from server.logs import Throttled
@@ -117,7 +118,9 @@ class OpenAIProvider:
         """Close the connection pool."""
         await self._client.close()
 
-    async def stream(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> AsyncIterator[ProviderEvent]:
+    async def stream(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], context: TurnContext
+    ) -> AsyncIterator[ProviderEvent]:
         """One model step: text deltas as they arrive, then the tool calls, once the stream has finished.
 
         A transient failure (connection, timeout, 408/409/429/5xx, a cut, silent or malformed
@@ -126,7 +129,7 @@ class OpenAIProvider:
         becomes a `ProviderError` with a short reason. If the consuming task is cancelled, the
         attempt's `finally` closes the HTTP response, so the server sees the disconnect and stops.
         """
-        request = _Request(to_openai_messages(messages), [to_openai_tool(spec) for spec in tools])
+        request = _Request(to_openai_messages(messages, context), [to_openai_tool(spec) for spec in tools])
         retries = self.retry.start()
         while True:
             streamed = False
@@ -244,11 +247,26 @@ class AttemptFailed(Exception):
 # --- messages and tools out ------------------------------------------------------------------
 
 
-def to_openai_messages(messages: Sequence[ChatMessage]) -> list[ChatCompletionMessageParam]:
-    """Our system prompt first, then the conversation in Chat Completions' shape."""
-    result: list[ChatCompletionMessageParam] = [{"role": "system", "content": SYSTEM_PROMPT}]
+def to_openai_messages(messages: Sequence[ChatMessage], context: TurnContext) -> list[ChatCompletionMessageParam]:
+    """Our system prompt and the turn's time first, then the conversation in Chat Completions' shape."""
+    result: list[ChatCompletionMessageParam] = [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "system", "content": clock_line(context)},
+    ]
     result.extend(to_openai_message(message) for message in messages)
     return result
+
+
+def clock_line(context: TurnContext) -> str:
+    """The user's local time and zone, so that a model can resolve "tomorrow at 5pm" to an instant with an offset.
+
+    Its own message, after the fixed prompt: the prompt stays the same from turn to turn (servers cache it).
+    """
+    local = context.local_now.replace(second=0, microsecond=0)
+    return (
+        f"The user's time zone is {context.timezone}; it is now {local:%A} {local.isoformat()} there. "
+        "Read dates and times the user gives in that zone, and pass them to the tools with its UTC offset."
+    )
 
 
 def to_openai_message(message: ChatMessage) -> ChatCompletionMessageParam:

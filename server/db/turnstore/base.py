@@ -70,6 +70,8 @@ class Accepted:
     """`message` and `turn.start`, committed, for publishing."""
     history: list[HistoryRow] | None = None
     """The conversation's messages before this one, oldest first; None: read them with `history()`."""
+    timezone: str = "UTC"
+    """The user's IANA zone, read with their locked row: the assistant resolves "tomorrow at 9" in it."""
 
 
 @dataclass(slots=True)

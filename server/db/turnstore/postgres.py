@@ -52,7 +52,7 @@ f_req AS MATERIALIZED (
 ),
 -- Every user of the batch locked at once, in id order: one lock order for every writer.
 locked AS MATERIALIZED (
-    SELECT u.id, u.last_seq, u.running_turns FROM users u
+    SELECT u.id, u.last_seq, u.running_turns, u.timezone FROM users u
     WHERE u.id IN (SELECT user_id FROM a_req UNION SELECT user_id FROM f_req) ORDER BY u.id FOR UPDATE
 ),
 seen AS MATERIALIZED (
@@ -64,7 +64,7 @@ dupe AS MATERIALIZED (
     FROM a_req r JOIN messages m ON m.user_id = r.user_id AND m.client_msg_id = r.client_msg_id
 ),
 cand AS MATERIALIZED (
-    SELECT r.*, l.id IS NOT NULL AS user_exists, l.last_seq AS base,
+    SELECT r.*, l.id IS NOT NULL AS user_exists, l.last_seq AS base, l.timezone,
            l.last_seq IS NOT DISTINCT FROM s.last_seq AS fresh,
            coalesce(l.running_turns < $25, false) AS under_limit,
            d.ord IS NOT NULL AS duplicate
@@ -152,7 +152,7 @@ SELECT 'a' AS part, c.ord,
        coalesce(o.message_id, d.id) AS message_id,
        coalesce(o.base + 1, d.seq) AS seq,
        d.turn_id AS original_turn_id,
-       o.message_frame, o.second_frame,
+       o.message_frame, o.second_frame, o.timezone,
        CASE WHEN o.ord IS NOT NULL AND o.new_id IS NULL THEN (
            SELECT coalesce(json_agg(json_build_array(h.role, h.content, h.status, h.tool_call) ORDER BY h.id), '[]')
            FROM (SELECT id, role, content, status, tool_call FROM messages
@@ -163,7 +163,7 @@ LEFT JOIN go g ON g.ord = c.ord
 LEFT JOIN a_ok o ON o.ord = c.ord
 LEFT JOIN dupe d ON d.ord = c.ord
 UNION ALL
-SELECT 'f', r.ord, NULL, NULL, f.message_id, f.base + 1, NULL, f.message_frame, f.second_frame, NULL
+SELECT 'f', r.ord, NULL, NULL, f.message_id, f.base + 1, NULL, f.message_frame, f.second_frame, NULL, NULL
 FROM f_req r LEFT JOIN f_framed f ON f.ord = r.ord
 """
 
@@ -349,6 +349,7 @@ class PostgresTurnStore:
                     turn_id=item.turn_id,
                     events=[PendingEvent(row["message_frame"], seq), PendingEvent(row["second_frame"], seq + 1)],
                     history=_history(row["history"]) if row["history"] is not None else [],
+                    timezone=row["timezone"],
                 )
             elif status is AcceptStatus.DUPLICATE:
                 accepted[row["ord"]] = Accepted(

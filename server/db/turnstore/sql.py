@@ -63,7 +63,7 @@ class SqlTurnStore:
     ) -> Accepted:
         user = (
             await connection.execute(
-                select(col(User.last_seq), col(User.running_turns))
+                select(col(User.last_seq), col(User.running_turns), col(User.timezone))
                 .where(col(User.id) == item.user_id)
                 .with_for_update()
             )
@@ -162,6 +162,7 @@ class SqlTurnStore:
             turn_id=item.turn_id,
             events=[PendingEvent(message_frame, seq), PendingEvent(start_frame, seq + 1)],
             history=history,
+            timezone=user.timezone,
         )
 
     async def finish(self, items: Sequence[FinishItem]) -> list[Finished]:

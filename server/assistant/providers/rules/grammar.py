@@ -5,7 +5,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
+from server.assistant.providers.rules.details import (
+    TAGS,
+    Details,
+    Repeat,
+    minutes_of,
+    priority_of,
+    repeat_of,
+    split_details,
+    tags_of,
+)
 from server.assistant.providers.rules.intents import (
     Act,
     Action,
@@ -27,6 +38,7 @@ from server.assistant.providers.rules.refs import (
     words,
 )
 from server.assistant.providers.rules.verbs import base_forms
+from server.assistant.providers.rules.when import COUNT, PHRASE, When
 from server.db.models import DESCRIPTION_MAX, TITLE_MAX
 
 QUOTES = "\"'`"
@@ -121,11 +133,121 @@ def _report(m: re.Match[str]) -> list[Intent] | None:
 
 
 def _list(m: re.Match[str]) -> list[Intent]:
-    return [ListTasks(list_status(m[0]))]
+    return [list_intent(m[0])]
 
 
 def _added(m: re.Match[str]) -> list[Intent]:
     return [add(m["t"] or "")]
+
+
+def _remind_to(m: re.Match[str]) -> list[Intent]:
+    """ "remind me to call the dentist tomorrow at 9": the task, due then, with a reminder then."""
+    intent = add(m["t"] or "")
+    if isinstance(intent, Add) and intent.details.due is not None and intent.details.remind is None:
+        intent = replace(intent, details=replace(intent.details, remind=intent.details.due))
+    return [intent]
+
+
+def _remind_when_to(m: re.Match[str]) -> list[Intent]:
+    """ "remind me tomorrow to call mom", "remind me in 20 minutes to check the oven"."""
+    intent = add(m["t"])
+    if isinstance(intent, Add) and intent.details.due is None:
+        when = When(m["when"])
+        intent = replace(intent, details=replace(intent.details, due=when, remind=when))
+    return [intent]
+
+
+def _change(**fields: Callable[[re.Match[str]], Any]) -> Callable[[re.Match[str]], list[Intent] | None]:
+    """Update the task the `ref` group names (the task last mentioned when none is) with `fields`,
+    each a function of the match giving a Details field; None (no match) when one gives None."""
+
+    def build(m: re.Match[str]) -> list[Intent] | None:
+        values = {name: make(m) for name, make in fields.items()}
+        if any(v is None for v in values.values()):
+            return None
+        details = Details(**values)
+        refs = parse_refs(m.groupdict().get("ref") or "") or [Pronoun()]
+        return [Act("update", ref, details=details) for ref in refs]
+
+    return build
+
+
+def _when(m: re.Match[str]) -> When:
+    return When(m["when"])
+
+
+def _priority(m: re.Match[str]) -> str:
+    return priority_of(m["p"])
+
+
+def _tags(m: re.Match[str]) -> tuple[str, ...]:
+    return tags_of(m["tags"])
+
+
+def _repeat(m: re.Match[str]) -> Repeat | None:
+    return repeat_of(m["rule"])
+
+
+def _minutes(m: re.Match[str]) -> int:
+    return minutes_of(m["n"], m["unit"])
+
+
+# --- listing with filters: "what's due this week", "show high priority tasks" -------------------
+
+_ABOUT_DUE = re.compile(r"\b(?:due|scheduled|planned|agenda|plate|do\s+i\s+have|have\s+i\s+got|coming\s+up)\b", _I)
+"""A day or week names due times only in a question about them: "what's left for today?" lists what is pending."""
+_WINDOW = re.compile(r"\b(today|tomorrow|tonight|this\s+week|next\s+week|this\s+month)\b", _I)
+_FILTER_PRIORITY = re.compile(r"\b(high|low|normal|top)[- ]priority\b|\b(urgent|important)\b", _I)
+_FILTER_TAG = re.compile(
+    r"#([a-z][\w-]*)|\b(?:tagged|labell?ed|with\s+(?:the\s+)?tag)\s+(?:as\s+|with\s+)?#?([a-z][\w-]*)", _I
+)
+_FILTER_QUERY = re.compile(
+    r"\b(?:about|mentioning|containing|matching|related\s+to|that\s+mentions?|with\s+the\s+words?)\s+(?P<q>.+)$", _I
+)
+_SEARCH = re.compile(
+    r"(?:find|search(?:\s+for)?|look\s+(?:for|up))\s+(?:(?:my|the|all|any)\s+)*(?:(?:tasks?|todos?)\s+)?"
+    r"(?:(?:about|with|for|mentioning|containing|matching|called|named|that\s+mention)\s+)?(?:(?:the|a|an|my)\s+)?"
+    r"(?P<q>.+)",
+    _I,
+)
+_FILTER_OVERDUE = re.compile(r"\b(?:overdue|late|past\s+due)\b", _I)
+_SORT = re.compile(
+    r"[,;]?\s*(?:(?:and\s+)?(?:sort(?:ed)?|order(?:ed)?)\s+(?:them\s+)?by|by)\s+"
+    r"(?P<key>due(?:\s+date)?|deadline|priority|importance|title|name|date\s+(?:created|added)|creation|newest|oldest)\b",
+    _I,
+)
+_SORT_KEYS = {"due": "due", "deadline": "due", "priority": "priority", "importance": "priority", "title": "title"}
+_SORT_KEYS |= {"name": "title"}
+
+
+def list_intent(text: str) -> ListTasks:
+    """A listing, with the filters and the order the sentence asks for."""
+    sort = None
+    if m := _SORT.search(text):
+        sort = _SORT_KEYS.get(m["key"].split()[0].lower(), "created")
+        text = text[: m.start()] + text[m.end() :]
+    query = None
+    if m := _SEARCH.fullmatch(text.strip().rstrip(END_PUNCTUATION)):
+        query, text = m["q"].strip(QUOTES), ""
+    elif m := _FILTER_QUERY.search(text):
+        query = re.sub(r"^(?:the|a|an|my)\s+", "", m["q"].strip(QUOTES + END_PUNCTUATION), flags=_I) or None
+        text = text[: m.start()]
+    priority = None
+    if m := _FILTER_PRIORITY.search(text):
+        priority = priority_of(m[1] or m[2])
+    tag = None
+    if m := _FILTER_TAG.search(text):
+        tag = (m[1] or m[2]).lower()
+    status = list_status(text)
+    overdue = bool(_FILTER_OVERDUE.search(text))
+    window = None
+    if status != "completed" and _ABOUT_DUE.search(text) and (m := _WINDOW.search(text)):
+        window = re.sub(r"\s+", " ", m[1].lower()).replace("tonight", "today")
+    if overdue or window:
+        status = "pending"
+    if window and sort is None:
+        sort = "due"
+    return ListTasks(status, priority=priority, tag=tag, query=query, overdue=overdue, window=window, sort=sort)
 
 
 # --- adding: the title is what is left once the filler is gone ----------------------------------
@@ -152,17 +274,22 @@ _ADD_TRAILER = re.compile(
 
 
 def add(text: str) -> Intent:
-    """An `add` of what `text` names, once the filler ("a task to", "to my list") is gone."""
+    """An `add` of what `text` names, once the filler ("a task to", "to my list") and its details are gone."""
     text = tidy(text)
     description: str | None = None
     if m := _DESCRIPTION.fullmatch(text):
         text, description = m["t"], _capitalise(_unquote(m["d"]))
-    title = _title(text)
+    if quoted := QUOTED.search(text):  # details only outside the quotes: "add 'call mom tonight' for friday"
+        outside, details = split_details(text[: quoted.start()] + " " + text[quoted.end() :], whole=True)
+        title = _capitalise(quoted[1].strip())
+    else:
+        outside, details = split_details(text)
+        title = _title(outside)
     if not title:
         return Say("ask_add")
     if len(title) > TITLE_MAX or (description and len(description) > DESCRIPTION_MAX):
         return Say("too_long")
-    return Add(title, description or None)
+    return Add(title, description or None, details)
 
 
 def _title(text: str) -> str:
@@ -208,7 +335,8 @@ def list_status(text: str) -> Status:
 
 _TASKY = (
     r"(?=.*\b(?:tasks?|todos?|to-dos?|list|pending|left|remaining|open|outstanding|complete|completed|done|finished"
-    r"|finish|accomplished|plate|agenda|to do|next|due|unfinished|incomplete)\b)"
+    r"|finish|accomplished|plate|agenda|to do|next|due|overdue|late|unfinished|incomplete|urgent|priority|tagged"
+    r"|today|tomorrow|tonight|this week|next week|scheduled)\b)"
 )
 
 # --- reports: "I paid the bills" -----------------------------------------------------------------
@@ -243,6 +371,107 @@ _LIST_NAME = r"(?:my|the)\s+(?:[\w-]+\s+)?(?:list|tasks|todos?|to-?dos?|to-?do l
 _RULES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], list[Intent] | None]]] = [
     (re.compile(pattern, _I), build)
     for pattern, build in [
+        # schedule, priority, tags, reminders of a task: before the renames and adds they look like
+        (
+            rf"(?:move|reschedule|postpone|push(?:\s+back)?|defer|delay|shift)\s+(?P<ref>.+?)\s+(?:to|until|till|for)"
+            rf"\s+(?P<when>{PHRASE})",
+            _change(due=_when),
+        ),
+        (
+            rf"(?:change|set|update|move)\s+(?:the\s+)?(?:due\s+date|deadline|due\s+time)\s+(?:of|for|on)\s+"
+            rf"(?P<ref>.+?)\s+(?:to|as|for)\s+(?P<when>{PHRASE})",
+            _change(due=_when),
+        ),
+        (rf"make\s+(?P<ref>.+?)\s+due\s+(?:on\s+|by\s+|at\s+)?(?P<when>{PHRASE})", _change(due=_when)),
+        (
+            rf"(?!(?:what|which|anything|is|are|how)\b)(?P<ref>.+?)\s+(?:is|'s)\s+(?:now\s+)?due\s+(?:on\s+|by\s+|at\s+)?"
+            rf"(?P<when>{PHRASE})",
+            _change(due=_when),
+        ),
+        (
+            r"(?:make|mark|set|flag)\s+(?P<ref>.+?)\s+(?:as\s+|to\s+)?(?:an?\s+)?(?P<p>high|top|low|normal|medium)"
+            r"[- ]priority",
+            _change(priority=_priority),
+        ),
+        (r"(?:make|mark|flag)\s+(?P<ref>.+?)\s+(?:as\s+)?(?P<p>urgent|important)", _change(priority=_priority)),
+        (
+            r"(?:set|change|make)\s+(?:the\s+)?priority\s+(?:of|for|on)\s+(?P<ref>.+?)\s+(?:to\s+)?"
+            r"(?P<p>high|low|normal|medium)",
+            _change(priority=_priority),
+        ),
+        (r"(?:prioriti[sz]e)\s+(?P<ref>.+)", _change(priority=lambda m: "high")),
+        (r"(?:de-?prioriti[sz]e)\s+(?P<ref>.+)", _change(priority=lambda m: "low")),
+        (rf"(?:untag|remove\s+(?:the\s+)?tags?)\s+(?P<tags>{TAGS})\s+from\s+(?P<ref>.+)", _change(remove_tags=_tags)),
+        (rf"(?:untag)\s+(?P<ref>.+?)\s+(?P<tags>{TAGS})", _change(remove_tags=_tags)),
+        (rf"(?:add\s+(?:the\s+)?tags?|tag)\s+(?P<tags>{TAGS})\s+(?:to|on)\s+(?P<ref>.+)", _change(tags=_tags)),
+        (rf"(?:tag|label)\s+(?P<ref>.+?)\s+(?:as\s+|with\s+)?(?P<tags>{TAGS})", _change(tags=_tags)),
+        (r"make\s+(?P<ref>.+?)\s+(?:repeat|recur)\s+(?P<rule>.+)", _change(repeat=_repeat)),
+        (
+            r"(?:repeat|recur)\s+(?P<ref>.+?)\s+(?P<rule>(?:every|each|daily|nightly|weekly|monthly|yearly|annually|on"
+            r"|biweekly|fortnightly|weekdays)\b.*)",
+            _change(repeat=_repeat),
+        ),
+        (
+            r"(?!(?:add|create|new|remind|put|schedule|set|make|save)\b)(?P<ref>.+?)\s+(?:should\s+)?(?:repeats?|recurs?)"
+            r"\s+(?P<rule>.+)",
+            _change(repeat=_repeat),
+        ),
+        (
+            rf"snooze(?:\s+(?P<ref>.+?))?(?:\s+(?:for|by))?\s+(?P<n>{COUNT})\s+(?P<unit>minutes?|mins?|hours?|hrs?)",
+            _change(snooze=_minutes),
+        ),
+        (r"snooze(?:\s+(?P<ref>.+?))?", _change(snooze=lambda m: 10)),
+        (
+            r"(?:dismiss|cancel|remove|delete|drop|turn\s+off|clear|stop)\s+(?:the\s+|my\s+|that\s+|this\s+)?reminder"
+            r"(?:\s+(?:for|on|of|about)\s+(?P<ref>.+))?",
+            _change(dismiss=lambda m: True),
+        ),
+        (r"(?:dismiss|silence)\s+(?P<ref>.+)", _change(dismiss=lambda m: True)),
+        (
+            r"(?:remove|clear|delete|drop|unset)\s+(?:the\s+)?(?:due\s+date|deadline|due\s+time|date)"
+            r"(?:\s+(?:from|of|on|for)\s+(?P<ref>.+))?",
+            _change(clear_due=lambda m: True),
+        ),
+        (
+            r"(?:stop\s+repeating|don'?t\s+repeat|no\s+longer\s+repeat|never\s+repeat)(?:\s+(?P<ref>.+?))?(?:\s+any\s*more)?",
+            _change(stop_repeat=lambda m: True),
+        ),
+        (
+            rf"remind\s+me(?:\s+about\s+(?P<ref>.+?))?\s+again\s+in\s+(?P<n>{COUNT})\s+(?P<unit>minutes?|mins?|hours?|hrs?)",
+            _change(snooze=_minutes),
+        ),
+        (
+            rf"remind\s+me(?:\s+(?:about|of)\s+(?P<ref>.+?))?\s+(?P<n>{COUNT})\s+(?P<unit>minutes?|mins?|hours?|hrs?|days?)"
+            r"\s+(?:before(?:hand)?|early|earlier|ahead)",
+            _change(remind_before=_minutes),
+        ),
+        (
+            rf"remind\s+me\s+(?:about|of)\s+(?P<ref>.+?)\s+(?:(?:at|on)\s+)?(?P<when>{PHRASE})",
+            _change(remind=_when),
+        ),
+        (rf"remind\s+me\s+(?:(?:at|on)\s+)?(?P<when>{PHRASE})", _change(remind=_when)),
+        (
+            rf"remind\s+me\s+(?:(?:at|on)\s+)?(?P<when>{PHRASE})\s+(?:to|that\s+i\s+(?:need|have)\s+to)\s+(?P<t>.+)",
+            _remind_when_to,
+        ),
+        (
+            rf"(?:set|add|create|put)\s+(?:a\s+)?reminder\s+(?:for|on|to)\s+(?P<ref>.+?)\s+(?:(?:at|on|for)\s+)?"
+            rf"(?P<when>{PHRASE})",
+            _change(remind=_when),
+        ),
+        # listing by filter or order alone: "sort by due date", "find tasks about the report"
+        (r"(?:sort|order)\b.*", _list),
+        (
+            r"(?:(?:all|my|the|any)\s+)*(?:(?:high|low|normal|top)[- ]priority|urgent|important|overdue|late|#[\w-]+)"
+            r"\s+(?:tasks?|todos?|to-?dos?|items|ones)\b.*",
+            _list,
+        ),
+        (
+            r"(?:(?:all|my|the|any)\s+)*(?:tasks?|todos?|to-?dos?)\s+(?:tagged|labell?ed|with|about|due|mentioning"
+            r"|containing|matching|sorted|ordered|that|which|for)\b.*",
+            _list,
+        ),
+        (r"(?:find|search|look\s+for|look\s+up)\b.*", _list),
         # reopen: before "mark ... done" reads "mark it as not done" as completing
         (rf"mark\s+(?:as\s+)?{_UNDONE}", _act("reopen", default=Pronoun())),
         (
@@ -302,7 +531,7 @@ _RULES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], list[Intent] | Non
         ),
         (r"(?:all\s+)?(?:done|finished|complete)", _act("complete", default=Pronoun())),
         # add
-        (r"remind\s+me(?:\s+(?:to|that i (?:need|have) to|that|about|of)\s+(?P<t>.+))?", _added),
+        (r"remind\s+me(?:\s+(?:to|that i (?:need|have) to|that|about|of)\s+(?P<t>.+))?", _remind_to),
         (r"(?:don'?t|do not|dont)\s+(?:let\s+me\s+)?forget\s+(?:to\s+|about\s+)?(?P<t>.+)", _added),
         (
             r"(?:remember|note to self|jot down|write down|make a note)(?:\s+(?:to|that i need to|that|of|about))?"

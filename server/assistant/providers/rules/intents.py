@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
+from server.assistant.providers.rules.details import Details
 from server.assistant.providers.rules.refs import Ref
 
 Status = Literal["all", "pending", "completed"]
 Action = Literal["complete", "reopen", "delete", "update"]
 Topic = Literal[
     "help", "greeting", "thanks", "bye", "how_are_you", "identity", "ack", "never_mind", "unknown",
-    "ask_add", "ask_update", "ask_action", "bulk", "too_long", "cant_undo",
+    "ask_add", "ask_update", "ask_action", "bulk", "too_long", "cant_undo", "bad_time",
 ]  # fmt: skip
 
 
@@ -19,11 +20,27 @@ Topic = Literal[
 class Add:
     title: str
     description: str | None = None
+    details: Details = field(default_factory=Details)
+    stated: bool = False
+    """Said without a command word ("dentist appointment tomorrow at 3pm"): an answer to a question comes first."""
 
 
 @dataclass(frozen=True, slots=True)
 class ListTasks:
     status: Status = "all"
+    priority: str | None = None
+    tag: str | None = None
+    query: str | None = None
+    """Search words ("find tasks about the report")."""
+    overdue: bool = False
+    window: str | None = None
+    """When they are due: "today", "tomorrow", "this week", "next week", "this month"."""
+    sort: str | None = None
+    """created, due, priority or title."""
+
+    @property
+    def filtered(self) -> bool:
+        return self != ListTasks(self.status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +51,8 @@ class Act:
     ref: Ref
     title: str | None = None
     description: str | None = None
+    details: Details = field(default_factory=Details)
+    """For "update": priority, tags, due time, reminder, repeat rule, snooze."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from server.assistant.providers.rules.intents import Act, Say, Status
+from server.assistant.providers.rules.intents import Act, ListTasks, Say, Status
 from server.assistant.providers.rules.refs import TaskView
+from server.assistant.providers.rules.when import Ambiguous
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,12 +18,30 @@ class Changed:
     result: dict[str, Any]
     fields: tuple[str, ...] = ()
     """For update_task: which of title, description and completed it was given."""
+    arguments: dict[str, Any] = field(default_factory=dict)
+    """What the call was given: the reply confirms its due time, reminder, repeat, priority and tags."""
 
 
 @dataclass(frozen=True, slots=True)
 class Listed:
     status: Status
     tasks: tuple[TaskView, ...]
+    query: ListTasks | None = None
+    """The filters it was listed with, for the reply's header."""
+
+
+@dataclass(frozen=True, slots=True)
+class AskWhen:
+    """A time phrase with two readings ("at 7", "on Friday" said on a Friday): nothing changed."""
+
+    ambiguous: Ambiguous
+
+
+@dataclass(frozen=True, slots=True)
+class NeedsDue:
+    """ "remind me 30 minutes before" a task that has no due time: nothing changed."""
+
+    task_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,4 +74,4 @@ class Unchanged:
     task: TaskView
 
 
-Outcome = Changed | Listed | Failed | Unresolved | Unchanged | Say
+Outcome = Changed | Listed | Failed | Unresolved | Unchanged | Say | AskWhen | NeedsDue

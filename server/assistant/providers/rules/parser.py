@@ -8,6 +8,7 @@ from typing import cast
 from server.assistant.providers.rules.grammar import END_PUNCTUATION, QUOTED, add, match, tidy
 from server.assistant.providers.rules.intents import Answer, Intent, Say, Topic
 from server.assistant.providers.rules.refs import straighten
+from server.assistant.providers.rules.statements import stated_task
 
 _I = re.IGNORECASE
 
@@ -112,7 +113,11 @@ def _parse_one(segment: str) -> list[Intent]:
         return intents
     if obliged:
         return [add(raw)]
-    return [_small_talk(raw) or Say("unknown")]
+    if said := _small_talk(raw):
+        return [said]
+    if not segment.rstrip().endswith("?") and (stated := stated_task(raw)):
+        return [stated]  # "water the plants every Monday": a task, said without "add"
+    return [Say("unknown")]
 
 
 def _small_talk(raw: str) -> Say | None:

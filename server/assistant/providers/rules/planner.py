@@ -10,10 +10,21 @@ when nothing is left to call, the outcomes are what the reply is made of.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Final, Literal
 
+from server.assistant.providers.base import TurnContext
 from server.assistant.providers.rules.intents import Act, Add, Answer, Intent, ListTasks, Say, Undo
-from server.assistant.providers.rules.outcomes import Changed, Failed, Listed, Outcome, Unchanged, Unresolved
+from server.assistant.providers.rules.outcomes import (
+    AskWhen,
+    Changed,
+    Failed,
+    Listed,
+    NeedsDue,
+    Outcome,
+    Unchanged,
+    Unresolved,
+)
 from server.assistant.providers.rules.parser import parse
 from server.assistant.providers.rules.refs import (
     ById,
@@ -29,7 +40,9 @@ from server.assistant.providers.rules.refs import (
     task_views,
     words,
 )
+from server.assistant.providers.rules.schedule import Missing, needs_due, tool_arguments
 from server.assistant.providers.rules.transcript import Mention, Record, Transcript, mentioned
+from server.assistant.providers.rules.when import Ambiguous, iso, restate, window
 
 ACTION_TOOLS = {"complete": "complete_task", "reopen": "update_task", "delete": "delete_task", "update": "update_task"}
 CHANGING_TOOLS = frozenset({"add_task", "complete_task", "delete_task", "update_task"})
@@ -43,25 +56,46 @@ class Step:
     outcomes: tuple[Outcome, ...] = ()
 
 
-def plan(transcript: Transcript, tools: frozenset[str]) -> Step:
+def plan(transcript: Transcript, tools: frozenset[str], context: TurnContext) -> Step:
     if not transcript.turns:
         return Step(outcomes=(Say("greeting"),))
     index = len(transcript.turns) - 1
     turn = transcript.turns[index]
     intents = _intents(transcript, index)
-    if len(intents) == 1 and (isinstance(intents[0], Answer) or intents[0] == Say("unknown")):
-        intents = _answer(intents[0], turn.text, _open_question(transcript, tools))
-    return walk(intents, turn.records, transcript.mention_before(index), tools)
+    if len(intents) == 1 and (isinstance(intents[0], Answer) or intents[0] == Say("unknown") or _stated(intents[0])):
+        said = intents[0]
+        asked = _open_question(transcript, tools, context)
+        if isinstance(asked, AskWhen):
+            intents = _answer_when(said, turn.text, transcript.turns[index - 1].text, asked)
+        else:
+            intents = _answer(said, turn.text, asked)
+        if _stated(said) and intents == [Say("unknown")]:
+            intents = [said]  # it answers nothing: the task it states
+    return walk(intents, turn.records, transcript.mention_before(index), tools, context)
 
 
-def _open_question(transcript: Transcript, tools: frozenset[str]) -> Unresolved | None:
-    """The "which one?" the previous turn ended with, if it did."""
+def _stated(intent: Intent) -> bool:
+    """A task said without a command word: it may also be the answer to the question just asked."""
+    return isinstance(intent, Add) and intent.stated
+
+
+def _open_question(transcript: Transcript, tools: frozenset[str], context: TurnContext) -> Unresolved | AskWhen | None:
+    """The question the previous turn ended with, if it did: "which one?", or "07:00 or 19:00?"."""
     if len(transcript.turns) < 2:
         return None
     index = len(transcript.turns) - 2
     previous = transcript.turns[index]
-    step = walk(_intents(transcript, index), previous.records, transcript.mention_before(index), tools)
-    return next((o for o in step.outcomes if isinstance(o, Unresolved) and o.asks), None)
+    step = walk(_intents(transcript, index), previous.records, transcript.mention_before(index), tools, context)
+    if any(r.call.name in CHANGING_TOOLS for r in previous.records):
+        # Said again, the message would repeat what it did: only a "which one?" can be answered then.
+        return next((o for o in step.outcomes if isinstance(o, Unresolved) and o.asks), None)
+    return next((o for o in step.outcomes if (isinstance(o, Unresolved) and o.asks) or isinstance(o, AskWhen)), None)
+
+
+def _answer_when(intent: Intent, text: str, asking: str, asked: AskWhen) -> list[Intent]:
+    """ "pm", "19:00", "next Friday" after "07:00 or 19:00?": the asking message again, with the answer in."""
+    restated = restate(asking, asked.ambiguous.phrase, text)
+    return [intent] if restated is None else parse(restated)
 
 
 def _intents(transcript: Transcript, index: int) -> list[Intent]:
@@ -141,7 +175,10 @@ class _Diverged(Exception):
 class _Replay:
     """Hands out the results of calls already made this turn, and collects the ones still to make."""
 
-    def __init__(self, records: tuple[Record, ...], mention: Mention, tools: frozenset[str]) -> None:
+    def __init__(
+        self, records: tuple[Record, ...], mention: Mention, tools: frozenset[str], context: TurnContext
+    ) -> None:
+        self.context = context
         self.records = records
         self.cursor = 0
         self.mention = mention
@@ -167,7 +204,7 @@ class _Replay:
     def _learn(self, record: Record) -> None:
         self.mention = mentioned(record, self.mention)
         result, name = record.result, record.call.name
-        if name == "list_tasks" and record.call.arguments.get("status", "all") == "all":
+        if name == "list_tasks" and record.call.arguments == CATALOG:
             views = task_views(result)
             if views is not None:
                 self.catalog = {t.id: t for t in views}
@@ -183,12 +220,15 @@ class _Replay:
             completed = name == "complete_task" or (old is not None and old.completed)
             if name == "update_task" and isinstance(record.call.arguments.get("completed"), bool):
                 completed = record.call.arguments["completed"]
-            self.catalog[task_id] = TaskView(task_id, title, completed, old.description if old else None)
+            due_at = record.call.arguments.get("due_at", old.due_at if old else None)
+            self.catalog[task_id] = TaskView(
+                task_id, title, completed, old.description if old else None, due_at if isinstance(due_at, str) else None
+            )
 
     def tasks(self) -> list[TaskView] | Failed:
         """Every task, listing them first if this turn has not."""
         if self.catalog is None:
-            result = self.call("list_tasks", {"status": "all"})
+            result = self.call("list_tasks", dict(CATALOG))
             if result is QUEUED:
                 raise _Blocked
             if self.catalog is None:
@@ -205,8 +245,10 @@ class _Replay:
         return self.mention
 
 
-def walk(intents: list[Intent], records: tuple[Record, ...], mention: Mention, tools: frozenset[str]) -> Step:
-    replay = _Replay(records, mention, tools)
+def walk(
+    intents: list[Intent], records: tuple[Record, ...], mention: Mention, tools: frozenset[str], context: TurnContext
+) -> Step:
+    replay = _Replay(records, mention, tools, context)
     outcomes: list[Outcome] = []
     try:
         for intent in intents:
@@ -233,12 +275,16 @@ def _run(intent: Intent, replay: _Replay) -> Outcome | None:
     if isinstance(intent, Undo):
         return Say("cant_undo")  # `_intents` works "undo" out; this is only a safety net
     if isinstance(intent, ListTasks):
-        return _outcome("list_tasks", {"status": intent.status}, replay)
+        listed = _outcome("list_tasks", _listing(intent, replay.context), replay)
+        return replace(listed, query=intent) if isinstance(listed, Listed) and intent.filtered else listed
     if isinstance(intent, Add):
-        fields = {"title": intent.title}
+        scheduled = tool_arguments(intent.details, replay.context)
+        if not isinstance(scheduled, dict):
+            return _unscheduled(scheduled, None)
+        fields: dict[str, Any] = {"title": intent.title}
         if intent.description:
             fields["description"] = intent.description
-        return _outcome("add_task", fields, replay)
+        return _outcome("add_task", fields | scheduled, replay)
     target = _target(intent, replay)
     if not isinstance(target, int):
         return target
@@ -249,7 +295,56 @@ def _run(intent: Intent, replay: _Replay) -> Outcome | None:
         arguments["description"] = intent.description
     if intent.action == "reopen":
         arguments["completed"] = False
+    if intent.details:
+        changes = _scheduled(intent, target, replay)
+        if not isinstance(changes, dict):
+            return changes
+        arguments |= changes
     return _outcome(ACTION_TOOLS[intent.action], arguments, replay)
+
+
+def _scheduled(act: Act, task_id: int, replay: _Replay) -> dict[str, Any] | Outcome:
+    """An update's priority, tags, times and rule as arguments; the task's due time is looked up when they need it."""
+    due_at = None
+    if needs_due(act.details):
+        tasks = replay.tasks()
+        if isinstance(tasks, Failed):
+            return tasks
+        task = next((t for t in tasks if t.id == task_id), None)
+        due_at = datetime.fromisoformat(task.due_at) if task is not None and task.due_at else None
+    scheduled = tool_arguments(act.details, replay.context, update=True, due_at=due_at)
+    return scheduled if isinstance(scheduled, dict) else _unscheduled(scheduled, task_id)
+
+
+CATALOG: Final[dict[str, Any]] = {"status": "all"}
+"""The listing that shows every task: the one title words are looked up in."""
+
+
+def _unscheduled(problem: Ambiguous | Missing, task_id: int | None) -> Outcome:
+    if isinstance(problem, Ambiguous):
+        return AskWhen(problem)
+    if problem.what == "due":
+        return NeedsDue(task_id)
+    return Say("bad_time")
+
+
+def _listing(query: ListTasks, context: TurnContext) -> dict[str, Any]:
+    """A listing's arguments: the status, and only the filters the user asked for."""
+    args: dict[str, Any] = {"status": query.status}
+    if query.priority:
+        args["priority"] = query.priority
+    if query.tag:
+        args["tag"] = query.tag
+    if query.query:
+        args["query"] = query.query
+    if query.overdue:
+        args["overdue"] = True
+    if query.window:
+        start, end = window(query.window, context)
+        args["due_after"], args["due_before"] = iso(start), iso(end)
+    if query.sort:
+        args["sort"] = query.sort
+    return args
 
 
 def _target(act: Act, replay: _Replay) -> int | Outcome:
@@ -297,7 +392,8 @@ def interpret(name: str, arguments: dict[str, Any], result: Any) -> Outcome:
             return _failure(name, arguments, result)
         return Listed(status, tuple(views))
     if isinstance(result, dict) and isinstance(result.get("task_id"), int) and isinstance(result.get("title"), str):
-        return Changed(name, result, tuple(k for k in ("title", "description", "completed") if k in arguments))
+        fields = tuple(k for k in ("title", "description", "completed") if k in arguments)
+        return Changed(name, result, fields, arguments)
     return _failure(name, arguments, result)
 
 

@@ -49,6 +49,11 @@ class TaskView:
     title: str
     completed: bool
     description: str | None = None
+    due_at: str | None = None
+    """ISO 8601 with the user's offset, as list_tasks gives it."""
+    priority: str = "normal"
+    tags: tuple[str, ...] = ()
+    recurrence: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,13 +181,18 @@ def task_views(result: Any) -> list[TaskView] | None:
     views = []
     for item in result:
         if isinstance(item, dict) and isinstance(item.get("id"), int) and isinstance(item.get("title"), str):
-            description = item.get("description")
+            description, due_at, tags = item.get("description"), item.get("due_at"), item.get("tags")
+            recurrence, priority = item.get("recurrence"), item.get("priority")
             views.append(
                 TaskView(
                     id=item["id"],
                     title=item["title"],
                     completed=bool(item.get("completed")),
                     description=description if isinstance(description, str) else None,
+                    due_at=due_at if isinstance(due_at, str) else None,
+                    priority=priority if isinstance(priority, str) else "normal",
+                    tags=tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else (),
+                    recurrence=recurrence if isinstance(recurrence, str) else None,
                 )
             )
     return views

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
-from server.assistant.providers.rules.intents import Say, Topic
-from server.assistant.providers.rules.outcomes import Changed, Failed, Listed, Outcome, Unchanged, Unresolved
+from server.assistant.providers.base import TurnContext
+from server.assistant.providers.rules.intents import ListTasks, Say, Topic
+from server.assistant.providers.rules.outcomes import (
+    AskWhen,
+    Changed,
+    Failed,
+    Listed,
+    NeedsDue,
+    Outcome,
+    Unchanged,
+    Unresolved,
+)
 from server.assistant.providers.rules.refs import TaskView
+from server.assistant.providers.rules.when import say
 
 WORDS_PER_CHUNK = 3
 LIST_LIMIT = 50
@@ -22,6 +34,9 @@ HELP = (
     '- "Reopen task 3", "mark it as not done"\n'
     '- "Delete the meeting task", "drop #4"\n'
     '- "Rename task 1 to Call mom tonight", "update the description of task 2 to bring passport"\n'
+    '- "Call the dentist tomorrow at 9 #health, high priority", "water the plants every Monday"\n'
+    '- "Remind me to pay rent on the 1st", "remind me 30 minutes before", "snooze it for 10 minutes"\n'
+    '- "What\'s due this week?", "anything overdue?", "tasks tagged work", "find tasks about the report"\n'
     'Name a task by its number ("task 3", "#3"), by words from its title, or say "it" for the one we just '
     "talked about."
 )
@@ -44,6 +59,8 @@ _SAID: dict[Topic, str] = {
     "bulk": "I can only do that one task at a time: tell me which one, by number or by name.",
     "cant_undo": "I can only undo marking tasks done, when that was the last change. Renames and deletions stay; "
     "you can add a deleted task again.",
+    "bad_time": 'I couldn\'t tell when that is, so I changed nothing. Try "tomorrow at 5pm", "next Friday" or '
+    '"on the 3rd".',
     "too_long": "That's too long for me: titles can be up to 200 characters and descriptions up to 1000.",
 }
 
@@ -51,8 +68,9 @@ _VERBS = {"complete": "mark as done", "reopen": "reopen", "delete": "delete", "u
 _VERBS_IT = {"complete": "mark it as done", "reopen": "reopen it", "delete": "delete it", "update": "change it"}
 
 
-def compose(outcomes: tuple[Outcome, ...]) -> str:
-    return "\n".join(_render(o) for o in outcomes) or _SAID["unknown"]
+def compose(outcomes: tuple[Outcome, ...], context: TurnContext) -> str:
+    """The reply: one sentence (or listing) per outcome; times in the user's zone."""
+    return "\n".join(_render(o, context) for o in outcomes) or _SAID["unknown"]
 
 
 def chunks(text: str, size: int = WORDS_PER_CHUNK) -> Iterator[str]:
@@ -62,9 +80,66 @@ def chunks(text: str, size: int = WORDS_PER_CHUNK) -> Iterator[str]:
         yield "".join(pieces[start : start + size])
 
 
-def _render(outcome: Outcome) -> str:
+def _render(outcome: Outcome, context: TurnContext) -> str:
+    if isinstance(outcome, Changed):
+        return _changed(outcome, context)
+    if isinstance(outcome, Listed):
+        return _listed(outcome, context)
+    if isinstance(outcome, AskWhen):
+        return _ask_when(outcome, context)
     render: Callable[[Any], str] = _RENDERERS[type(outcome)]
     return render(outcome)
+
+
+_DAY_NAMES = {"MO": "Monday", "TU": "Tuesday", "WE": "Wednesday", "TH": "Thursday", "FR": "Friday"}
+_DAY_NAMES |= {"SA": "Saturday", "SU": "Sunday"}
+_UNIT_NAMES = {"DAILY": "day", "WEEKLY": "week", "MONTHLY": "month", "YEARLY": "year"}
+
+
+def repeats(rule: str) -> str:
+    """An RRULE in words: "every Monday", "every 2 weeks", "on day 1 of every month"."""
+    parts = dict(p.split("=", 1) for p in rule.split(";") if "=" in p)
+    unit, interval = _UNIT_NAMES.get(parts.get("FREQ", ""), "time"), int(parts.get("INTERVAL", "1"))
+    every = f"every {interval} {unit}s" if interval > 1 else f"every {unit}"
+    if days := parts.get("BYDAY"):
+        if days == "MO,TU,WE,TH,FR" and interval == 1:
+            return "every weekday"
+        names = [_DAY_NAMES.get(d, d) for d in days.split(",")]
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        return f"every {listed}" if interval == 1 else f"{every} on {listed}"
+    if (day := parts.get("BYMONTHDAY")) is not None:
+        return f"on the last day of {every}" if day == "-1" else f"on day {day} of {every}"
+    return every
+
+
+def _when(value: Any, context: TurnContext) -> str:
+    try:
+        return say(datetime.fromisoformat(str(value)), context)
+    except ValueError:
+        return str(value)
+
+
+def _schedule(arguments: dict[str, Any], context: TurnContext) -> list[str]:
+    """What the call set besides the title, in words: "due Fri 4 Dec, 17:00", "high priority", "#work"."""
+    said = []
+    if arguments.get("due_at"):
+        said.append(f"due {_when(arguments['due_at'], context)}")
+    elif "due_at" in arguments:
+        said.append("no due time")
+    if arguments.get("recurrence"):
+        said.append(f"repeating {repeats(arguments['recurrence'])}")
+    elif "recurrence" in arguments:
+        said.append("not repeating")
+    if arguments.get("remind_at"):
+        said.append(f"with a reminder {_when(arguments['remind_at'], context)}")
+    if arguments.get("priority"):
+        said.append(f"{arguments['priority']} priority")
+    tags = arguments.get("tags") or arguments.get("add_tags")
+    if tags:
+        said.append("tagged " + " ".join(f"#{t}" for t in tags))
+    if arguments.get("remove_tags"):
+        said.append("without " + " ".join(f"#{t}" for t in arguments["remove_tags"]))
+    return said
 
 
 def _said(say: Say) -> str:
@@ -74,10 +149,20 @@ def _said(say: Say) -> str:
     return _SAID.get(say.topic, _SAID["unknown"])
 
 
-def _changed(changed: Changed) -> str:
+def _changed(changed: Changed, context: TurnContext) -> str:
     title, task_id = changed.result["title"], changed.result["task_id"]
+    schedule = _schedule(changed.arguments, context)
     if changed.tool == "add_task":
+        if schedule:
+            return f'Added "{title}" to your list (task {task_id}): {", ".join(schedule)}.'
         return f'Added "{title}" to your list (task {task_id}).'
+    if changed.tool == "update_task" and "snooze_minutes" in changed.arguments:
+        minutes = changed.arguments["snooze_minutes"]
+        return f'OK, I\'ll remind you about "{title}" (task {task_id}) again in {minutes} minutes.'
+    if changed.tool == "update_task" and changed.arguments.get("dismiss_reminder"):
+        return f'OK, no more reminder for "{title}" (task {task_id}).'
+    if changed.tool == "update_task" and schedule and not changed.fields:
+        return f'Updated "{title}" (task {task_id}): {", ".join(schedule)}.'
     if changed.tool == "complete_task":
         return f'Nice work! Marked "{title}" (task {task_id}) as done.'
     if changed.tool == "delete_task":
@@ -91,7 +176,9 @@ def _changed(changed: Changed) -> str:
     return f'Renamed task {task_id} to "{title}".'
 
 
-def _listed(listed: Listed) -> str:
+def _listed(listed: Listed, context: TurnContext) -> str:
+    if listed.query is not None:
+        return _filtered(listed, listed.query, context)
     if not listed.tasks:
         return {
             "all": 'You have no tasks yet. Try "add buy milk".',
@@ -105,17 +192,70 @@ def _listed(listed: Listed) -> str:
         "pending": f"You have {count} pending {noun}:",
         "completed": f"You've completed {count} {noun}:",
     }[listed.status]
-    lines = [_line(t, show_done=listed.status == "all") for t in listed.tasks[:LIST_LIMIT]]
-    if count > LIST_LIMIT:
-        lines.append(f"...and {count - LIST_LIMIT} more.")
-    return "\n".join([header, *lines])
+    return "\n".join([header, *_lines(listed, context)])
 
 
-def _line(task: TaskView, *, show_done: bool) -> str:
+def _lines(listed: Listed, context: TurnContext) -> list[str]:
+    lines = [_line(t, show_done=listed.status == "all", context=context) for t in listed.tasks[:LIST_LIMIT]]
+    if len(listed.tasks) > LIST_LIMIT:
+        lines.append(f"...and {len(listed.tasks) - LIST_LIMIT} more.")
+    return lines
+
+
+def _filtered(listed: Listed, query: ListTasks, context: TurnContext) -> str:
+    """ "2 pending high priority tasks tagged #work, due this week:" and the tasks, soonest first if asked."""
+    count = len(listed.tasks)
+    words = [{"all": "", "pending": "pending", "completed": "completed"}[query.status]]
+    if query.overdue:
+        words = ["overdue"]
+    if query.priority:
+        words.append(f"{query.priority} priority")
+    words.append("task" if count == 1 else "tasks")
+    if query.tag:
+        words.append(f"tagged #{query.tag}")
+    if query.query:
+        words.append(f'matching "{query.query}"')
+    if query.window:
+        words.append(f"due {query.window}")
+    what = " ".join(w for w in words if w)
+    if not listed.tasks:
+        return f"You have no {what}."
+    order = {"due": ", soonest first", "priority": ", most important first", "title": ", by title"}.get(
+        query.sort or "", ""
+    )
+    return "\n".join([f"You have {count} {what}{order}:", *_lines(listed, context)])
+
+
+def _line(task: TaskView, *, show_done: bool, context: TurnContext | None = None) -> str:
     line = f"- #{task.id} {task.title}"
     if task.description:
         line += f" ({task.description})"
+    extras = []
+    if task.due_at and context is not None:
+        extras.append(f"due {_when(task.due_at, context)}")
+    if task.recurrence:
+        extras.append(repeats(task.recurrence))
+    if task.priority != "normal":
+        extras.append(f"{task.priority} priority")
+    extras.extend(f"#{t}" for t in task.tags)
+    if extras:
+        line += f" [{', '.join(extras)}]"
     return line + (" [done]" if show_done and task.completed else "")
+
+
+def _ask_when(asked: AskWhen, context: TurnContext) -> str:
+    first, second = (say(o, context) for o in asked.ambiguous.options[:2])
+    same_day = first.split(",")[0] == second.split(",")[0]
+    hint = '"am" or "pm" (or a time like 19:00)' if same_day else '"today" or "next week"'
+    return f'When do you mean by "{asked.ambiguous.phrase}": {first} or {second}? Say {hint}; nothing is changed yet.'
+
+
+def _needs_due(needs: NeedsDue) -> str:
+    which = f"Task {needs.task_id}" if needs.task_id is not None else "That task"
+    return (
+        f"{which} has no due time, so I can't remind you before it. Say when it is due "
+        '("move it to tomorrow at 5pm"), or when to remind you ("remind me about it tomorrow at 9").'
+    )
 
 
 def _failed(failed: Failed) -> str:
@@ -160,8 +300,7 @@ def _unchanged(unchanged: Unchanged) -> str:
 
 _RENDERERS: dict[type, Callable[[Any], str]] = {
     Say: _said,
-    Changed: _changed,
-    Listed: _listed,
+    NeedsDue: _needs_due,
     Failed: _failed,
     Unresolved: _unresolved,
     Unchanged: _unchanged,
