@@ -1,5 +1,6 @@
 """Two real server processes sharing PostgreSQL and Redis: fan-out, cancel, idempotency, shutdown and session ends
-across workers."""
+across workers. The tests on `workers` run twice: over a single Redis, and over a real Redis Cluster (sharded
+pub/sub, `REDIS_CLUSTER=true`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tests.support import services, users
 from tests.support.live import ServerProcess, free_port
 from tests.support.private_services import PrivateRedis
+from tests.support.redis_cluster import RedisCluster
 from tests.support.settings import server_env
 from tests.support.timing import SCALE, TIMEOUT
 from tests.support.wsclient import WSClient, seqs
@@ -28,12 +30,23 @@ def cluster_env(database_url: str, redis_url: str, prefix: str, **extra: object)
     return server_env(database_url=database_url, redis_url=redis_url, redis_prefix=prefix, **values)
 
 
+@pytest.fixture(scope="module", params=["redis", "redis-cluster"])
+def broker_env(request: pytest.FixtureRequest) -> dict[str, object]:
+    """The workers' Redis settings: one Redis, or a node of the session's Redis Cluster."""
+    if request.param == "redis-cluster":
+        cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+        return {"redis_url": cluster.url, "redis_cluster": True, "prefix": "sharded"}
+    return {"redis_url": request.getfixturevalue("redis_url"), "prefix": "cluster"}
+
+
 @pytest.fixture(scope="module")
 async def workers(
-    postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+    postgres_url: str, broker_env: dict[str, object], tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[tuple[ServerProcess, ServerProcess]]:
     logs = tmp_path_factory.mktemp("cluster")
-    env = cluster_env(postgres_url, redis_url, f"todochat-test-{services.RUN_ID}-cluster")
+    extra = {key: value for key, value in broker_env.items() if key not in ("redis_url", "prefix")}
+    prefix = f"todochat-test-{services.RUN_ID}-{broker_env['prefix']}"
+    env = cluster_env(postgres_url, str(broker_env["redis_url"]), prefix, **extra)
     first = ServerProcess(port=free_port(), env=env, log_path=logs / "a.log")
     second = ServerProcess(port=free_port(), env=env, log_path=logs / "b.log")
     await first.start()  # migrates; then the second finds the schema in place
@@ -84,6 +97,41 @@ async def test_cancel_travels_to_the_worker_running_the_turn(workers: tuple[Serv
     assert end_a == end_b and end_a["status"] == "cancelled"
     reply = next(f for f in a.log if f["type"] == "message" and f["message"]["role"] == "assistant")
     assert len(reply["message"]["content"]) < len("Echo: " + LONG)
+
+
+async def test_one_turn_per_conversation_across_workers(workers: tuple[ServerProcess, ServerProcess]) -> None:
+    a_server, b_server = workers
+    _, token = await signup(a_server.base_url)
+    async with await WSClient.open(a_server.ws_url, token) as a, await WSClient.open(b_server.ws_url, token) as b:
+        await a.chat(LONG)
+        ack = await a.receive("ack")
+        await b.receive("delta", turn_id=ack["turn_id"])  # running on worker 1, streaming to worker 2
+        await b.chat("me too", conversation_id=ack["conversation_id"], client_msg_id="second")
+        busy = await b.receive("error")
+        assert busy["code"] == "busy" and busy["ref"] == "second"
+        await b.receive("turn.end", turn_id=ack["turn_id"])
+    starts = [f for f in b.log if f["type"] == "turn.start"]
+    assert [s["turn_id"] for s in starts] == [ack["turn_id"]]
+
+
+async def test_a_socket_on_the_other_worker_resumes_where_it_left_off(
+    workers: tuple[ServerProcess, ServerProcess],
+) -> None:
+    a_server, b_server = workers
+    _, token = await signup(a_server.base_url)
+    async with await WSClient.open(a_server.ws_url, token) as a:
+        await a.chat("first")
+        first = await a.receive("ack")
+        await a.receive("turn.end")
+        await a.chat("second", conversation_id=first["conversation_id"])
+        await a.receive("turn.end")
+    after = first["seq"]
+    async with await WSClient.open(b_server.ws_url, token) as b:
+        await b.send({"type": "resume", "after_seq": after})
+        frames = await b.until("turn.end", timeout=TIMEOUT)
+        if frames[-1]["seq"] < 8:  # the first turn's end came first: the second one follows
+            frames += await b.until("turn.end")
+    assert seqs(frames) == list(range(after + 1, 9))  # everything after `after`, once, in order
 
 
 async def test_same_client_msg_id_on_two_workers_is_one_message(workers: tuple[ServerProcess, ServerProcess]) -> None:
