@@ -19,6 +19,7 @@ from server.auth.sessions import SESSION_ENDED, Issued, device_label
 from server.db import sessions as session_rows, users
 from server.db.models import SESSION_ID_MAX, User, utcnow
 from server.errors import AuthError, ForbiddenError, InvalidInputError, NotFoundError, RateLimitedError
+from server.fields import NoNul
 from server.runtime import Runtime
 from server.schemas import (
     AuthResponse,
@@ -186,7 +187,7 @@ async def end_session(
     claims: CurrentUser,
     request: Request,
     runtime: RuntimeDep,
-    session_id: Annotated[str, Path(min_length=1, max_length=SESSION_ID_MAX)],
+    session_id: Annotated[str, Path(min_length=1, max_length=SESSION_ID_MAX), NoNul],
 ) -> None:
     """End one of the user's sessions (this one too, if named)."""
     if not await runtime.sessions.end(claims.user_id, [session_id]):
