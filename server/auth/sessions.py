@@ -190,8 +190,8 @@ class Sessions:
             started = await queries.started_at(session, claims.session_id)
             if started is None:
                 raise AuthError(SESSION_ENDED)
-            expired = now >= self.tokens.session_ends_at(started)
-            if not expired:
+            pair: TokenPair | None = None
+            if now < self.tokens.session_ends_at(started):
                 pair = self.tokens.issue_pair(claims.user_id, claims.session_id, now=now, started=started)
                 rotation = await queries.rotate(
                     session,
@@ -200,7 +200,7 @@ class Sessions:
                     new_hash=pair.refresh_hash,
                     now=now,
                 )
-        if expired:
+        if pair is None:  # past its absolute lifetime: ended, not refreshed
             self.audit.record("session.expired", client=client, user_id=claims.user_id, session_id=claims.session_id)
             await self.end(claims.user_id, [claims.session_id])
             raise AuthError(SESSION_EXPIRED)
