@@ -22,6 +22,7 @@ import uvloop
 from bench import deploy, machine, results
 from bench.micro import _time
 from bench.stats import table
+from server.auth.audit import AuditLog
 from server.auth.sessions import SessionCache, Sessions
 from server.auth.tokens import TokenCodec
 from server.db import migrate
@@ -51,7 +52,8 @@ async def _measure_backend(database_url: str, count: int, label: str) -> dict[st
             access_minutes=15,
         )
         cache = SessionCache(ttl=settings.session_cache_seconds, size=settings.session_cache_size)
-        sessions = Sessions(db=db, reads=reads, hub=hub, tokens=codec, cache=cache, leeway=10)
+        audit = AuditLog(secret=settings.resolve_jwt_secret())
+        sessions = Sessions(db=db, reads=reads, hub=hub, tokens=codec, cache=cache, leeway=10, audit=audit)
         async with db() as session, session.begin():
             user = await create_user(session, email=f"bench-{secrets.token_hex(4)}@example.com", password_hash="unused")  # noqa: S106
             assert user.id is not None

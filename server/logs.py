@@ -9,7 +9,11 @@ token is checked) per HTTP request, `connection_id` and `user_id` per socket, `t
 into the tasks started inside, so nothing is passed around by hand.
 
 What is never logged: tokens, passwords, message text or other user input. Tracebacks are
-rendered without local variables (which would hold them).
+rendered without local variables (which would hold them). Database errors can quote the values
+of a statement even when its parameters are hidden: PostgreSQL's `DETAIL` ("Key (email)=(...)
+already exists", "Failing row contains (...)") and the value in "invalid input syntax for type
+integer: "..."", and asyncpg's "invalid input for query argument $1: '...'". Those are replaced
+in every message and traceback (`hide_sql_values`), whichever driver or layer raised them.
 
 An outage makes the same failure happen many times a second (every socket, every heartbeat):
 `throttled()` logs the first at once, then one summary with the count every SUMMARY_EVERY
@@ -20,11 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import io
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import orjson
 import structlog
@@ -50,6 +56,43 @@ def _drop_color_message(_logger: WrappedLogger, _method: str, event_dict: EventD
 
 
 _FIRST = ("timestamp", "level", "logger", "message")
+
+HIDDEN = "(value hidden)"
+#: Where database errors quote values (PostgreSQL's messages and DETAIL, asyncpg's argument errors).
+_SQL_VALUES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^(\s*DETAIL:\s+).*$", re.MULTILINE), rf"\g<1>{HIDDEN}"),
+    (re.compile(r"(invalid input for query argument \$\d+): .*?( \([^()\n]*\))?$", re.MULTILINE), rf"\1: {HIDDEN}\2"),
+    (re.compile(r"(invalid input (?:syntax|value) for [^:\n]+): .*?(['\")]*)$", re.MULTILINE), rf"\1: {HIDDEN}\2"),
+    (re.compile(r'value "[^"\n]*" is out of range'), f"value {HIDDEN} is out of range"),
+    (re.compile(r'(field value out of range): "[^"\n]*"'), rf"\1: {HIDDEN}"),
+)
+
+
+#: Words every one of those patterns contains: most lines hold none, and skip the regexes.
+_SQL_VALUE_HINTS = ("DETAIL", "invalid input", "out of range")
+
+
+def hide_sql_values(text: str) -> str:
+    """`text` without the values a database error may quote (the statement's parameters, a row)."""
+    if not any(hint in text for hint in _SQL_VALUE_HINTS):
+        return text
+    for pattern, replacement in _SQL_VALUES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _hide_sql_values(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    for key in ("event", "exception"):
+        value = event_dict.get(key)
+        if isinstance(value, str):
+            event_dict[key] = hide_sql_values(value)
+    return event_dict
+
+
+def _plain_traceback_without_values(sio: TextIO, exc_info: Any) -> None:
+    buffer = io.StringIO()
+    structlog.dev.plain_traceback(buffer, exc_info)
+    sio.write(hide_sql_values(buffer.getvalue()))
 
 
 def _leading_keys(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
@@ -78,6 +121,7 @@ def make_formatter(fmt: LogFormat = "json") -> ProcessorFormatter:
         final = [
             ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,  # a plain traceback string: no local variables
+            _hide_sql_values,
             structlog.processors.EventRenamer("message"),
             _leading_keys,
             structlog.processors.JSONRenderer(serializer=_json),
@@ -85,10 +129,11 @@ def make_formatter(fmt: LogFormat = "json") -> ProcessorFormatter:
     else:
         final = [
             ProcessorFormatter.remove_processors_meta,
+            _hide_sql_values,
             structlog.dev.ConsoleRenderer(
                 colors=sys.stderr.isatty(),
                 # Its default (rich) prints every frame's local variables: tokens, passwords, messages.
-                exception_formatter=structlog.dev.plain_traceback,
+                exception_formatter=_plain_traceback_without_values,
             ),
         ]
     return ProcessorFormatter(foreign_pre_chain=shared, processors=final)

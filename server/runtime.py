@@ -18,6 +18,7 @@ from server import metrics, scrape
 from server.abuse import Limits as AbuseLimits, create_limits
 from server.assistant.factory import create_agent
 from server.assistant.tools import run_tool
+from server.auth.audit import AuditLog
 from server.auth.passwords import PasswordHasher
 from server.auth.sessions import SessionCache, Sessions
 from server.auth.tokens import TokenCodec
@@ -69,6 +70,8 @@ class Runtime:
     socket_limits: Limits
     limits: AbuseLimits
     """Every abuse limit (login, signup, chat turns, tool calls), shared across workers through Redis."""
+    audit: AuditLog
+    """Security events (logins, refusals, password changes, logouts) as structured log lines."""
     sessions: Sessions
     """The token check every surface runs, refresh, and ending sessions on every worker."""
     sampler: metrics.Sampler
@@ -184,12 +187,15 @@ async def open_runtime(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> As
         await hub.start()
         stack.push_async_callback(hub.stop)
 
+        secret = settings.resolve_jwt_secret()
+        audit = AuditLog(secret=secret)
         tokens = TokenCodec(
-            secret=settings.resolve_jwt_secret(),
+            secret=secret,
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             access_minutes=settings.access_token_minutes,
             refresh_days=settings.refresh_token_days,
+            session_max_days=settings.session_max_days,
         )
         sessions = Sessions(
             db=db,
@@ -198,6 +204,7 @@ async def open_runtime(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> As
             tokens=tokens,
             cache=SessionCache(ttl=settings.session_cache_seconds, size=settings.session_cache_size),
             leeway=settings.refresh_leeway_seconds,
+            audit=audit,
         )
         upkeep = asyncio.create_task(sessions.maintain_forever(), name="session-upkeep")
         stack.push_async_callback(_flush_quietly, sessions)
@@ -284,6 +291,7 @@ async def open_runtime(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> As
             tokens=tokens,
             socket_limits=socket_limits(settings),
             limits=limits,
+            audit=audit,
             sessions=sessions,
             sampler=sampler,
             clock=clock,

@@ -44,7 +44,11 @@ class Settings(BaseSettings):
     access_token_minutes: int = Field(15, ge=1, le=24 * 60)
     """Lifetime of an access token; clients refresh before it runs out."""
     refresh_token_days: float = Field(30.0, gt=0, le=365)
-    """Lifetime of a refresh token; each refresh issues a new one, so a session used this often never ends."""
+    """Lifetime of a refresh token; each refresh issues a new one, so a session used this often lives on
+    until SESSION_MAX_DAYS."""
+    session_max_days: float = Field(30.0, gt=0, le=3650)
+    """A session's absolute lifetime, from its login: past it, refresh answers 401 and its access tokens
+    have stopped; the user logs in again, however often the session was used."""
     refresh_leeway_seconds: float = Field(10.0, ge=0, le=300)
     """A refresh token presented again this soon after it was rotated (two tabs racing) is refused
     without ending the session; later, its reuse ends the session."""

@@ -118,6 +118,7 @@ export function parseChoices(text) {
 const ENDED_BECAUSE = {
   "session ended": "",
   "refresh token expired": "it was not used for too long",
+  "session expired, log in again": "it reached its maximum age",
   "refresh token already used": "it was renewed elsewhere",
   "could not validate credentials": "it is not valid here",
 };

@@ -15,10 +15,11 @@ from fastapi import APIRouter, Path, Request, Response, status
 from server.api.deps import CurrentUser, RuntimeDep, SessionDep
 from server.api.openapi import error_responses
 from server.auth.policy import WeakPasswordError, validate_new_password
-from server.auth.sessions import Issued, device_label
+from server.auth.sessions import SESSION_ENDED, Issued, device_label
 from server.db import sessions as session_rows, users
 from server.db.models import SESSION_ID_MAX, User, utcnow
 from server.errors import AuthError, ForbiddenError, InvalidInputError, NotFoundError, RateLimitedError
+from server.fields import NoNul
 from server.runtime import Runtime
 from server.schemas import (
     AuthResponse,
@@ -63,13 +64,15 @@ def _issued(response: Response, email: str, issued: Issued) -> AuthResponse:
 )
 async def signup(body: Credentials, request: Request, response: Response, runtime: RuntimeDep) -> AuthResponse:
     """Create an account and its first session. 429 past RATE_LIMIT_SIGNUP_IP signups from one address."""
-    await runtime.limits.signup(client_host(request))
+    client = client_host(request)
+    await runtime.limits.signup(client)
     password_hash = await runtime.passwords.hash(body.password)
     device = device_label(body.device, request.headers.get("user-agent"))
     async with runtime.db() as session, session.begin():
         user = await users.create(session, email=body.email, password_hash=password_hash)
         assert user.id is not None
         issued = await runtime.sessions.start(session, user.id, device=device)
+    runtime.audit.record("signup", client=client, user_id=user.id, session_id=issued.session_id)
     return _issued(response, user.email, issued)
 
 
@@ -82,7 +85,11 @@ async def login(body: LoginRequest, request: Request, response: Response, runtim
     address, checked before the password is (429 with `Retry-After`; see the README).
     """
     client = client_host(request)
-    await runtime.limits.login_attempt(body.email, client)
+    try:
+        await runtime.limits.login_attempt(body.email, client)
+    except RateLimitedError:
+        runtime.audit.record("login.rate_limited", client=client, email=body.email)
+        raise
     # A short read: the connection is back in the pool before bcrypt's ~250 ms, so a burst of
     # logins cannot take every connection from everyone else (and SQLite's lock is free for the
     # write below).
@@ -90,6 +97,13 @@ async def login(body: LoginRequest, request: Request, response: Response, runtim
         user = await users.get_by_email(session, body.email)
     if not await runtime.passwords.verify(body.password, user.password_hash if user else None) or user is None:
         await runtime.limits.login_failed(body.email, client)
+        runtime.audit.record(
+            "login.failed",
+            client=client,
+            user_id=user.id if user else None,
+            email=body.email,
+            reason="wrong_password" if user else "unknown_account",
+        )
         raise AuthError("Incorrect email or password")
     assert user.id is not None
     await runtime.limits.login_succeeded(body.email, client)
@@ -104,6 +118,7 @@ async def login(body: LoginRequest, request: Request, response: Response, runtim
         if new_hash is not None:
             await users.set_password_hash(tx, user.id, new_hash)
         issued = await runtime.sessions.start(tx, user.id, device=device)
+    runtime.audit.record("login.succeeded", client=client, user_id=user.id, session_id=issued.session_id)
     return _issued(response, user.email, issued)
 
 
@@ -112,14 +127,20 @@ async def refresh(body: RefreshRequest, request: Request, response: Response, ru
     """New tokens for the session; the refresh token sent is used up.
 
     A refresh token that was already used is refused: within `REFRESH_LEEWAY_SECONDS` of its use
-    (two tabs refreshing at once) that is all; later, the whole session ends.
+    (two tabs refreshing at once) that is all; later, the whole session ends. A session older than
+    `SESSION_MAX_DAYS` is refused with `Session expired, log in again`.
     """
     client = client_host(request)
-    await runtime.limits.refresh_attempt(client)  # guessing refresh tokens costs like guessing passwords
     try:
-        issued = await runtime.sessions.refresh(body.refresh_token)
-    except AuthError:
+        await runtime.limits.refresh_attempt(client)  # guessing refresh tokens costs like guessing passwords
+    except RateLimitedError:
+        runtime.audit.record("refresh.rate_limited", client=client)
+        raise
+    try:
+        issued = await runtime.sessions.refresh(body.refresh_token, client=client)
+    except AuthError as exc:
         await runtime.limits.refresh_failed(client)
+        runtime.audit.record("refresh.failed", client=client, reason=exc.detail)
         raise
     async with runtime.reads() as session:
         user = await users.get(session, issued.user_id)
@@ -129,15 +150,17 @@ async def refresh(body: RefreshRequest, request: Request, response: Response, ru
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401))
-async def logout(claims: CurrentUser, runtime: RuntimeDep) -> None:
+async def logout(claims: CurrentUser, request: Request, runtime: RuntimeDep) -> None:
     """End this session: its tokens are refused everywhere and its sockets are closed (4401)."""
     await runtime.sessions.end(claims.user_id, [claims.session_id])
+    runtime.audit.record("logout", client=client_host(request), user_id=claims.user_id, session_id=claims.session_id)
 
 
 @router.post("/logout-all", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401))
-async def logout_all(claims: CurrentUser, runtime: RuntimeDep) -> None:
+async def logout_all(claims: CurrentUser, request: Request, runtime: RuntimeDep) -> None:
     """End every session of the user, this one included."""
-    await runtime.sessions.end_all(claims.user_id)
+    ended = await runtime.sessions.end_all(claims.user_id)
+    runtime.audit.record("logout.all", client=client_host(request), user_id=claims.user_id, sessions_ended=len(ended))
 
 
 @router.get("/sessions", response_model=SessionsPublic, responses=error_responses(401))
@@ -161,11 +184,15 @@ async def list_sessions(claims: CurrentUser, runtime: RuntimeDep) -> SessionsPub
 
 @router.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401, 404))
 async def end_session(
-    claims: CurrentUser, runtime: RuntimeDep, session_id: Annotated[str, Path(min_length=1, max_length=SESSION_ID_MAX)]
+    claims: CurrentUser,
+    request: Request,
+    runtime: RuntimeDep,
+    session_id: Annotated[str, Path(min_length=1, max_length=SESSION_ID_MAX), NoNul],
 ) -> None:
     """End one of the user's sessions (this one too, if named)."""
     if not await runtime.sessions.end(claims.user_id, [session_id]):
         raise NotFoundError("Session not found")
+    runtime.audit.record("session.ended", client=client_host(request), user_id=claims.user_id, session_id=session_id)
 
 
 @router.post("/password", response_model=AuthResponse, responses={**error_responses(401), **WRONG_PASSWORD})
@@ -184,12 +211,18 @@ async def change_password(
         raise InvalidInputError(str(exc)) from None
     new_hash = await runtime.passwords.hash(body.new_password)
     now = utcnow()
-    pair = runtime.tokens.issue_pair(claims.user_id, claims.session_id, now=now)
     async with runtime.db() as session, session.begin():
+        started = await session_rows.started_at(session, claims.session_id)
+        if started is None:
+            raise AuthError(SESSION_ENDED)
+        pair = runtime.tokens.issue_pair(claims.user_id, claims.session_id, now=now, started=started)
         await users.set_password_hash(session, claims.user_id, new_hash)
         ended = await session_rows.delete_all(session, claims.user_id, keep=claims.session_id)
         await session_rows.replace_refresh_tokens(session, claims.session_id, token_hash=pair.refresh_hash, now=now)
     await runtime.sessions.announce(claims.user_id, ended)
+    runtime.audit.record(
+        "password.changed", client=client_host(request), user_id=claims.user_id, sessions_ended=len(ended)
+    )
     return _issued(response, user.email, Issued(claims.user_id, claims.session_id, pair))
 
 
@@ -206,6 +239,7 @@ async def delete_account(
         ended = await session_rows.delete_all(session, claims.user_id)
         await users.delete(session, claims.user_id)
     await runtime.sessions.announce(claims.user_id, ended)
+    runtime.audit.record("account.deleted", client=client_host(request), user_id=claims.user_id)
 
 
 @router.get("/me", response_model=UserPublic, responses=error_responses(401))
@@ -242,8 +276,13 @@ async def _confirm_password(runtime: Runtime, request: Request, user_id: int, pa
     if user is None:
         raise AuthError("Session ended")
     client = client_host(request)
-    await runtime.limits.login_attempt(user.email, client)
+    try:
+        await runtime.limits.login_attempt(user.email, client)
+    except RateLimitedError:
+        runtime.audit.record("login.rate_limited", client=client, user_id=user_id)
+        raise
     if not await runtime.passwords.verify(password, user.password_hash):
         await runtime.limits.login_failed(user.email, client)
+        runtime.audit.record("password.confirm_failed", client=client, user_id=user_id)
         raise ForbiddenError("Incorrect password")
     return user

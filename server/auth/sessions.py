@@ -29,6 +29,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server import metrics
+from server.auth.audit import AuditLog
 from server.auth.tokens import TokenClaims, TokenCodec, TokenPair
 from server.db import sessions as queries
 from server.db.engine import Sessionmaker
@@ -44,6 +45,8 @@ ACTIVITY_EVERY = 60.0
 """Seconds between writes of `last_used_at` from request traffic: at most one UPDATE a minute per worker."""
 PRUNE_EVERY = 3600.0
 SESSION_ENDED = "Session ended"
+SESSION_EXPIRED = "Session expired, log in again"
+"""The refresh of a session past SESSION_MAX_DAYS: said apart, so the client asks for the password."""
 #: Control characters (NUL included) never reach a device label; runs of whitespace become one space.
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 _SPACES = re.compile(r"\s+")
@@ -115,7 +118,15 @@ class Issued:
 
 class Sessions:
     def __init__(
-        self, *, db: Sessionmaker, reads: Sessionmaker, hub: Hub, tokens: TokenCodec, cache: SessionCache, leeway: float
+        self,
+        *,
+        db: Sessionmaker,
+        reads: Sessionmaker,
+        hub: Hub,
+        tokens: TokenCodec,
+        cache: SessionCache,
+        leeway: float,
+        audit: AuditLog,
     ) -> None:
         self._db = db
         self._reads = reads
@@ -123,6 +134,7 @@ class Sessions:
         self.tokens = tokens
         self.cache = cache
         self.leeway = timedelta(seconds=leeway)
+        self.audit = audit
         self._last_used: dict[str, float] = {}
         """Sessions used since the last activity write, with when (Unix time)."""
         hub.on_broadcast(self._on_broadcast)
@@ -152,7 +164,9 @@ class Sessions:
     # --- starting and refreshing --------------------------------------------------------------
 
     async def start(self, session: AsyncSession, user_id: int, *, device: str) -> Issued:
-        """A new session for `user_id`, inside the caller's transaction (signup creates the user in it)."""
+        """A new session for `user_id`, inside the caller's transaction (signup creates the user in it).
+
+        Its absolute lifetime (SESSION_MAX_DAYS) runs from now."""
         session_id = secrets.token_urlsafe(24)
         now = utcnow()
         pair = self.tokens.issue_pair(user_id, session_id, now=now)
@@ -161,30 +175,46 @@ class Sessions:
         )
         return Issued(user_id, session_id, pair)
 
-    async def refresh(self, refresh_token: str) -> Issued:
+    async def refresh(self, refresh_token: str, *, client: str | None = None) -> Issued:
         """Exchange a refresh token for new tokens; the presented one is rotated and can never be used again.
 
         A rotated token presented again within the leeway (two tabs refreshing at once) is refused
         and nothing else happens. Later it means a copy is in someone else's hands: the whole
-        session ends, for the thief and the rightful user alike, who logs in again.
+        session ends, for the thief and the rightful user alike, who logs in again. A session
+        older than SESSION_MAX_DAYS ends too (`Session expired, log in again`); the new tokens
+        never outlive it. `client` is the address, for the security log.
         """
         claims = self.tokens.decode_refresh(refresh_token)
         now = utcnow()
-        pair = self.tokens.issue_pair(claims.user_id, claims.session_id, now=now)
         async with self._db() as session, session.begin():
-            rotation = await queries.rotate(
-                session, session_id=claims.session_id, old_hash=claims.token_hash, new_hash=pair.refresh_hash, now=now
-            )
+            started = await queries.started_at(session, claims.session_id)
+            if started is None:
+                raise AuthError(SESSION_ENDED)
+            pair: TokenPair | None = None
+            if now < self.tokens.session_ends_at(started):
+                pair = self.tokens.issue_pair(claims.user_id, claims.session_id, now=now, started=started)
+                rotation = await queries.rotate(
+                    session,
+                    session_id=claims.session_id,
+                    old_hash=claims.token_hash,
+                    new_hash=pair.refresh_hash,
+                    now=now,
+                )
+        if pair is None:  # past its absolute lifetime: ended, not refreshed
+            self.audit.record("session.expired", client=client, user_id=claims.user_id, session_id=claims.session_id)
+            await self.end(claims.user_id, [claims.session_id])
+            raise AuthError(SESSION_EXPIRED)
         if rotation.outcome == "rotated" and rotation.user_id == claims.user_id:
             return Issued(claims.user_id, claims.session_id, pair)
         if rotation.outcome == "reused" and rotation.rotated_at is not None:
             if now - rotation.rotated_at <= self.leeway:
                 raise AuthError("Refresh token already used")
-            logger.warning(
-                "Refresh token reuse: a token rotated at %s was presented again; ending session %s of user %s",
-                rotation.rotated_at.isoformat(timespec="seconds"),
-                claims.session_id,
-                claims.user_id,
+            self.audit.record(
+                "refresh.reused",
+                client=client,
+                user_id=claims.user_id,
+                session_id=claims.session_id,
+                rotated_at=rotation.rotated_at.isoformat(timespec="seconds"),
             )
             await self.end(claims.user_id, [claims.session_id])
         raise AuthError(SESSION_ENDED)
@@ -236,10 +266,14 @@ class Sessions:
             await queries.touch_many(session, last_used)
 
     async def prune(self) -> int:
-        """Delete sessions whose refresh tokens have all expired, and expired rotated tokens."""
-        oldest = utcnow() - self.tokens.refresh_lifetime
+        """Delete sessions whose refresh tokens have all expired or that outlived SESSION_MAX_DAYS, and
+        expired rotated tokens."""
+        now = utcnow()
+        oldest = now - self.tokens.refresh_lifetime
         async with self._db() as session, session.begin():
-            return await queries.prune(session, idle_before=oldest, rotated_before=oldest)
+            return await queries.prune(
+                session, idle_before=oldest, rotated_before=oldest, started_before=now - self.tokens.session_lifetime
+            )
 
     async def maintain_forever(self, *, every: float = ACTIVITY_EVERY, prune_every: float = PRUNE_EVERY) -> None:
         """Every worker: activity writes each `every` seconds, pruning each `prune_every`."""

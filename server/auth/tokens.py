@@ -6,6 +6,9 @@ them, and the expected `typ`: an access token is never accepted where a refresh 
 nor the other way round (RFC 8725 section 3.11, "Use explicit typing"). A refresh token's `jti` is
 a random secret; the server stores only its SHA-256 (`refresh_hash`), so a copy of the database
 does not hold usable tokens.
+
+No token outlives its session's absolute lifetime (`SESSION_MAX_DAYS` from the session's start):
+both `exp` are cut to it, so an access token stops at the session's end even between refreshes.
 """
 
 from __future__ import annotations
@@ -65,33 +68,60 @@ def refresh_hash(secret: str) -> str:
 
 class TokenCodec:
     def __init__(
-        self, *, secret: str, issuer: str, audience: str, access_minutes: int, refresh_days: float = 30.0
+        self,
+        *,
+        secret: str,
+        issuer: str,
+        audience: str,
+        access_minutes: int,
+        refresh_days: float = 30.0,
+        session_max_days: float = 30.0,
     ) -> None:
         self._secret = secret
         self.issuer = issuer
         self.audience = audience
         self.access_lifetime = timedelta(minutes=access_minutes)
         self.refresh_lifetime = timedelta(days=refresh_days)
+        self.session_lifetime = timedelta(days=session_max_days)
+        """A session's absolute lifetime: no token of it is valid past its start plus this."""
+
+    def session_ends_at(self, started: datetime) -> datetime:
+        """When a session started at `started` ends, however often it is refreshed."""
+        return started + self.session_lifetime
 
     # --- issuing ------------------------------------------------------------------------------
 
-    def issue_access(self, user_id: int, session_id: str, *, now: datetime | None = None) -> str:
-        return self._encode("access", user_id, session_id, secrets.token_urlsafe(12), self.access_lifetime, now)
+    def issue_access(
+        self, user_id: int, session_id: str, *, now: datetime | None = None, started: datetime | None = None
+    ) -> str:
+        """An access token; `started` is the session's start (default `now`: a new session)."""
+        issued = _issued_at(now)
+        expires = self._expiry(issued, self.access_lifetime, started)
+        return self._encode("access", user_id, session_id, secrets.token_urlsafe(12), issued, expires)
 
-    def issue_pair(self, user_id: int, session_id: str, *, now: datetime | None = None) -> TokenPair:
-        """A new access token and a new refresh token for the session."""
+    def issue_pair(
+        self, user_id: int, session_id: str, *, now: datetime | None = None, started: datetime | None = None
+    ) -> TokenPair:
+        """A new access token and a new refresh token for the session started at `started` (default `now`)."""
+        issued = _issued_at(now)
+        access_expires = self._expiry(issued, self.access_lifetime, started)
         secret = secrets.token_urlsafe(32)
         return TokenPair(
-            access_token=self.issue_access(user_id, session_id, now=now),
-            refresh_token=self._encode("refresh", user_id, session_id, secret, self.refresh_lifetime, now),
+            access_token=self._encode("access", user_id, session_id, secrets.token_urlsafe(12), issued, access_expires),
+            refresh_token=self._encode(
+                "refresh", user_id, session_id, secret, issued, self._expiry(issued, self.refresh_lifetime, started)
+            ),
             refresh_hash=refresh_hash(secret),
-            expires_in=int(self.access_lifetime.total_seconds()),
+            expires_in=int((access_expires - issued).total_seconds()),
         )
 
+    def _expiry(self, issued: datetime, lifetime: timedelta, started: datetime | None) -> datetime:
+        ends = self.session_ends_at(issued if started is None else started).replace(microsecond=0)
+        return min(issued + lifetime, ends)
+
     def _encode(
-        self, typ: TokenType, user_id: int, session_id: str, jti: str, lifetime: timedelta, now: datetime | None
+        self, typ: TokenType, user_id: int, session_id: str, jti: str, issued: datetime, expires: datetime
     ) -> str:
-        issued = (now or datetime.now(UTC)).replace(microsecond=0)
         claims = {
             "iss": self.issuer,
             "aud": self.audience,
@@ -99,7 +129,7 @@ class TokenCodec:
             "sid": session_id,
             "typ": typ,
             "iat": int(issued.timestamp()),
-            "exp": int((issued + lifetime).timestamp()),
+            "exp": int(expires.timestamp()),
             "jti": jti,
         }
         return str(jwt.encode(claims, self._secret, algorithm=ALGORITHM))
@@ -163,6 +193,10 @@ class TokenCodec:
         if issued_at > datetime.now(UTC) + CLOCK_SKEW:
             raise AuthError("Could not validate credentials")  # issued in the future
         return claims
+
+
+def _issued_at(now: datetime | None) -> datetime:
+    return (now or datetime.now(UTC)).replace(microsecond=0)
 
 
 def _session_id(claims: dict[str, Any]) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import bindparam, delete, insert, update
+from sqlalchemy import bindparam, delete, insert, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -15,6 +15,7 @@ from server.db.models import RefreshToken, UserSession
 
 # Built once: the per-request check and the refresh only bind parameters (Core, no ORM).
 _USER_OF = select(col(UserSession.user_id)).where(col(UserSession.id) == bindparam("b_sid"))
+_STARTED_AT = select(col(UserSession.created_at)).where(col(UserSession.id) == bindparam("b_sid"))
 _ROTATE = (
     update(RefreshToken)
     .where(
@@ -55,6 +56,13 @@ async def user_of(session: AsyncSession, session_id: str) -> int | None:
     connection = await session.connection()
     value = (await connection.execute(_USER_OF, {"b_sid": session_id})).scalar_one_or_none()
     return None if value is None else int(value)
+
+
+async def started_at(session: AsyncSession, session_id: str) -> datetime | None:
+    """When the session started (its absolute lifetime runs from then), or None when it does not exist."""
+    connection = await session.connection()
+    value: datetime | None = (await connection.execute(_STARTED_AT, {"b_sid": session_id})).scalar_one_or_none()
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,14 +144,21 @@ async def touch_many(session: AsyncSession, last_used: dict[str, datetime]) -> N
     await connection.execute(_TOUCH_MANY, [{"b_sid": sid, "b_now": when} for sid, when in last_used.items()])
 
 
-async def prune(session: AsyncSession, *, idle_before: datetime, rotated_before: datetime) -> int:
-    """Delete sessions unused since `idle_before` (their refresh tokens expired) and rotated tokens
-    older than `rotated_before` (expired too: their reuse can no longer be presented)."""
+async def prune(
+    session: AsyncSession, *, idle_before: datetime, rotated_before: datetime, started_before: datetime
+) -> int:
+    """Delete sessions unused since `idle_before` (their refresh tokens expired) or started before
+    `started_before` (past their absolute lifetime), and rotated tokens older than `rotated_before`
+    (expired too: their reuse can no longer be presented)."""
     connection = await session.connection()
     await connection.execute(
         delete(RefreshToken).where(
             col(RefreshToken.rotated_at).is_not(None), col(RefreshToken.issued_at) < rotated_before
         )
     )
-    result = await connection.execute(delete(UserSession).where(col(UserSession.last_used_at) < idle_before))
+    result = await connection.execute(
+        delete(UserSession).where(
+            or_(col(UserSession.last_used_at) < idle_before, col(UserSession.created_at) < started_before)
+        )
+    )
     return int(result.rowcount or 0)

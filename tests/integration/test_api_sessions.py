@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from jose import jwt
 from sqlalchemy import bindparam, text
 
 from server.db.models import utcnow
@@ -121,6 +122,39 @@ async def test_reuse_after_the_leeway_ends_the_whole_session(
     warnings = [r for r in caplog.records if r.levelname == "WARNING" and "reuse" in r.getMessage()]
     assert len(warnings) == 1 and user.session_id in warnings[0].getMessage()
     assert user.refresh_token not in caplog.text and new.refresh_token not in caplog.text
+
+
+async def age_session(server: LiveServer, session_id: str, by: timedelta) -> None:
+    """Make the session have started `by` ago."""
+    async with server.runtime.db() as session, session.begin():
+        connection = await session.connection()
+        await connection.execute(
+            text("UPDATE sessions SET created_at = :t WHERE id = :s"), {"t": utcnow() - by, "s": session_id}
+        )
+
+
+async def test_tokens_never_outlive_the_session_max_age(
+    server: LiveServer, client: httpx.AsyncClient, user: AppUser
+) -> None:
+    max_age = timedelta(days=server.runtime.settings.session_max_days)
+    await age_session(server, user.session_id, max_age - timedelta(minutes=5))
+    near_end = await refresh(client, user.refresh_token)
+    assert near_end.status_code == 200
+    assert 0 < near_end.json()["expires_in"] <= 300  # cut to the session's end, not ACCESS_TOKEN_MINUTES
+    for token in (near_end.json()["token"], near_end.json()["refresh_token"]):
+        claims = jwt.get_unverified_claims(token)
+        assert claims["exp"] - claims["iat"] <= 300
+
+
+async def test_a_session_past_the_max_age_cannot_be_refreshed_and_ends(
+    server: LiveServer, client: httpx.AsyncClient, user: AppUser
+) -> None:
+    await age_session(server, user.session_id, timedelta(days=server.runtime.settings.session_max_days, seconds=1))
+    expired = await refresh(client, user.refresh_token)
+    assert expired.status_code == 401
+    assert expired.json() == {"detail": "Session expired, log in again", "code": "unauthorized"}
+    assert (await client.get("/api/auth/me", headers=user.headers)).status_code == 401  # the session is gone
+    assert (await refresh(client, user.refresh_token)).json()["detail"] == "Session ended"
 
 
 async def test_access_and_refresh_tokens_are_not_interchangeable(

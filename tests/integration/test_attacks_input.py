@@ -28,6 +28,7 @@ OUT_OF_RANGE_IDS = [2**31, 2**63, 2**64, -1, 0]
 """Beyond PostgreSQL's `integer`, beyond any 64-bit integer, negative, and zero (ids start at 1)."""
 OUT_OF_RANGE_SEQS = [2**63, 2**64, -1]
 NUL = "before\x00after"
+DUE = "2030-01-07T09:00:00Z"
 
 
 async def assert_still_answers(client: httpx.AsyncClient, user: AppUser) -> None:
@@ -98,12 +99,33 @@ async def test_rest_nul_in_any_text_field_is_422(client: httpx.AsyncClient, user
         ("PATCH", user.url(f"/tasks/{task['id']}"), {"description": NUL}),
         ("POST", user.url("/chat"), {"message": NUL}),
         ("POST", user.url("/chat"), {"message": "hi", "client_msg_id": "a\x00b"}),
+        ("POST", "/api/auth/signup", {"email": email, "password": PASSWORD, "device": NUL}),
+        ("POST", "/api/auth/login", {"email": user.email, "password": user.password, "device": NUL}),
+        ("POST", "/api/auth/refresh", {"refresh_token": user.refresh_token + NUL}),
+        ("POST", "/api/auth/password", {"current_password": user.password + NUL, "new_password": PASSWORD + "!"}),
+        ("POST", "/api/auth/password", {"current_password": user.password, "new_password": PASSWORD + NUL}),
+        ("DELETE", "/api/auth/me", {"password": user.password + NUL}),
+        ("PATCH", "/api/auth/me", {"timezone": f"Europe/Berlin{NUL}"}),
+        ("POST", user.url("/tasks"), {"title": "ok", "tags": ["fine", NUL]}),
+        ("PATCH", user.url(f"/tasks/{task['id']}"), {"tags": [NUL]}),
+        ("POST", user.url("/tasks"), {"title": "ok", "due_at": DUE, "recurrence": f"FREQ=DAILY{NUL}"}),
+        ("PATCH", user.url(f"/tasks/{task['id']}"), {"recurrence": f"FREQ=WEEKLY;BYDAY=MO{NUL}"}),
     ]
     for method, url, body in calls:
         assert_invalid(await client.request(method, url, json=body, headers=user.headers))
+    for params in ({"q": NUL}, {"tag": NUL}, {"tag": ["fine", NUL]}):
+        assert_invalid(await client.get(user.url("/tasks"), params=params, headers=user.headers))
+    assert_invalid(await client.delete("/api/auth/sessions/before%00after", headers=user.headers))
     # Nothing was stored: the task is unchanged and no conversation was started.
-    assert (await client.get(user.url(f"/tasks/{task['id']}"), headers=user.headers)).json()["title"] == "mine"
+    stored = (await client.get(user.url(f"/tasks/{task['id']}"), headers=user.headers)).json()
+    assert (stored["title"], stored["tags"], stored["recurrence"]) == ("mine", [], None)
+    assert (await client.get(user.url("/tasks"), headers=user.headers)).json()["count"] == 1
     assert (await client.get(user.url("/conversations"), headers=user.headers)).json()["count"] == 0
+    me = (await client.get("/api/auth/me", headers=user.headers)).json()
+    assert me["timezone"] == "UTC"  # and the password and the session are unchanged:
+    assert (
+        await client.post("/api/auth/login", json={"email": user.email, "password": user.password})
+    ).status_code == 200
     assert (await client.post("/api/auth/login", json={"email": email, "password": PASSWORD})).status_code == 401
     await assert_still_answers(client, user)
 
@@ -164,7 +186,12 @@ def _frames() -> list[tuple[dict[str, Any] | str, str]]:
         ({"type": "chat", "message": "hi", "client_msg_id": "c5", "conversation_id": True}, "invalid"),
         ({"type": "resume", "after_seq": "1"}, "invalid"),
         ({"type": "ping", "id": [1, 2]}, "invalid"),
-        ({"type": "auth.refresh", "token": NUL}, "unauthorized"),
+        ({"type": "auth.refresh", "token": NUL}, "unauthorized"),  # a JWT with a NUL fails its signature
+        ({"type": "reminder.snooze", "task_id": 1, "minutes": f"5{NUL}"}, "invalid"),
+        ({"type": "reminder.snooze", "task_id": f"1{NUL}", "minutes": 5}, "invalid"),
+        ({"type": "reminder.dismiss", "task_id": f"1{NUL}"}, "invalid"),
+        ({"type": f"reminder.snooze{NUL}", "task_id": 1, "minutes": 5}, "unknown_type"),
+        ({"type": "resume", "after_seq": NUL}, "invalid"),
         ({"type": "x" * 5000}, "unknown_type"),
         ({"type": None}, "unknown_type"),
         ({"type": {"nested": "type"}}, "unknown_type"),

@@ -279,7 +279,7 @@ async def test_refresh_reuse_on_one_worker_ends_the_session_on_both(
     assert (await post(a_server, "/api/auth/refresh", refresh_token=new.refresh_token)).status_code == 401
     assert b_server.log_path is not None
     log = b_server.log_path.read_text()
-    assert f"ending session {user.session_id} of user {user.id}" in log
+    assert f"Security event refresh.reused: client=127.0.0.1 user_id={user.id} session_id={user.session_id}" in log
     assert user.refresh_token not in log and new.refresh_token not in log
 
 

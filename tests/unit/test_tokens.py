@@ -130,3 +130,17 @@ def test_other_secret_is_rejected() -> None:
     token = make_codec(secret="o" * 40).issue_access(1, "s")
     with pytest.raises(AuthError):
         make_codec().decode_access(token)
+
+
+def test_no_token_outlives_its_session() -> None:
+    codec = make_codec(refresh_days=30, session_max_days=1)
+    now = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
+    fresh = codec.issue_pair(1, "s", now=now)  # a new session: the usual lifetimes
+    assert fresh.expires_in == 15 * 60
+    assert jwt.get_unverified_claims(fresh.refresh_token)["exp"] == int((now + timedelta(days=1)).timestamp())
+    started = now - timedelta(days=1) + timedelta(minutes=5)
+    near_end = codec.issue_pair(1, "s", now=now, started=started)
+    end = int(codec.session_ends_at(started).timestamp())
+    assert near_end.expires_in == 300
+    assert jwt.get_unverified_claims(near_end.access_token)["exp"] == end
+    assert jwt.get_unverified_claims(near_end.refresh_token)["exp"] == end

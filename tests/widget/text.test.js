@@ -55,6 +55,10 @@ test("why a session ended, in the words of the login form", () => {
     sessionEndedNotice("Refresh token expired"),
     "Your session ended (it was not used for too long). Please log in again.",
   );
+  assert.equal(
+    sessionEndedNotice("Session expired, log in again"),
+    "Your session ended (it reached its maximum age). Please log in again.",
+  );
   assert.equal(sessionEndedNotice("Something new"), "Your session ended (Something new). Please log in again.");
 });
 
