@@ -25,6 +25,7 @@ import structlog
 from server import metrics
 from server.chat.turns import TurnRegistry
 from server.chat.writer import TurnWriter
+from server.db.engine import is_refused
 from server.db.models import utcnow
 from server.db.turnstore.base import Finished, FinishItem, OrphanTurn, TurnStore
 from server.logs import Throttled
@@ -69,6 +70,7 @@ class Leases:
         self._renewing_since: float | None = None
         """Since when (monotonic) this worker has renewed its lease without a failure."""
         self._failing = Throttled(logger)
+        self._checkpoints_failing = Throttled(logger)
         self.interrupted = 0
 
     async def start(self) -> None:
@@ -116,16 +118,30 @@ class Leases:
         return result
 
     async def renew(self) -> None:
-        if await self._store.heartbeat(self.worker_id, self._turns.partials()):
+        """Renew the lease, then checkpoint the partial replies: renewing comes first and alone, so
+        that whatever a checkpoint holds cannot cost this worker its lease (and its turns)."""
+        if await self._store.heartbeat(self.worker_id):
             if self._lost:
                 logger.info("Worker lease renewed again")
                 self._lost = False
+            await self._checkpoint()
             return
         # Our row is gone: another worker took us for dead and ended our turns. Come back.
         if not self._lost:
             logger.warning("Worker %s lost its lease; its running turns were ended as interrupted", self.worker_id)
             self._lost = True
         await self._store.register_worker(self.worker_id)
+
+    async def _checkpoint(self) -> None:
+        try:
+            await self._store.checkpoint(self.worker_id, self._turns.partials())
+        except Exception as exc:
+            if not is_refused(exc):
+                raise  # the database went away: the loop's boundary counts and logs it
+            # These texts are saved again with the turn's next text, or lost to a crash: the lease matters more.
+            self._checkpoints_failing.failure("Saving the partial replies failed: %r", exc)
+        else:
+            self._checkpoints_failing.recovered("Partial replies are saved again")
 
     async def sweep(self, *, lease: float | None = None) -> int:
         """End the turns of workers whose lease ran out; returns how many were ended here."""
