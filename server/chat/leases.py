@@ -150,8 +150,15 @@ class Leases:
         )
         # Through this worker's writer: its rounds already keep one write per user per statement.
         results = await asyncio.gather(
-            *(self._writer.finish(_interrupted(orphan), self._publish_ended) for orphan in orphans)
+            *(self._writer.finish(_interrupted(orphan), self._publish_ended) for orphan in orphans),
+            return_exceptions=True,
         )
+        for orphan, result in zip(orphans, results, strict=True):
+            if isinstance(result, BaseException):
+                if not is_refused(result):
+                    raise result  # the database went away: the loop's boundary counts it, the next sweep retries
+                # One turn the database will not end must not keep the others from being ended.
+                logger.warning("Could not end turn %s of worker %s: %r", orphan.turn_id, orphan.worker_id, result)
         ended = 0
         by_worker: dict[str, tuple[datetime | None, list[str]]] = {}
         for orphan, result in zip(orphans, results, strict=True):

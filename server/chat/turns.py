@@ -170,7 +170,7 @@ class TurnRegistry:
             except Exception as exc:
                 if is_unavailable(exc):
                     return  # the database is still away: the next renewal tries again
-                logger.warning("Saving turn %s failed again: %r", turn_id, exc)
+                throttled(logger, "database.turn-refused").failure("Saving turn %s failed again: %r", turn_id, exc)
                 continue
             del self._unfinished[turn_id]
 
