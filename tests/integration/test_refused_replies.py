@@ -281,3 +281,21 @@ async def test_a_turn_the_sweep_cannot_end_does_not_keep_it_from_ending_the_othe
     assert await server.runtime.leases.sweep(lease=-1) == 1
     assert not await rows(server, "SELECT 1 FROM turns WHERE worker_id = :w", w=dead)
     assert orphan.turn_id is not None
+
+
+@pytest.mark.parametrize("stack", ["production"], indirect=True)  # SQLite's text holds NUL
+async def test_a_refused_checkpoint_does_not_stop_the_lease_renewal(server: LiveServer, user: AppUser) -> None:
+    turn = await running_turn(server, user, "checkpoint \x00")  # as if it had come past the agent
+    turn.started -= 60  # running long enough to be checkpointed
+    turns, leases = server.runtime.turns, server.runtime.leases
+    turns._turns[turn.turn_id] = turn
+    try:
+        before = await rows(server, "SELECT heartbeat_at FROM workers WHERE id = :w", w=leases.worker_id)
+        turn.checkpointed = 0  # whatever the lease loop did meanwhile: there is text to checkpoint
+        await leases.renew()  # does not raise: the refusal is logged, the lease renewed
+        after = await rows(server, "SELECT heartbeat_at FROM workers WHERE id = :w", w=leases.worker_id)
+        assert after[0][0] > before[0][0]
+        assert await rows(server, "SELECT partial_reply FROM turns WHERE turn_id = :t", t=turn.turn_id) == [(None,)]
+    finally:
+        del turns._turns[turn.turn_id]
+    await turns._finish(turn, tail=[])  # free the conversation
