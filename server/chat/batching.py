@@ -6,9 +6,9 @@ nothing measurable to the ack (`bench/` measures it). Under load, items that arr
 the per-statement cost is shared. A batch holds at most one item per key (a user): their seqs
 are taken once per statement, and two batches never contend for one user's row.
 
-A batch that fails is run again one item at a time (unless `isolate` says the failure is not
-the items' doing, such as a database that cannot be reached): one item the database refuses
-then fails only itself, not the other users' items that shared its statement.
+A batch that fails is run again in halves, and so on down to single items (unless `isolate`
+says the failure is not the items' doing, such as a database that cannot be reached): one item
+the database refuses then fails only itself, not the other users' items that shared its statement.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class GroupCommit(Generic[ItemT, ResultT]):
         max_in_flight: int = 2,
         isolate: Callable[[Exception], bool] = lambda _exc: True,
     ) -> None:
-        """`isolate(error)`: whether a failed batch is worth running again item by item."""
+        """`isolate(error)`: whether a failed batch is worth running again in smaller parts."""
         self._flush = flush
         self._isolate = isolate
         self._name = name
@@ -155,20 +155,25 @@ class GroupCommit(Generic[ItemT, ResultT]):
     async def _outcomes(
         self, batch: list[tuple[int, ItemT, asyncio.Future[ResultT]]]
     ) -> Sequence[ResultT | Again | _Failed]:
-        """The batch's results; if its statement fails, each item's own, from a statement of its own."""
-        items = [item for _, item, _ in batch]
+        """The batch's results; if its statement fails, those of its halves, down to single items."""
         try:
-            return await self._flush(items)
+            return await self._flush([item for _, item, _ in batch])
         except Exception as exc:
-            if len(items) == 1 or not self._isolate(exc):
+            if len(batch) == 1 or not self._isolate(exc):
                 raise
-            logger.warning("%s: a batch of %d failed (%r); running its items one by one", self._name, len(items), exc)
+            logger.warning("%s: a batch of %d failed (%r); splitting it", self._name, len(batch), exc)
+        return await self._bisect([item for _, item, _ in batch])
+
+    async def _bisect(self, items: list[ItemT]) -> list[ResultT | Again | _Failed]:
+        # Halves, not one statement per item: one bad item among n costs about 2 log2(n) statements.
         outcomes: list[ResultT | Again | _Failed] = []
-        for item in items:
+        middle = len(items) // 2
+        for half in (items[:middle], items[middle:]):
             try:
-                [result] = await self._flush([item])
+                outcomes.extend(await self._flush(half))
             except Exception as exc:
-                outcomes.append(_Failed(exc))
-            else:
-                outcomes.append(result)
+                if len(half) == 1 or not self._isolate(exc):
+                    outcomes.extend(_Failed(exc) for _ in half)
+                else:
+                    outcomes.extend(await self._bisect(half))
         return outcomes

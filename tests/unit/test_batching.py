@@ -1,4 +1,4 @@
-"""Group commit: a batch whose statement fails is run again item by item, so a bad item fails only itself."""
+"""Group commit: a batch whose statement fails is run again in halves down to single items: a bad item fails alone."""
 
 from __future__ import annotations
 
@@ -37,8 +37,18 @@ async def test_a_refused_item_fails_alone_and_the_others_of_its_batch_commit() -
     done = await asyncio.gather(*futures, return_exceptions=True)
     assert done[0] == "ONE" and done[2] == "TWO"
     assert isinstance(done[1], Refused) and done[1].args == (["bad"],)  # its own statement's error
-    assert statements == [["one", "bad", "two"], ["one"], ["bad"], ["two"]]
+    assert statements == [["one", "bad", "two"], ["one"], ["bad", "two"], ["bad"], ["two"]]  # halves
     assert (commit.batches, commit.items) == (1, 3)
+
+
+async def test_one_refused_item_among_many_costs_a_few_statements_not_one_each() -> None:
+    commit, statements = make(isolate=True)
+    items = [f"item-{i}" for i in range(64)]
+    items[37] = "bad-37"
+    done = await asyncio.gather(*(commit.submit(k, item) for k, item in enumerate(items)), return_exceptions=True)
+    assert [i for i, outcome in enumerate(done) if isinstance(outcome, Refused)] == [37]
+    assert done[0] == "ITEM-0" and done[63] == "ITEM-63"
+    assert len(statements) == 1 + 2 * 6  # the batch, then two halves per level down to the item
 
 
 async def test_without_isolation_the_whole_batch_fails_with_one_statement() -> None:
