@@ -1,8 +1,9 @@
 """Worker leases: this worker renews its own, and ends as `interrupted` the turns of workers whose lease ran out.
 
-Every worker keeps a row in `workers` and renews it every `heartbeat` seconds, saving with it
-the partial replies of its longer turns. A turn's lease is its worker's: when a worker dies
-(SIGKILL, a lost machine), its row stops being renewed, and after `lease` seconds any live worker
+Every worker keeps a row in `workers` and renews it every `heartbeat` seconds, then saves the
+partial replies of its longer turns (a statement of its own: what they hold cannot cost the
+lease). A turn's lease is its worker's: when a worker dies (SIGKILL, a lost machine), its row
+stops being renewed, and after `lease` seconds any live worker
 ends its turns the way the worker itself would have: the partial reply stored with status
 `interrupted` and a `turn.end` delivered, in the statement that frees the conversation. Two
 workers sweeping at once are harmless: the first to delete a turn's row ends it, the other finds

@@ -129,7 +129,7 @@ async def limited(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterat
         yield live
 
 
-@pytest.mark.parametrize("limited", [{"max_concurrent_turns": 1}], indirect=True)
+@pytest.mark.parametrize("limited", [{"max_concurrent_turns": 1}], indirect=True, ids=["one-turn"])
 async def test_a_refusal_past_max_concurrent_turns_is_counted(limited: LiveServer) -> None:
     user = await users.signup(limited.base_url)
     before = sample("todochat_rate_limited_total", limit="concurrent_turns")
@@ -149,7 +149,9 @@ async def test_a_refusal_past_max_concurrent_turns_is_counted(limited: LiveServe
     assert sample("todochat_rate_limited_total", limit="concurrent_turns") == before + 1
 
 
-@pytest.mark.parametrize("limited", [{"ws_rate_burst": 1, "ws_rate_per_second": 0.01}], indirect=True)
+@pytest.mark.parametrize(
+    "limited", [{"ws_rate_burst": 1, "ws_rate_per_second": 0.01}], indirect=True, ids=["one-frame"]
+)
 async def test_frames_past_a_sockets_budget_are_counted(limited: LiveServer) -> None:
     user = await users.signup(limited.base_url)
     before = sample("todochat_rate_limited_total", limit="ws_frames")
@@ -161,7 +163,7 @@ async def test_frames_past_a_sockets_budget_are_counted(limited: LiveServer) -> 
     assert sample("todochat_rate_limited_total", limit="ws_frames") == before + 2
 
 
-@pytest.mark.parametrize("limited", [{"ws_max_per_user": 1}], indirect=True)
+@pytest.mark.parametrize("limited", [{"ws_max_per_user": 1}], indirect=True, ids=["one-socket"])
 async def test_a_socket_past_ws_max_per_user_is_counted(limited: LiveServer) -> None:
     user = await users.signup(limited.base_url)
     before = sample("todochat_rate_limited_total", limit="ws_sockets")
