@@ -155,7 +155,8 @@ RATE_LIMITED = Counter(
     "Requests, frames and tool calls refused by an abuse limit.",
     ["limit"],
 )
-"""`limit` is the policy's name (`login_account`, `chat_turns`, ...) or `password_queue` for a full bcrypt queue."""
+"""`limit` is the policy's name (`login_account`, `chat_turns`, ...), `password_queue` for a full bcrypt queue,
+`concurrent_turns` (MAX_CONCURRENT_TURNS), `ws_frames` (a socket's frame budget) or `ws_sockets` (WS_MAX_PER_USER)."""
 
 RATE_LIMIT_STORAGE_ERRORS = Counter(
     "todochat_rate_limit_storage_errors",

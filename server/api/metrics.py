@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request, Response
 
 from server import scrape
 from server.api.deps import RuntimeDep
+from server.auth.bearer import bearer_token
 from server.errors import AuthError, NotFoundError
 
 router = APIRouter(include_in_schema=False)
@@ -27,9 +28,11 @@ async def metrics(runtime: RuntimeDep, request: Request) -> Response:
         if settings.environment == "production":
             raise NotFoundError("Not Found")
     else:
-        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-        expected = settings.metrics_token.get_secret_value()
-        if scheme.lower() != "bearer" or not secrets.compare_digest(presented.strip().encode(), expected.encode()):
+        try:
+            presented = bearer_token(request.headers.get("authorization"))
+        except AuthError:
+            presented = ""
+        if not secrets.compare_digest(presented.encode(), settings.metrics_token.get_secret_value().encode()):
             raise AuthError("Metrics need the METRICS_TOKEN bearer token")
     runtime.sampler.sample()  # this worker's gauges as of now; the others' are at most a second old
     # Reads every worker's files: off the event loop.

@@ -7,7 +7,17 @@ from typing import Any
 
 import orjson
 
-from server.assistant.providers.base import ChatMessage, Provider, TextDelta, ToolCallRequest, ToolSpec, TurnContext
+from server.assistant.output import clean_event, clean_text
+from server.assistant.providers.base import (
+    ChatMessage,
+    Provider,
+    ProviderError,
+    ProviderEvent,
+    TextDelta,
+    ToolCallRequest,
+    ToolSpec,
+    TurnContext,
+)
 
 ToolExecutor = Callable[[ToolCallRequest], Awaitable[Any]]
 """Runs one tool call (persisting it and publishing its events) and returns its result."""
@@ -35,12 +45,13 @@ class Agent:
         `context` (the turn's time and the user's zone) goes to every step of the provider.
 
         Stops after `max_steps` model calls, so a model that keeps calling tools cannot loop forever.
+        What the model sends holds no NUL past this point (`server/assistant/output.py`).
         """
         conversation = list(messages)
         for _ in range(self.max_steps):
             text: list[str] = []
             calls: list[ToolCallRequest] = []
-            async for event in self.provider.stream(conversation, self.tools, context):
+            async for event in self._step(conversation, context):
                 if isinstance(event, TextDelta):
                     if event.text:
                         text.append(event.text)
@@ -58,3 +69,13 @@ class Agent:
                     )
                 )
         yield "\n\n(I stopped here: that took more steps than I am allowed.)"
+
+    async def _step(self, conversation: Sequence[ChatMessage], context: TurnContext) -> AsyncIterator[ProviderEvent]:
+        """One model step, cleaned: here every provider's text, tool calls and failure reasons enter the turn,
+        so the reply, its deltas, its checkpoints, the tool calls (and the results made from their arguments)
+        and `turn.end`'s reason are all free of NUL, on every path to storage and to clients."""
+        try:
+            async for event in self.provider.stream(conversation, self.tools, context):
+                yield clean_event(event)
+        except ProviderError as exc:
+            raise ProviderError(clean_text(str(exc))) from exc

@@ -5,6 +5,10 @@ nothing measurable to the ack (`bench/` measures it). Under load, items that arr
 `max_in_flight` batches are running wait for the next one, so batches grow with the load and
 the per-statement cost is shared. A batch holds at most one item per key (a user): their seqs
 are taken once per statement, and two batches never contend for one user's row.
+
+A batch that fails is run again in halves, and so on down to single items (unless `isolate`
+says the failure is not the items' doing, such as a database that cannot be reached): one item
+the database refuses then fails only itself, not the other users' items that shared its statement.
 """
 
 from __future__ import annotations
@@ -30,11 +34,28 @@ MAX_ATTEMPTS = 10
 Flush = Callable[[list[ItemT]], Awaitable[Sequence[ResultT | Again]]]
 
 
+class _Failed:
+    """The outcome of an item whose own statement failed."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
 class GroupCommit(Generic[ItemT, ResultT]):
     def __init__(
-        self, flush: Flush[ItemT, ResultT], *, name: str, max_batch: int = 200, max_in_flight: int = 2
+        self,
+        flush: Flush[ItemT, ResultT],
+        *,
+        name: str,
+        max_batch: int = 200,
+        max_in_flight: int = 2,
+        isolate: Callable[[Exception], bool] = lambda _exc: True,
     ) -> None:
+        """`isolate(error)`: whether a failed batch is worth running again in smaller parts."""
         self._flush = flush
+        self._isolate = isolate
         self._name = name
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
@@ -94,7 +115,7 @@ class GroupCommit(Generic[ItemT, ResultT]):
 
     async def _run(self, batch: list[tuple[int, ItemT, asyncio.Future[ResultT]]]) -> None:
         try:
-            results = await self._flush([item for _, item, _ in batch])
+            results = await self._outcomes(batch)
         except BaseException as exc:
             for _, _, future in batch:
                 if not future.done():
@@ -115,7 +136,11 @@ class GroupCommit(Generic[ItemT, ResultT]):
                     future.set_exception(RuntimeError(f"{self._name}: gave up after {attempts} attempts"))
                     continue
                 self._attempts.pop(future, None)
-                if not future.done():
+                if future.done():
+                    continue
+                if isinstance(result, _Failed):
+                    future.set_exception(result.error)
+                else:
                     future.set_result(result)
         finally:
             for key, _, _ in batch:
@@ -126,3 +151,29 @@ class GroupCommit(Generic[ItemT, ResultT]):
             if self._queue and not self._scheduled:
                 self._scheduled = True
                 asyncio.get_running_loop().call_soon(self._kick)
+
+    async def _outcomes(
+        self, batch: list[tuple[int, ItemT, asyncio.Future[ResultT]]]
+    ) -> Sequence[ResultT | Again | _Failed]:
+        """The batch's results; if its statement fails, those of its halves, down to single items."""
+        try:
+            return await self._flush([item for _, item, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1 or not self._isolate(exc):
+                raise
+            logger.warning("%s: a batch of %d failed (%r); splitting it", self._name, len(batch), exc)
+        return await self._bisect([item for _, item, _ in batch])
+
+    async def _bisect(self, items: list[ItemT]) -> list[ResultT | Again | _Failed]:
+        # Halves, not one statement per item: one bad item among n costs about 2 log2(n) statements.
+        outcomes: list[ResultT | Again | _Failed] = []
+        middle = len(items) // 2
+        for half in (items[:middle], items[middle:]):
+            try:
+                outcomes.extend(await self._flush(half))
+            except Exception as exc:
+                if len(half) == 1 or not self._isolate(exc):
+                    outcomes.extend(_Failed(exc) for _ in half)
+                else:
+                    outcomes.extend(await self._bisect(half))
+        return outcomes

@@ -1,8 +1,9 @@
 """Worker leases: this worker renews its own, and ends as `interrupted` the turns of workers whose lease ran out.
 
-Every worker keeps a row in `workers` and renews it every `heartbeat` seconds, saving with it
-the partial replies of its longer turns. A turn's lease is its worker's: when a worker dies
-(SIGKILL, a lost machine), its row stops being renewed, and after `lease` seconds any live worker
+Every worker keeps a row in `workers` and renews it every `heartbeat` seconds, then saves the
+partial replies of its longer turns (a statement of its own: what they hold cannot cost the
+lease). A turn's lease is its worker's: when a worker dies (SIGKILL, a lost machine), its row
+stops being renewed, and after `lease` seconds any live worker
 ends its turns the way the worker itself would have: the partial reply stored with status
 `interrupted` and a `turn.end` delivered, in the statement that frees the conversation. Two
 workers sweeping at once are harmless: the first to delete a turn's row ends it, the other finds
@@ -25,6 +26,7 @@ import structlog
 from server import metrics
 from server.chat.turns import TurnRegistry
 from server.chat.writer import TurnWriter
+from server.db.engine import is_refused
 from server.db.models import utcnow
 from server.db.turnstore.base import Finished, FinishItem, OrphanTurn, TurnStore
 from server.logs import Throttled
@@ -69,6 +71,7 @@ class Leases:
         self._renewing_since: float | None = None
         """Since when (monotonic) this worker has renewed its lease without a failure."""
         self._failing = Throttled(logger)
+        self._checkpoints_failing = Throttled(logger)
         self.interrupted = 0
 
     async def start(self) -> None:
@@ -116,16 +119,30 @@ class Leases:
         return result
 
     async def renew(self) -> None:
-        if await self._store.heartbeat(self.worker_id, self._turns.partials()):
+        """Renew the lease, then checkpoint the partial replies: renewing comes first and alone, so
+        that whatever a checkpoint holds cannot cost this worker its lease (and its turns)."""
+        if await self._store.heartbeat(self.worker_id):
             if self._lost:
                 logger.info("Worker lease renewed again")
                 self._lost = False
+            await self._checkpoint()
             return
         # Our row is gone: another worker took us for dead and ended our turns. Come back.
         if not self._lost:
             logger.warning("Worker %s lost its lease; its running turns were ended as interrupted", self.worker_id)
             self._lost = True
         await self._store.register_worker(self.worker_id)
+
+    async def _checkpoint(self) -> None:
+        try:
+            await self._store.checkpoint(self.worker_id, self._turns.partials())
+        except Exception as exc:
+            if not is_refused(exc):
+                raise  # the database went away: the loop's boundary counts and logs it
+            # These texts are saved again with the turn's next text, or lost to a crash: the lease matters more.
+            self._checkpoints_failing.failure("Saving the partial replies failed: %r", exc)
+        else:
+            self._checkpoints_failing.recovered("Partial replies are saved again")
 
     async def sweep(self, *, lease: float | None = None) -> int:
         """End the turns of workers whose lease ran out; returns how many were ended here."""
@@ -134,8 +151,15 @@ class Leases:
         )
         # Through this worker's writer: its rounds already keep one write per user per statement.
         results = await asyncio.gather(
-            *(self._writer.finish(_interrupted(orphan), self._publish_ended) for orphan in orphans)
+            *(self._writer.finish(_interrupted(orphan), self._publish_ended) for orphan in orphans),
+            return_exceptions=True,
         )
+        for orphan, result in zip(orphans, results, strict=True):
+            if isinstance(result, BaseException):
+                if not is_refused(result):
+                    raise result  # the database went away: the loop's boundary counts it, the next sweep retries
+                # One turn the database will not end must not keep the others from being ended.
+                logger.warning("Could not end turn %s of worker %s: %r", orphan.turn_id, orphan.worker_id, result)
         ended = 0
         by_worker: dict[str, tuple[datetime | None, list[str]]] = {}
         for orphan, result in zip(orphans, results, strict=True):

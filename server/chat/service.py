@@ -160,6 +160,7 @@ class ChatService:
         if result.status is AcceptStatus.BUSY:
             raise BusyError()
         if result.status is AcceptStatus.LIMITED:
+            metrics.RATE_LIMITED.labels(limit="concurrent_turns").inc()
             raise RateLimitedError(
                 "Too many replies are being generated at once; wait for one to finish",
                 extra={"retry_after": CONCURRENT_RETRY_AFTER},

@@ -5,7 +5,9 @@ always ends by persisting the reply with its status (done, cancelled or failed) 
 `turn.end` event, in the statement that also frees the conversation. Cancelling a turn cancels
 only its inner generation task, so the persistence that follows cannot be interrupted by it.
 A turn this worker can no longer finish (the process dies) is ended as `interrupted` by another
-worker, from the text its lease checkpoints (`server/chat/leases.py`).
+worker, from the text its lease checkpoints (`server/chat/leases.py`). A reply the database
+refuses to store ends the turn as `failed` instead, with its text if that can be stored and
+without it otherwise, so the conversation is freed either way.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ import structlog
 
 from server import metrics
 from server.assistant.agent import Agent
+from server.assistant.output import clean_text
 from server.assistant.providers.base import ChatMessage, ProviderError, ToolCallRequest, TurnContext
 from server.chat.deltas import DeltaStream
 from server.chat.history import to_chat_messages
 from server.chat.writer import TurnWriter
 from server.clock import SYSTEM_CLOCK, Clock
-from server.db.engine import Sessionmaker, is_unavailable
+from server.db.engine import Sessionmaker, is_refused, is_unavailable
 from server.db.models import Message, utcnow
 from server.db.outbox import Outbox, PendingEvent, transaction
 from server.db.turnstore.base import Finished, FinishItem, HistoryRow
@@ -42,6 +45,7 @@ FINISH_RETRY_FOR = 30.0
 """How long a finished turn keeps retrying to save its reply while the database is unavailable."""
 CHECKPOINT_AFTER = 1.0
 """A turn running longer than this has its partial reply saved with each heartbeat of its worker."""
+SAVE_FAILED_REASON = "The reply could not be saved"
 
 ToolRunner = Callable[[Outbox, int, ToolCallRequest], Awaitable[Any]]
 """Executes one tool for a user inside the given transaction; returns the result."""
@@ -82,6 +86,8 @@ class _Finish:
     turn: Turn
     item: FinishItem
     tail: list[PendingEvent]
+    fallbacks: list[FinishItem] = field(default_factory=list)
+    """What to write instead, in order, if the database refuses `item`: the turn as `failed`."""
 
 
 class TurnRegistry:
@@ -155,14 +161,17 @@ class TurnRegistry:
         return saved
 
     async def retry_unfinished(self) -> None:
-        """Try once more to save the replies that could not be saved (called with each lease renewal)."""
+        """Try once more to save the replies that could not be saved (called with each lease renewal).
+
+        A reply the database refuses is logged and skipped, so it cannot hold up the others."""
         for turn_id, entry in list(self._unfinished.items()):
             try:
-                await self._submit_finish(entry)
+                await self._save(entry)
             except Exception as exc:
-                if not is_unavailable(exc):
-                    logger.warning("Saving turn %s failed again: %r", turn_id, exc)
-                return  # the database is still away: the next renewal tries again
+                if is_unavailable(exc):
+                    return  # the database is still away: the next renewal tries again
+                throttled(logger, "database.turn-refused").failure("Saving turn %s failed again: %r", turn_id, exc)
+                continue
             del self._unfinished[turn_id]
 
     async def shutdown(self, grace: float) -> None:
@@ -267,30 +276,28 @@ class TurnRegistry:
         """Persist the reply with its status and free the conversation (one statement), then tell every socket.
 
         A database blip (a PostgreSQL restart or failover) must not lose a finished reply: the
-        write is retried for FINISH_RETRY_FOR; the turn keeps its lease meanwhile.
+        write is retried for FINISH_RETRY_FOR; the turn keeps its lease meanwhile. A reply the
+        database refuses ends the turn as `failed` (`_save`).
         """
-        now = utcnow()
-        item = FinishItem(
-            user_id=turn.user_id,
-            conversation_id=turn.conversation_id,
-            turn_id=turn.turn_id,
-            content=turn.text,
-            status=turn.status,
-            created_at=now,
-            message_frame=protocol.message_event_text(
-                role="assistant", content=turn.text, created_at=now, turn_id=turn.turn_id, status=turn.status
-            ),
-            end_frame=protocol.turn_end_text(turn.turn_id, turn.conversation_id, turn.status, reason=turn.reason),
+        entry = _Finish(
+            turn,
+            _finish_item(turn, turn.text, turn.status, turn.reason),
+            tail,
+            fallbacks=[
+                # The agent already replaced any NUL in the text; doing it again here costs nothing.
+                _finish_item(turn, clean_text(turn.text), "failed", SAVE_FAILED_REASON),
+                _finish_item(turn, "", "failed", SAVE_FAILED_REASON),
+            ],
         )
         delay, deadline = 0.1, time.monotonic() + FINISH_RETRY_FOR
         while True:
             try:
-                finished = await self._submit_finish(_Finish(turn, item, tail))
+                finished = await self._save(entry)
                 break
             except Exception as exc:
                 if not is_unavailable(exc) or time.monotonic() > deadline:
                     logger.exception("Could not persist the reply of turn %s; will retry with the lease", turn.turn_id)
-                    self._unfinished[turn.turn_id] = _Finish(turn, item, tail)
+                    self._unfinished[turn.turn_id] = entry
                     return
                 metrics.DATABASE_ERRORS.labels(surface="turn").inc()
                 throttled(logger, "database.turn").failure(
@@ -300,6 +307,19 @@ class TurnRegistry:
                 delay = min(delay * 2, 2.0)
         if not finished.ended:
             logger.info("Turn %s was ended elsewhere (its conversation deleted, or its lease lost)", turn.turn_id)
+
+    async def _save(self, entry: _Finish) -> Finished:
+        """Write the entry's item; if the database refuses it, its fallbacks in turn (the turn then ended `failed`)."""
+        while True:
+            try:
+                return await self._submit_finish(entry)
+            except Exception as exc:
+                if not is_refused(exc) or not entry.fallbacks:
+                    raise
+                turn_id = entry.turn.turn_id
+                logger.error("The database refused the reply of turn %s (%r); ending it as failed", turn_id, exc)
+                entry.item = entry.fallbacks.pop(0)
+                entry.turn.status, entry.turn.reason = "failed", SAVE_FAILED_REASON
 
     async def _submit_finish(self, entry: _Finish) -> Finished:
         result = await asyncio.shield(self._writer.finish(entry.item, lambda done: self._after_finish(entry, done)))
@@ -314,3 +334,19 @@ class TurnRegistry:
             events = [*entry.tail, *result.events]
             self._hub.publish(entry.turn.user_id, [Envelope(e.text, e.seq) for e in events])
         return result
+
+
+def _finish_item(turn: Turn, content: str, status: protocol.TurnStatus, reason: str | None) -> FinishItem:
+    now = utcnow()
+    return FinishItem(
+        user_id=turn.user_id,
+        conversation_id=turn.conversation_id,
+        turn_id=turn.turn_id,
+        content=content,
+        status=status,
+        created_at=now,
+        message_frame=protocol.message_event_text(
+            role="assistant", content=content, created_at=now, turn_id=turn.turn_id, status=status
+        ),
+        end_frame=protocol.turn_end_text(turn.turn_id, turn.conversation_id, status, reason=reason),
+    )

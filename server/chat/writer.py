@@ -6,6 +6,9 @@ locks and flushes; here every write submitted during one event-loop round goes i
 statement (`TurnStore.commit`), with at most one write per user in it, and at most two rounds in
 flight, which never share a user. What must follow a commit (the ack, starting the turn,
 publishing) runs in the round, through each write's `after` callback, never in the caller.
+A round the database refuses is written again in halves, down to one write per statement, so a
+write it cannot store fails alone; a database that cannot be reached fails the whole round (each write's
+caller retries it).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from server.chat.batching import Again, GroupCommit
+from server.db.engine import is_refused
 from server.db.turnstore.base import Accepted, AcceptItem, Finished, FinishItem, TurnStore
 
 Result = Accepted | Finished
@@ -39,7 +43,11 @@ class TurnWriter:
         self._worker_id = worker_id
         self._max_concurrent = max_concurrent_turns
         self._rounds: GroupCommit[_Accept | _Finish, Result] = GroupCommit(
-            self._flush, name="turn-writes", max_in_flight=max_in_flight
+            # Only a refusal is split: nothing was written, and smaller statements tell whose write it was.
+            self._flush,
+            name="turn-writes",
+            max_in_flight=max_in_flight,
+            isolate=is_refused,
         )
 
     @property

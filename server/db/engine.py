@@ -52,6 +52,13 @@ def is_unavailable(exc: BaseException) -> bool:
     return not isinstance(exc, (IntegrityError, DataError, ProgrammingError))
 
 
+def is_refused(exc: BaseException) -> bool:
+    """The database answered and refused the statement for what it holds (NUL in text, a broken
+    constraint), as opposed to being unreachable: nothing of it was written, and the same
+    statement will fail again."""
+    return isinstance(exc, (asyncpg.PostgresError, DBAPIError)) and not is_unavailable(exc)
+
+
 def outage_of(exc: BaseException) -> UnavailableError | None:
     """The error to answer when `exc` means the database cannot serve right now; None for anything else.
 

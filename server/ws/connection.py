@@ -314,6 +314,7 @@ class Connection:
         if text is None:
             raise BadJsonError("Binary frames are not supported; send JSON text")
         if not self._bucket.take():
+            metrics.RATE_LIMITED.labels(limit="ws_frames").inc()
             raise RateLimitedError("Too many frames, slow down", extra={"retry_after": 1})
         frame = None
         try:

@@ -82,6 +82,7 @@ async def chat_socket(websocket: WebSocket) -> None:
         return
     structlog.contextvars.bind_contextvars(user_id=claims.user_id)
     if runtime.hub.sockets_of(claims.user_id) >= settings.ws_max_per_user:
+        metrics.RATE_LIMITED.labels(limit="ws_sockets").inc()
         await websocket.close(CloseCode.TOO_MANY, "too many connections for this user")
         return
     connection = Connection(

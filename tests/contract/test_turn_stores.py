@@ -10,14 +10,17 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 import orjson
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from server.chat.writer import TurnWriter
 from server.db import migrate
-from server.db.turnstore.base import AcceptItem, AcceptStatus, FinishItem, TurnStore
+from server.db.engine import is_refused
+from server.db.turnstore.base import AcceptItem, AcceptStatus, Finished, FinishItem, TurnStore
 from server.db.turnstore.postgres import PostgresTurnStore
 from server.db.turnstore.sql import SqlTurnStore
 from server.realtime import protocol
@@ -272,7 +275,8 @@ async def test_leases_orphans_and_checkpoints(stores: Stores) -> None:
     await stores.store.register_worker(alive)
     [turn] = await stores.store.accept([accept_item(user, None)], worker_id=dead, max_concurrent=3)
     assert turn.turn_id is not None
-    assert await stores.store.heartbeat(dead, {turn.turn_id: "half a rep"})
+    assert await stores.store.heartbeat(dead)
+    await stores.store.checkpoint(dead, {turn.turn_id: "half a rep"})
     fresh = await stores.store.orphans(alive, lease_seconds=60, limit=100)
     assert turn.turn_id not in {o.turn_id for o in fresh}  # its worker's lease is fresh
     orphans = await stores.store.orphans(alive, lease_seconds=-1, limit=100)  # every other worker's
@@ -282,7 +286,7 @@ async def test_leases_orphans_and_checkpoints(stores: Stores) -> None:
     await stores.store.unregister_worker(dead)  # gone: its turns are orphans at once
     gone = {o.turn_id: o for o in await stores.store.orphans(alive, lease_seconds=60, limit=100)}
     assert turn.turn_id in gone and gone[turn.turn_id].last_heard is None
-    assert not await stores.store.heartbeat(dead, {})  # the lease is lost: the worker must know
+    assert not await stores.store.heartbeat(dead)  # the lease is lost: the worker must know
 
 
 @pytest.mark.parametrize("stores", ON_POSTGRES, indirect=True)  # SQLite: one process, nothing to race
@@ -324,3 +328,85 @@ async def test_concurrent_writers_of_one_user_keep_seqs_gap_free(stores: Stores)
     assert seqs == list(range(1, len(seqs) + 1))  # gap-free and duplicate-free
     assert len(seqs) == 2 * (2 + 4 * rounds + 2)  # per conversation: first accept, the rounds, last finish
     assert await scalar(stores.engine, "SELECT running_turns FROM users WHERE id = :u", u=user) == 0
+
+
+async def running_turn(stores: Stores, user: int) -> tuple[int, str]:
+    [accepted] = await stores.store.accept([accept_item(user, None)], worker_id=WORKER, max_concurrent=3)
+    assert accepted.conversation_id is not None and accepted.turn_id is not None
+    return accepted.conversation_id, accepted.turn_id
+
+
+async def replies(engine: AsyncEngine, user_id: int) -> list[tuple[str, str]]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            text("SELECT content, status FROM messages WHERE user_id = :u AND role = 'assistant'"), {"u": user_id}
+        )
+        return [(content, status) for content, status in rows.all()]
+
+
+async def finish_in_one_round(store: TurnStore, *items: FinishItem) -> list[Finished | BaseException]:
+    """Submitted in one event-loop iteration: the writer puts them in one statement."""
+    writer = TurnWriter(store, worker_id=WORKER, max_concurrent_turns=3)
+    futures = [writer.finish(item, lambda done: done) for item in items]
+    outcomes = await asyncio.gather(*futures, return_exceptions=True)
+    assert writer.rounds == 1
+    return [o if isinstance(o, BaseException) else cast(Finished, o) for o in outcomes]
+
+
+async def test_a_write_the_database_refuses_fails_alone_in_its_round(stores: Stores) -> None:
+    """A user's event log already holds the seq the reply would take: a refusal, on every database."""
+    bad, good = await new_user(stores.engine), await new_user(stores.engine)
+    bad_conversation, bad_turn = await running_turn(stores, bad)
+    good_conversation, good_turn = await running_turn(stores, good)
+    async with stores.engine.begin() as connection:
+        await connection.execute(
+            text("INSERT INTO events (user_id, seq, type, frame, created_at) VALUES (:u, 3, 'message', '{}', :t)"),
+            {"u": bad, "t": datetime.now(UTC)},
+        )
+    refused, ended = await finish_in_one_round(
+        stores.store,
+        finish_item(bad, bad_conversation, bad_turn, "lost"),
+        finish_item(good, good_conversation, good_turn, "kept"),
+    )
+    assert isinstance(refused, Exception) and is_refused(refused), refused
+    assert isinstance(ended, Finished) and ended.ended
+    assert await replies(stores.engine, good) == [("kept", "done")]
+    assert await replies(stores.engine, bad) == []  # nothing of the refused write, and its turn still runs
+    assert await scalar(stores.engine, "SELECT count(*) FROM turns WHERE turn_id = :t", t=bad_turn) == 1
+
+
+@pytest.mark.parametrize("stores", ON_POSTGRES, indirect=True)  # SQLite's text holds NUL
+async def test_a_reply_with_nul_is_refused_alone(stores: Stores) -> None:
+    """PostgreSQL's text cannot hold U+0000 (the agent replaces it; this is the store's side of it)."""
+    bad, good = await new_user(stores.engine), await new_user(stores.engine)
+    bad_conversation, bad_turn = await running_turn(stores, bad)
+    good_conversation, good_turn = await running_turn(stores, good)
+    poisoned = finish_item(bad, bad_conversation, bad_turn, "a\x00b")
+    clean = finish_item(good, good_conversation, good_turn, "clean")
+    with pytest.raises(Exception) as one_statement:  # each driver has its own class for it
+        await stores.store.finish([poisoned, clean])
+    assert is_refused(one_statement.value)
+    assert await replies(stores.engine, good) == []  # one statement: the clean reply went with it
+    refused, ended = await finish_in_one_round(stores.store, poisoned, clean)
+    assert isinstance(refused, Exception) and is_refused(refused)
+    assert isinstance(ended, Finished) and ended.ended
+    assert await replies(stores.engine, good) == [("clean", "done")]
+
+
+@pytest.mark.parametrize("stores", ON_POSTGRES, indirect=True)
+async def test_a_refused_checkpoint_leaves_the_lease_renewable(stores: Stores) -> None:
+    user = await new_user(stores.engine)
+    worker = f"w-{secrets.token_hex(4)}"
+    await stores.store.register_worker(worker)
+    [turn] = await stores.store.accept([accept_item(user, None)], worker_id=worker, max_concurrent=3)
+    assert turn.turn_id is not None
+    await stores.store.checkpoint(worker, {turn.turn_id: "fine so far"})
+    with pytest.raises(Exception) as refused:
+        await stores.store.checkpoint(worker, {turn.turn_id: "then \x00"})
+    assert is_refused(refused.value)
+    before = await scalar(stores.engine, "SELECT heartbeat_at FROM workers WHERE id = :w", w=worker)
+    assert await stores.store.heartbeat(worker)
+    after = await scalar(stores.engine, "SELECT heartbeat_at FROM workers WHERE id = :w", w=worker)
+    assert isinstance(before, datetime) and isinstance(after, datetime) and after > before
+    partial = await scalar(stores.engine, "SELECT partial_reply FROM turns WHERE turn_id = :t", t=turn.turn_id)
+    assert partial == "fine so far"

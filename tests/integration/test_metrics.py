@@ -119,3 +119,56 @@ async def test_the_sweep_names_the_stopped_worker_when_it_was_last_heard_from_an
     assert fields["dead_worker"] == dead and fields["turn_ids"] == [turn.turn_id] and fields["turns_interrupted"] == 1
     assert 0 <= fields["last_heard_seconds_ago"] < 60
     assert sample("todochat_turns_ended_total", outcome="interrupted") == before + 1
+
+
+@pytest.fixture
+async def limited(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[LiveServer]:
+    """An app with the limit settings the test is parametrised with."""
+    settings = make_settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'l.db'}", **request.param)
+    async with serve_in_process(create_app(settings)) as live:
+        yield live
+
+
+@pytest.mark.parametrize("limited", [{"max_concurrent_turns": 1}], indirect=True, ids=["one-turn"])
+async def test_a_refusal_past_max_concurrent_turns_is_counted(limited: LiveServer) -> None:
+    user = await users.signup(limited.base_url)
+    before = sample("todochat_rate_limited_total", limit="concurrent_turns")
+    async with httpx.AsyncClient(base_url=limited.base_url) as http:
+
+        async def turn(message: str) -> httpx.Response:
+            return await http.post(user.url("/chat"), json={"message": message}, headers=user.headers)
+
+        # The echo provider streams a long message for seconds: the first turn runs until it is cancelled.
+        async with await WSClient.open(limited.ws_url, user.token) as ws:
+            await ws.chat("a long message " * 500)
+            start = await ws.receive("turn.start")
+            refused = await turn("another conversation")
+            await ws.send({"type": "cancel", "turn_id": start["turn_id"]})
+            assert (await ws.receive("turn.end"))["status"] == "cancelled"
+    assert refused.status_code == 429 and refused.json()["code"] == "rate_limited", refused.text
+    assert sample("todochat_rate_limited_total", limit="concurrent_turns") == before + 1
+
+
+@pytest.mark.parametrize(
+    "limited", [{"ws_rate_burst": 1, "ws_rate_per_second": 0.01}], indirect=True, ids=["one-frame"]
+)
+async def test_frames_past_a_sockets_budget_are_counted(limited: LiveServer) -> None:
+    user = await users.signup(limited.base_url)
+    before = sample("todochat_rate_limited_total", limit="ws_frames")
+    async with await WSClient.open(limited.ws_url, user.token) as ws:
+        for _ in range(3):
+            await ws.send("{}")
+        errors = [await ws.receive("error") for _ in range(3)]
+    assert [e["code"] for e in errors] == ["unknown_type", "rate_limited", "rate_limited"], errors
+    assert sample("todochat_rate_limited_total", limit="ws_frames") == before + 2
+
+
+@pytest.mark.parametrize("limited", [{"ws_max_per_user": 1}], indirect=True, ids=["one-socket"])
+async def test_a_socket_past_ws_max_per_user_is_counted(limited: LiveServer) -> None:
+    user = await users.signup(limited.base_url)
+    before = sample("todochat_rate_limited_total", limit="ws_sockets")
+    async with await WSClient.open(limited.ws_url, user.token):
+        extra = await WSClient.open(limited.ws_url, user.token, expect_hello=False)
+        code, _ = await extra.closed()
+    assert code == 4429
+    assert sample("todochat_rate_limited_total", limit="ws_sockets") == before + 1

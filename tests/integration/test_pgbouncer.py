@@ -78,7 +78,7 @@ async def test_the_hot_path_moves_to_another_server_connection_between_statement
     try:
         await store.register_worker("pgbouncer-test")
         async with another_client_holds_the_last_server_connection(bounced):
-            assert await store.heartbeat("pgbouncer-test", {}) is True
+            assert await store.heartbeat("pgbouncer-test") is True
             assert await store.history(1, limit=5) == []
         await store.unregister_worker("pgbouncer-test")
     finally:

@@ -141,8 +141,12 @@ class TurnStore(Protocol):
 
     async def register_worker(self, worker_id: str) -> None: ...
 
-    async def heartbeat(self, worker_id: str, partials: Mapping[str, str]) -> bool:
-        """Renew the worker's lease and checkpoint its turns' partial replies; False if the lease was lost."""
+    async def heartbeat(self, worker_id: str) -> bool:
+        """Renew the worker's lease; False if the lease was lost."""
+
+    async def checkpoint(self, worker_id: str, partials: Mapping[str, str]) -> None:
+        """Save the partial replies (by turn id) of the worker's running turns. A statement of its
+        own: a checkpoint the database refuses must not stop the lease from being renewed."""
 
     async def unregister_worker(self, worker_id: str) -> None: ...
 

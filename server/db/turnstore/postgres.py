@@ -185,14 +185,11 @@ _REGISTER = """
 INSERT INTO workers (id, started_at, heartbeat_at) VALUES ($1, now(), now())
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()
 """
-_HEARTBEAT = """
-WITH beat AS (UPDATE workers SET heartbeat_at = now() WHERE id = $1 RETURNING id),
-saved AS (
-    UPDATE turns t SET partial_reply = p.text
-    FROM unnest($2::text[], $3::text[]) AS p(turn_id, text), beat
-    WHERE t.turn_id = p.turn_id AND t.worker_id = beat.id
-)
-SELECT count(*) FROM beat
+_HEARTBEAT = "UPDATE workers SET heartbeat_at = now() WHERE id = $1"
+_CHECKPOINT = """
+UPDATE turns t SET partial_reply = p.text
+FROM unnest($2::text[], $3::text[]) AS p(turn_id, text)
+WHERE t.turn_id = p.turn_id AND t.worker_id = $1
 """
 _ORPHANS = """
 SELECT t.turn_id, t.user_id, t.conversation_id, t.worker_id, coalesce(t.partial_reply, ''), w.heartbeat_at
@@ -380,9 +377,13 @@ class PostgresTurnStore:
     async def register_worker(self, worker_id: str) -> None:
         await self._pool.execute(_REGISTER, worker_id)
 
-    async def heartbeat(self, worker_id: str, partials: Mapping[str, str]) -> bool:
-        count = await self._pool.fetchval(_HEARTBEAT, worker_id, list(partials), list(partials.values()))
-        return bool(count)
+    async def heartbeat(self, worker_id: str) -> bool:
+        status: str = await self._pool.execute(_HEARTBEAT, worker_id)
+        return status != "UPDATE 0"
+
+    async def checkpoint(self, worker_id: str, partials: Mapping[str, str]) -> None:
+        if partials:
+            await self._pool.execute(_CHECKPOINT, worker_id, list(partials), list(partials.values()))
 
     async def unregister_worker(self, worker_id: str) -> None:
         await self._pool.execute("DELETE FROM workers WHERE id = $1", worker_id)

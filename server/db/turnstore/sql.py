@@ -280,20 +280,23 @@ class SqlTurnStore:
             await connection.execute(delete(Worker).where(col(Worker.id) == worker_id))
             await connection.execute(insert(Worker).values(id=worker_id, started_at=now, heartbeat_at=now))
 
-    async def heartbeat(self, worker_id: str, partials: Mapping[str, str]) -> bool:
+    async def heartbeat(self, worker_id: str) -> bool:
         async with self._engine.begin() as connection:
             beat = await connection.execute(
                 update(Worker).where(col(Worker.id) == worker_id).values(heartbeat_at=_now())
             )
-            if not beat.rowcount:
-                return False
+        return bool(beat.rowcount)
+
+    async def checkpoint(self, worker_id: str, partials: Mapping[str, str]) -> None:
+        if not partials:
+            return
+        async with self._engine.begin() as connection:
             for turn_id, text in partials.items():
                 await connection.execute(
                     update(Turn)
                     .where(col(Turn.turn_id) == turn_id, col(Turn.worker_id) == worker_id)
                     .values(partial_reply=text)
                 )
-        return True
 
     async def unregister_worker(self, worker_id: str) -> None:
         async with self._engine.begin() as connection:
