@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -131,11 +132,31 @@ def test_a_rate_limited_error_says_when_to_retry() -> None:
     assert "retry_after" not in protocol.error_from(AppError("x"))
 
 
+def _documented_server_frames(reference: str) -> list[str]:
+    """The types named by the first cells of the table rows under "Server → client" (`a` / `b` rows too)."""
+    section = reference.split("\n## Server → client\n", 1)[1].split("\n## ", 1)[0]
+    kinds: list[str] = []
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            first = line.split(" | ", 1)[0].removeprefix("| ")
+            names = first.split(" / ")
+            assert all(re.fullmatch(r"`[a-z_.]+`", name) for name in names), f"not a type cell: {first!r}"
+            kinds.extend(name.strip("`") for name in names)
+    return kinds
+
+
 def test_the_protocol_reference_names_every_frame() -> None:
-    """docs/protocol.md documents each frame type the server sends and the client may send."""
+    """docs/protocol.md has a row for each frame type the server sends (and none it does not), and names
+    each type the client may send."""
     reference = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
-    missing = [kind for kind in (*protocol.SERVER_TYPES, *protocol.CLIENT_TYPES) if f"`{kind}`" not in reference]
-    assert missing == []
+    documented = _documented_server_frames(reference)
+    assert sorted(documented) == sorted(protocol.SERVER_TYPES)
+    assert [kind for kind in protocol.CLIENT_TYPES if f"`{kind}`" not in reference] == []
+
+
+def test_a_frame_named_only_in_prose_is_not_documented() -> None:
+    reference = "\n## Server → client\n\n| type | fields |\n|---|---|\n| `ack` / `pong` | x |\nthe `hello` frame\n"
+    assert _documented_server_frames(reference) == ["ack", "pong"]
 
 
 def test_server_types_match_the_frame_union() -> None:
