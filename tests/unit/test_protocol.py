@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from server import protocol
 from server.errors import AppError, ErrorCode, RateLimitedError
-from server.realtime import protocol
 from server.realtime.envelope import Envelope, decode_batch, encode_batch
 
 MAX = 128 * 1024
@@ -192,3 +192,32 @@ def test_a_worker_delivers_its_own_batch_once() -> None:
         hub.on_message(hub.channel(7), encode_batch(hub.origin, [delta], published=published))
     hub.on_message(hub.channel(7), encode_batch("another-worker", [delta]))  # another worker's: delivered
     assert [e.text for e in received] == [delta.text, delta.text]
+
+
+def test_the_task_in_frames_is_the_task_as_rest_returns_it() -> None:
+    """`TaskBody` names exactly `TaskPublic`'s fields, and `task_body` gives them in their JSON form."""
+    import typing
+    from datetime import UTC, datetime
+
+    from server.db.models import Task
+    from server.schemas import TaskPublic
+
+    assert set(typing.get_type_hints(protocol.TaskBody)) == set(TaskPublic.model_fields)
+    moment = datetime(2026, 12, 3, 17, 0, tzinfo=UTC)
+    task = Task(id=7, user_id=1, title="Buy milk", created_at=moment, updated_at=moment, priority=2, due_at=moment)
+    body = protocol.task_body(task)
+    assert body == {
+        "id": 7,
+        "title": "Buy milk",
+        "description": None,
+        "completed": False,
+        "created_at": "2026-12-03T17:00:00Z",
+        "updated_at": "2026-12-03T17:00:00Z",
+        "priority": "high",
+        "tags": [],
+        "due_at": "2026-12-03T17:00:00Z",
+        "remind_at": None,
+        "recurrence": None,
+    }
+    assert protocol.task_event("task.updated", 5, body) == {"type": "task.updated", "seq": 5, "task": body}
+    assert protocol.reminder(6, body, moment)["remind_at"] == "2026-12-03T17:00:00Z"
