@@ -36,6 +36,7 @@ from server.db.turnstore.base import TurnStore
 from server.db.turnstore.postgres import PostgresTurnStore
 from server.db.turnstore.sql import SqlTurnStore
 from server.realtime.broker.base import Broker
+from server.realtime.broker.cluster import ClusterBroker
 from server.realtime.broker.memory import MemoryBroker
 from server.realtime.broker.redis import RedisBroker
 from server.realtime.hub import Hub
@@ -92,6 +93,8 @@ BROKERS["rediss"] = BROKERS["unix"] = BROKERS["redis"]
 def create_broker(settings: Settings) -> Broker:
     if settings.redis_url is None:
         return MemoryBroker()
+    if settings.redis_cluster:
+        return ClusterBroker(settings.redis_url, name=settings.redis_prefix)
     scheme = settings.redis_url.split("://", 1)[0]
     try:
         factory = BROKERS[scheme]

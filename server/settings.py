@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     """Unset means the in-process broker and locks: one worker only."""
     redis_prefix: str = "todochat"
     """Namespace of every Redis key and channel, so deployments can share a Redis."""
+    redis_cluster: bool = False
+    """REDIS_URL names one node of a Redis Cluster: sharded pub/sub (SPUBLISH/SSUBSCRIBE), cluster limits."""
 
     jwt_secret: SecretStr | None = None
     jwt_issuer: str = Field("todo-chat", min_length=1)
@@ -227,6 +229,14 @@ class Settings(BaseSettings):
         if "*" in value:
             raise ValueError("CORS_ORIGINS may not contain '*': list the allowed origins")
         return value
+
+    @model_validator(mode="after")
+    def _cluster_needs_a_node(self) -> Settings:
+        if self.redis_cluster and not (self.redis_url or "").startswith(("redis://", "rediss://")):
+            raise ValueError("REDIS_CLUSTER=true needs REDIS_URL to name one node: redis://host:port or rediss://")
+        if self.redis_cluster and "{" in self.redis_prefix:
+            raise ValueError("REDIS_PREFIX may not contain '{' with REDIS_CLUSTER: it would change the hash tags")
+        return self
 
     @model_validator(mode="after")
     def _production_rules(self) -> Settings:

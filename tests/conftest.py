@@ -15,6 +15,7 @@ from server.settings import Settings
 from tests.support import pgbouncer, services
 from tests.support.clock import ManualClock
 from tests.support.live import LiveServer, serve_in_process
+from tests.support.redis_cluster import RedisCluster, running_cluster
 from tests.support.settings import PASSWORD, make_settings
 from tests.support.users import AppUser, MakeUser
 
@@ -48,6 +49,13 @@ async def pgbouncer_url() -> AsyncIterator[str]:
 async def redis_url() -> str:
     await services.check_redis()
     return services.REDIS_URL
+
+
+@pytest.fixture(scope="session")
+async def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RedisCluster]:
+    """A real six-node Redis Cluster (three shards) on free loopback ports, one for the whole run."""
+    async with running_cluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

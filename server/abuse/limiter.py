@@ -24,6 +24,7 @@ from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
+from redis.exceptions import RedisClusterException
 
 from server import metrics
 from server.errors import RateLimitedError
@@ -128,7 +129,8 @@ class Limiter:
             try:
                 async with asyncio.timeout(self._timeout):
                     result = await op(self._shared)
-            except (StorageError, TimeoutError, OSError) as exc:
+            except (StorageError, RedisClusterException, TimeoutError, OSError) as exc:
+                # RedisClusterException is no RedisError, so `limits` does not wrap it (a cluster out of reach).
                 self._failed(exc)
             else:
                 self._recovered()

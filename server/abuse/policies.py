@@ -2,7 +2,8 @@
 
 Keys never hold an email in clear: accounts are keyed by a hash of the normalised address.
 IPv6 clients are keyed by their /64, the block one subscriber gets, so rotating through the
-addresses of one block buys no fresh budget.
+addresses of one block buys no fresh budget. Per-user counters carry the user's hash tag
+(`server.keys`): on a Redis Cluster they live in the slot of the user's channel.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from limits import RateLimitItemPerSecond
 
 from server.abuse.limiter import Limiter, Policy
+from server.keys import user_tag
 from server.settings import Settings
 
 IPV6_PREFIX = 64
@@ -99,15 +101,15 @@ class Limits:
         A retry is let through without counting, and the turn's own idempotency answers it with
         its earlier ack. `is_retry` (a database read) runs only for turns over the budget.
         """
-        if await self.limiter.hit(self.chat_turns, user_id) or await is_retry():
+        if await self.limiter.hit(self.chat_turns, user_tag(user_id)) or await is_retry():
             return
-        raise await self.limiter.refusal(self.chat_turns, user_id)
+        raise await self.limiter.refusal(self.chat_turns, user_tag(user_id))
 
     async def tool_call(self, user_id: int, *, destructive: bool = False) -> None:
         """One task change (REST, assistant or MCP); deletions also count against their own, lower budget."""
         if destructive:
-            await self.limiter.check(self.destructive_calls, user_id)
-        await self.limiter.check(self.tool_calls, user_id)
+            await self.limiter.check(self.destructive_calls, user_tag(user_id))
+        await self.limiter.check(self.tool_calls, user_tag(user_id))
 
     async def aclose(self) -> None:
         await self.limiter.aclose()

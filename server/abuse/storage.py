@@ -22,10 +22,12 @@ from server.settings import Settings
 Close = Callable[[], Awaitable[None]]
 
 #: REDIS_URL scheme -> the scheme `limits` knows the same server by (it picks the storage class
-#: from it). A Redis Cluster is one more entry, "redis+cluster": "async+redis+cluster" (limits'
-#: `RedisClusterStorage` on redis-py's `RedisCluster`, URL `redis+cluster://host:port,host:port`):
-#: a moving window is one key, so any slot layout works.
+#: from it).
 SCHEMES = {"redis": "async+redis", "rediss": "async+rediss", "unix": "async+redis+unix"}
+#: With REDIS_CLUSTER: limits' `RedisClusterStorage` on redis-py's `RedisCluster` (the node in the
+#: URL is where it discovers the rest). A moving window is one key and its Lua scripts touch only
+#: that key, so every call stays in one slot.
+CLUSTER_SCHEMES = {"redis": "async+redis+cluster", "rediss": "async+redis+cluster"}
 
 
 def create_storage(settings: Settings) -> tuple[Storage, Close]:
@@ -34,15 +36,21 @@ def create_storage(settings: Settings) -> tuple[Storage, Close]:
         memory = MemoryStorage()
         return memory, lambda: _stop_expiry(memory)
     scheme, _, rest = settings.redis_url.partition("://")
+    schemes = CLUSTER_SCHEMES if settings.redis_cluster else SCHEMES
+    options: dict[str, Any] = {}
+    if settings.redis_cluster:
+        rest = rest.partition("/")[0]  # host:port only: a cluster has no database number
+        options["ssl"] = scheme == "rediss"
     try:
-        url = f"{SCHEMES[scheme]}://{rest}"
+        url = f"{schemes[scheme]}://{rest}"
     except KeyError:
-        raise ValueError(f"REDIS_URL scheme {scheme!r} is not one of {sorted(SCHEMES)}") from None
+        raise ValueError(f"REDIS_URL scheme {scheme!r} is not one of {sorted(schemes)}") from None
     redis = storage_from_string(
         url,
         implementation="redispy",
         key_prefix=f"{settings.redis_prefix}:limits",
         wrap_exceptions=True,  # one exception type (StorageError) for every client failure
+        **options,
     )
     assert isinstance(redis, RedisStorage) and isinstance(redis.bridge, RedispyBridge)
     client: Any = redis.bridge.get_connection()  # redis.asyncio.Redis (RedisCluster for a cluster URL)

@@ -6,7 +6,8 @@ own sockets at once, then hands the batch to the `Publisher` for every other wor
 to a socket never blocks either: each subscriber owns a bounded queue and its overflow policy
 (see `Connection` in `server/ws/connection.py`).
 
-Besides the user channels, every worker subscribes from `start()` to ONE control channel,
+User channels are `{prefix}:{user:<id>}`, hash-tagged so that a Redis Cluster keeps each on one
+shard (see `server.keys`). Besides the user channels, every worker subscribes from `start()` to ONE control channel,
 `{prefix}:control`, for what every worker must hear whoever it serves (a session that ended:
 each worker's session cache forgets it). Its traffic is a few small messages per logout, not
 per event.
@@ -25,6 +26,7 @@ import orjson
 
 from server import metrics
 from server.db.outbox import Pending
+from server.keys import user_tag
 from server.realtime.broker.base import Broker
 from server.realtime.envelope import Envelope, decode_batch
 from server.realtime.publisher import Publisher
@@ -49,7 +51,9 @@ class Subscriber(Protocol):
 class Hub:
     def __init__(self, broker: Broker, *, prefix: str, origin: str | None = None) -> None:
         self._broker = broker
-        self._prefix = f"{prefix}:user:"
+        self._namespace = f"{prefix}:"
+        self._prefix = f"{prefix}:{{user:"
+        """How every user channel, `{prefix}:{user:<id>}` (hash-tagged: `server.keys`), begins."""
         self.origin = origin or secrets.token_hex(6)
         """This worker's name on the broker: its own batches come back and are skipped."""
         self._publisher = Publisher(broker, origin=self.origin)
@@ -73,7 +77,7 @@ class Hub:
         await self._broker.stop()
 
     def channel(self, user_id: int) -> str:
-        return f"{self._prefix}{user_id}"
+        return self._namespace + user_tag(user_id)
 
     def on_control(self, handler: ControlHandler) -> None:
         """Register a handler for worker-to-worker control messages (e.g. `cancel`)."""
@@ -159,10 +163,10 @@ class Hub:
         if channel == self.control_channel:
             self._on_control_channel(data)
             return
-        if not channel.startswith(self._prefix) or data.startswith(self._own):
+        if not channel.startswith(self._prefix) or not channel.endswith("}") or data.startswith(self._own):
             return  # not ours, or our own batch coming back: delivered here when it was published
         try:
-            user_id = int(channel[len(self._prefix) :])
+            user_id = int(channel[len(self._prefix) : -1])
             _, envelopes = decode_batch(data)
         except ValueError:
             logger.warning("Ignoring a malformed broker message on %s", channel)

@@ -12,12 +12,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from server.realtime.broker.base import Broker, BrokerError
+from server.realtime.broker.cluster import ClusterBroker
 from server.realtime.broker.memory import MemoryBroker
 from server.realtime.broker.redis import RedisBroker
 from server.realtime.envelope import Envelope, encode_batch
 from server.realtime.hub import Hub
 from tests.support import services
 from tests.support.live import free_port
+from tests.support.redis_cluster import RedisCluster
 from tests.support.timing import QUIET, TIMEOUT, wait_until
 
 
@@ -46,11 +48,23 @@ def channel(name: str) -> str:
     return f"todochat-test-{services.RUN_ID}:{name}:{secrets.token_hex(4)}"
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def broker(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Broker, Recorder]]:
+@pytest.fixture(params=["memory", "redis", "cluster"])
+def backend(request: pytest.FixtureRequest) -> tuple[str, str | None]:
+    """Which broker, and the URL of its Redis Cluster node (looked up only for the cluster)."""
+    if request.param == "cluster":
+        cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+        return "cluster", cluster.url
+    return request.param, None
+
+
+@pytest.fixture
+async def broker(backend: tuple[str, str | None]) -> AsyncIterator[tuple[Broker, Recorder]]:
     recorder = Recorder()
-    if request.param == "memory":
+    kind, cluster_url = backend
+    if kind == "memory":
         instance: Broker = MemoryBroker()
+    elif cluster_url is not None:
+        instance = ClusterBroker(cluster_url, name=f"todochat-test-{services.RUN_ID}-{secrets.token_hex(3)}")
     else:
         await services.check_redis()
         instance = RedisBroker(services.REDIS_URL, name=f"todochat-test-{services.RUN_ID}-{secrets.token_hex(3)}")
@@ -199,12 +213,15 @@ class Heard:
             await asyncio.wait_for(self.messages.get(), QUIET)
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def hubs(request: pytest.FixtureRequest) -> AsyncIterator[list[tuple[Hub, Heard]]]:
-    """Started hubs sharing one prefix: one in-process (memory), or two workers' (redis)."""
+@pytest.fixture
+async def hubs(backend: tuple[str, str | None]) -> AsyncIterator[list[tuple[Hub, Heard]]]:
+    """Started hubs sharing one prefix: one in-process (memory), or two workers' (redis, cluster)."""
     prefix = f"todochat-test-{services.RUN_ID}-{secrets.token_hex(3)}"
-    if request.param == "memory":
+    kind, cluster_url = backend
+    if kind == "memory":
         brokers: list[Broker] = [MemoryBroker()]
+    elif cluster_url is not None:
+        brokers = [ClusterBroker(cluster_url, name=f"{prefix}-{n}") for n in range(2)]
     else:
         await services.check_redis()
         brokers = [RedisBroker(services.REDIS_URL, name=f"{prefix}-{n}") for n in range(2)]
@@ -279,3 +296,136 @@ async def test_the_control_channel_is_subscribed_again_after_a_reconnect(redis_c
             await other.stop()
     finally:
         await hub.stop()
+
+
+# --- Redis Cluster specifics ---------------------------------------------------------------------
+
+
+async def subscribers(cluster: RedisCluster, port: int, name: str) -> list[dict[str, Any]]:
+    """The pub/sub clients a broker named `name` holds on one node."""
+    client = cluster.node(port)
+    try:
+        return [c for c in await client.client_list(_type="pubsub") if c.get("name") == f"{name}-subscriber"]
+    finally:
+        await client.aclose()
+
+
+async def test_cluster_channels_are_sharded_one_subscriber_per_shard(redis_cluster: RedisCluster) -> None:
+    name = f"todochat-test-{services.RUN_ID}-{secrets.token_hex(3)}"
+    instance = ClusterBroker(redis_cluster.url, name=name)
+    recorder = Recorder()
+    await instance.start(recorder)
+    try:
+        names = [f"{name}:{{user:{n}}}" for n in range(30)]
+        for topic in names:
+            await instance.subscribe(topic)
+        primaries = await redis_cluster.primaries()
+        owners = {topic: await redis_cluster.owner(topic) for topic in names}
+        assert set(owners.values()) == set(primaries)  # 30 users spread over all three shards
+        for port in primaries:
+            client = redis_cluster.node(port)
+            try:
+                shard = {c.decode() for c in await client.execute_command("PUBSUB", "SHARDCHANNELS", f"{name}:*")}
+                classic = await client.execute_command("PUBSUB", "CHANNELS", f"{name}:*")
+            finally:
+                await client.aclose()
+            assert shard == {topic for topic, owner in owners.items() if owner == port}
+            assert classic == []  # nothing on classic pub/sub, which every node would relay
+            (ours,) = await subscribers(redis_cluster, port, name)  # ONE connection per shard
+            assert int(ours["ssub"]) == len(shard) and int(ours["sub"]) == 0
+        await instance.publish_many([(topic, topic.encode()) for topic in names])
+        received = [await recorder.next() for _ in names]
+        assert sorted(received) == sorted((topic, topic.encode()) for topic in names)
+    finally:
+        await instance.stop()
+
+
+async def test_cluster_subscriber_recovers_after_its_connection_is_killed(redis_cluster: RedisCluster) -> None:
+    name = f"todochat-test-{services.RUN_ID}-{secrets.token_hex(3)}"
+    recorder = Recorder()
+    instance = ClusterBroker(redis_cluster.url, name=name)
+    await instance.start(recorder)
+    try:
+        topic = f"{name}:{{user:1}}"
+        await instance.subscribe(topic)
+        await instance.publish_many([(topic, b"before")])
+        assert await recorder.next() == (topic, b"before")
+        port = await redis_cluster.owner(topic)
+        (ours,) = await subscribers(redis_cluster, port, name)
+        client = redis_cluster.node(port)
+        try:
+            await client.client_kill_filter(_id=ours["id"])
+        finally:
+            await client.aclose()
+        await wait_until(lambda: recorder.reconnects == 1)  # the listener is told: it replays from the log
+        await instance.publish_many([(topic, b"after")])
+        assert await recorder.next() == (topic, b"after")
+        assert len(await subscribers(redis_cluster, port, name)) == 1
+    finally:
+        await instance.stop()
+
+
+async def test_cluster_unreachable_raises_broker_error() -> None:
+    instance = ClusterBroker(f"redis://127.0.0.1:{free_port()}/0")
+    recorder = Recorder()
+    await instance.start(recorder)  # never raises: it keeps trying in the background, as for a single Redis
+    try:
+        with pytest.raises(BrokerError):
+            await instance.ping()
+        with pytest.raises(BrokerError):
+            await instance.publish_many([("x", b"y")])
+        await instance.subscribe("x")  # never raises either
+        assert recorder.reconnects == 0
+    finally:
+        await instance.stop()
+
+
+async def shard_subscribers(cluster: RedisCluster, topic: str, count: int) -> bool:
+    client = cluster.node(await cluster.owner(topic))
+    try:
+        return bool((await client.execute_command("PUBSUB", "SHARDNUMSUB", topic))[1] == count)
+    finally:
+        await client.aclose()
+
+
+async def test_cluster_subscribe_churn_is_no_reconnect(redis_cluster: RedisCluster) -> None:
+    name = f"todochat-test-{services.RUN_ID}-{secrets.token_hex(3)}"
+    recorder = Recorder()
+    instance = ClusterBroker(redis_cluster.url, name=name)
+    await instance.start(recorder)
+    try:
+        topic = f"{name}:{{user:3}}"
+        for _ in range(20):  # each `sunsubscribe` we asked for comes back: not the node dropping the channel
+            await instance.subscribe(topic)
+            await instance.unsubscribe(topic)
+        await instance.subscribe(topic)
+        # The node has our SSUBSCRIBE before the publish (both only sent: their order across two
+        # connections is not promised; the service closes that window by reading the log after).
+        await wait_until(lambda: shard_subscribers(redis_cluster, topic, 1))
+        await instance.publish_many([(topic, b"still here")])
+        assert await recorder.next() == (topic, b"still here")
+        await recorder.nothing()
+        assert recorder.reconnects == 0
+    finally:
+        await instance.stop()
+
+
+async def test_cluster_follows_a_channel_whose_slot_moves(redis_cluster: RedisCluster) -> None:
+    name = f"todochat-test-{services.RUN_ID}-{secrets.token_hex(3)}"
+    recorder = Recorder()
+    instance = ClusterBroker(redis_cluster.url, name=name)
+    await instance.start(recorder)
+    topic = f"{name}:{{user:4}}"
+    source = await redis_cluster.owner(topic)
+    target = next(port for port in await redis_cluster.primaries() if port != source)
+    try:
+        await instance.subscribe(topic)
+        await redis_cluster.move_slot(topic, target)  # the source node tells us: sunsubscribe
+        await wait_until(lambda: recorder.reconnects == 1)  # resubscribed on the new owner; sockets catch up
+        (ours,) = await subscribers(redis_cluster, target, name)
+        assert int(ours["ssub"]) == 1
+        await instance.publish_many([(topic, b"on the new owner")])  # MOVED, followed by the cluster client
+        assert await recorder.next() == (topic, b"on the new owner")
+    finally:
+        await instance.stop()
+        await redis_cluster.move_slot(topic, source)  # the session's cluster as it was

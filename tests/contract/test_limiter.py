@@ -1,4 +1,5 @@
-"""One contract, every rate-limit storage (memory, Redis); then Redis outages: fail open or per worker, never stall."""
+"""One contract, every rate-limit storage (memory, Redis, Redis Cluster); then Redis outages: fail open or per
+worker, never stall."""
 
 from __future__ import annotations
 
@@ -15,19 +16,24 @@ from prometheus_client import REGISTRY
 from server.abuse.limiter import Limiter, Outage, Policy
 from server.abuse.storage import create_storage
 from server.errors import RateLimitedError
+from tests.support.live import free_port
+from tests.support.redis_cluster import RedisCluster
 from tests.support.relay import Mode, Relay
 from tests.support.settings import make_settings
 from tests.support.timing import TIMEOUT, wait_until
 
-STORAGES = ["memory", "redis"]
+STORAGES = ["memory", "redis", "cluster"]
 
 
 def policy(notation: str, *, on_outage: Outage = "open") -> Policy:
     return Policy.parse(f"test_{secrets.token_hex(4)}", notation, detail="Slow down", on_outage=on_outage)
 
 
-def open_limiter(redis_url: str | None, prefix: str, *, timeout: float = TIMEOUT, **options: Any) -> Limiter:
-    storage, close = create_storage(make_settings(redis_url=redis_url, redis_prefix=prefix))
+def open_limiter(
+    redis_url: str | None, prefix: str, *, timeout: float = TIMEOUT, cluster: bool = False, **options: Any
+) -> Limiter:
+    settings = make_settings(redis_url=redis_url, redis_prefix=prefix, redis_cluster=cluster)
+    storage, close = create_storage(settings)
     return Limiter(storage, timeout=timeout, close=close, **options)
 
 
@@ -37,14 +43,19 @@ def prefix(redis_prefix: str) -> str:
 
 
 @pytest.fixture(params=STORAGES)
-def storage_url(request: pytest.FixtureRequest) -> str | None:
-    """The REDIS_URL the limiter is built from: none for memory (looked up only for Redis)."""
-    return request.getfixturevalue("redis_url") if request.param == "redis" else None
+def storage(request: pytest.FixtureRequest) -> tuple[str | None, bool]:
+    """The REDIS_URL the limiter is built from (none for memory; looked up only when needed), and
+    whether it names a Redis Cluster node."""
+    if request.param == "cluster":
+        cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+        return cluster.url, True
+    return (request.getfixturevalue("redis_url") if request.param == "redis" else None), False
 
 
 @pytest.fixture
-async def limiter(storage_url: str | None, prefix: str) -> AsyncIterator[Limiter]:
-    limiter = open_limiter(storage_url, prefix)
+async def limiter(storage: tuple[str | None, bool], prefix: str) -> AsyncIterator[Limiter]:
+    url, cluster = storage
+    limiter = open_limiter(url, prefix, cluster=cluster)
     try:
         yield limiter
     finally:
@@ -172,3 +183,15 @@ async def test_the_shared_storage_is_used_again_once_it_is_back(
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.INFO] == [
         "Rate-limit storage is back: limits are shared across workers again"
     ]
+
+
+async def test_a_redis_cluster_out_of_reach_fails_open_too(prefix: str) -> None:
+    # A cluster client that reaches no node raises RedisClusterException, which is no RedisError.
+    limiter = open_limiter(f"redis://127.0.0.1:{free_port()}/0", prefix, timeout=1.0, cluster=True)
+    chat, login = policy("1/minute"), policy("1/minute", on_outage="local")
+    try:
+        assert [await limiter.hit(chat, "u1") for _ in range(3)] == [True] * 3
+        assert [await limiter.hit(login, "u1") for _ in range(2)] == [True, False]
+        assert down(limiter)
+    finally:
+        await limiter.aclose()

@@ -1,9 +1,9 @@
 """Two real server processes sharing PostgreSQL and Redis: fan-out, cancel, idempotency, shutdown and session ends
-across workers."""
+across workers. The tests on `workers` run twice: over a single Redis, and over a real Redis Cluster (sharded
+pub/sub, `REDIS_CLUSTER=true`)."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.support import services, users
 from tests.support.live import ServerProcess, free_port
+from tests.support.private_services import PrivateRedis
+from tests.support.redis_cluster import RedisCluster
 from tests.support.settings import server_env
 from tests.support.timing import SCALE, TIMEOUT
 from tests.support.wsclient import WSClient, seqs
@@ -28,12 +30,23 @@ def cluster_env(database_url: str, redis_url: str, prefix: str, **extra: object)
     return server_env(database_url=database_url, redis_url=redis_url, redis_prefix=prefix, **values)
 
 
+@pytest.fixture(scope="module", params=["redis", "redis-cluster"])
+def broker_env(request: pytest.FixtureRequest) -> dict[str, object]:
+    """The workers' Redis settings: one Redis, or a node of the session's Redis Cluster."""
+    if request.param == "redis-cluster":
+        cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+        return {"redis_url": cluster.url, "redis_cluster": True, "prefix": "sharded"}
+    return {"redis_url": request.getfixturevalue("redis_url"), "prefix": "cluster"}
+
+
 @pytest.fixture(scope="module")
 async def workers(
-    postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+    postgres_url: str, broker_env: dict[str, object], tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[tuple[ServerProcess, ServerProcess]]:
     logs = tmp_path_factory.mktemp("cluster")
-    env = cluster_env(postgres_url, redis_url, f"todochat-test-{services.RUN_ID}-cluster")
+    extra = {key: value for key, value in broker_env.items() if key not in ("redis_url", "prefix")}
+    prefix = f"todochat-test-{services.RUN_ID}-{broker_env['prefix']}"
+    env = cluster_env(postgres_url, str(broker_env["redis_url"]), prefix, **extra)
     first = ServerProcess(port=free_port(), env=env, log_path=logs / "a.log")
     second = ServerProcess(port=free_port(), env=env, log_path=logs / "b.log")
     await first.start()  # migrates; then the second finds the schema in place
@@ -86,6 +99,41 @@ async def test_cancel_travels_to_the_worker_running_the_turn(workers: tuple[Serv
     assert len(reply["message"]["content"]) < len("Echo: " + LONG)
 
 
+async def test_one_turn_per_conversation_across_workers(workers: tuple[ServerProcess, ServerProcess]) -> None:
+    a_server, b_server = workers
+    _, token = await signup(a_server.base_url)
+    async with await WSClient.open(a_server.ws_url, token) as a, await WSClient.open(b_server.ws_url, token) as b:
+        await a.chat(LONG)
+        ack = await a.receive("ack")
+        await b.receive("delta", turn_id=ack["turn_id"])  # running on worker 1, streaming to worker 2
+        await b.chat("me too", conversation_id=ack["conversation_id"], client_msg_id="second")
+        busy = await b.receive("error")
+        assert busy["code"] == "busy" and busy["ref"] == "second"
+        await b.receive("turn.end", turn_id=ack["turn_id"])
+    starts = [f for f in b.log if f["type"] == "turn.start"]
+    assert [s["turn_id"] for s in starts] == [ack["turn_id"]]
+
+
+async def test_a_socket_on_the_other_worker_resumes_where_it_left_off(
+    workers: tuple[ServerProcess, ServerProcess],
+) -> None:
+    a_server, b_server = workers
+    _, token = await signup(a_server.base_url)
+    async with await WSClient.open(a_server.ws_url, token) as a:
+        await a.chat("first")
+        first = await a.receive("ack")
+        await a.receive("turn.end")
+        await a.chat("second", conversation_id=first["conversation_id"])
+        await a.receive("turn.end")
+    after = first["seq"]
+    async with await WSClient.open(b_server.ws_url, token) as b:
+        await b.send({"type": "resume", "after_seq": after})
+        frames = await b.until("turn.end", timeout=TIMEOUT)
+        if frames[-1]["seq"] < 8:  # the first turn's end came first: the second one follows
+            frames += await b.until("turn.end")
+    assert seqs(frames) == list(range(after + 1, 9))  # everything after `after`, once, in order
+
+
 async def test_same_client_msg_id_on_two_workers_is_one_message(workers: tuple[ServerProcess, ServerProcess]) -> None:
     a_server, b_server = workers
     user_id, token = await signup(a_server.base_url)
@@ -132,58 +180,8 @@ async def test_graceful_shutdown_closes_1012_and_keeps_the_turn(
 # --- Redis outage ------------------------------------------------------------------------------
 
 
-class RedisProcess:
-    """A private redis-server, so killing it touches nobody else's data."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.process: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        try:
-            self.process = await asyncio.create_subprocess_exec(
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                stdout=asyncio.subprocess.DEVNULL,
-            )
-        except FileNotFoundError as exc:
-            services.unavailable("redis-server binary", exc)
-        import redis.asyncio as aioredis
-
-        from tests.support.timing import wait_until
-
-        client = aioredis.Redis.from_url(self.url, socket_connect_timeout=0.2)
-
-        async def up() -> bool:
-            try:
-                return bool(await client.ping())
-            except (OSError, aioredis.RedisError):
-                return False
-
-        try:
-            await wait_until(up, step=0.05)
-        finally:
-            await client.aclose()
-
-    async def kill(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
-
-
 async def test_redis_restart_loses_nothing_acked(postgres_url: str, tmp_path: Path) -> None:
-    redis_server = RedisProcess(free_port())
+    redis_server = PrivateRedis()
     await redis_server.start()
     env = cluster_env(postgres_url, redis_server.url, f"todochat-test-{services.RUN_ID}-outage")
     a_server = ServerProcess(port=free_port(), env=env, log_path=tmp_path / "a.log")

@@ -26,10 +26,10 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.support import services, users
 from tests.support.live import ServerProcess, free_port
+from tests.support.private_services import PrivateRedis
 from tests.support.settings import PASSWORD, server_env
 from tests.support.timing import TIMEOUT, wait_until
 from tests.support.wsclient import WSClient
-from tests.system.test_cluster import RedisProcess
 
 IN_FLIGHT = 50
 """MAX_TURNS_IN_FLIGHT per worker: `todochat_turns_capacity` is this times the live workers."""
@@ -262,7 +262,7 @@ MAX_WARNINGS = 5
 async def test_a_redis_outage_logs_a_few_warnings_and_its_recovery_with_counts(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    redis_server = RedisProcess(free_port())
+    redis_server = PrivateRedis()
     await redis_server.start()
     env = server_env(
         database_url=postgres_url,

@@ -1,8 +1,9 @@
 """The Broker protocol: publish bytes to a channel, and deliver subscribed channels to one listener.
 
 A process has ONE broker and ONE listener (the hub). Subscriptions are per channel and
-reference-counted by the hub, so a worker holds a single pub/sub connection however many
-sockets it serves. Implementations: :mod:`.memory` (one process) and :mod:`.redis`.
+reference-counted by the hub, so a worker holds a single pub/sub connection (one per shard on a
+Redis Cluster) however many sockets it serves. Implementations: :mod:`.memory` (one process),
+:mod:`.redis` and :mod:`.cluster` (sharded pub/sub).
 """
 
 from __future__ import annotations
