@@ -23,11 +23,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench import deploy, machine, results
 from bench.stats import summarize, table
+from server import protocol
 from server.chat.writer import TurnWriter
 from server.db import migrate
 from server.db.turnstore.base import AcceptItem, FinishItem
 from server.db.turnstore.postgres import PostgresTurnStore
-from server.realtime import protocol
 
 DATABASE = "todochat_bench_groupcommit"
 

@@ -226,6 +226,7 @@ async def open_runtime(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> As
         writer = TurnWriter(store, worker_id=worker_id, max_concurrent_turns=settings.max_concurrent_turns)
         turns = TurnRegistry(
             writer=writer,
+            store=store,
             db=db,
             hub=hub,
             agent=agent,

@@ -32,7 +32,6 @@ from server.db.models import (
     TIMEZONE_MAX,
     TITLE_MAX,
     Message,
-    Task,
 )
 from server.fields import DbId, NoNul
 
@@ -306,11 +305,6 @@ class TaskPublic(BaseModel):
     @classmethod
     def _priority_name(cls, value: object) -> object:
         return PRIORITIES[value] if isinstance(value, int) and 0 <= value < len(PRIORITIES) else value
-
-    @classmethod
-    def frame(cls, task: Task) -> dict[str, Any]:
-        """The JSON-ready form used inside WebSocket events."""
-        return cls.model_validate(task).model_dump(mode="json")
 
 
 class TasksPublic(BaseModel):

@@ -55,7 +55,9 @@ def upgrade() -> None:
         postgresql_where=PENDING_REMINDER,
         sqlite_where=PENDING_REMINDER,
     )
-    op.create_index("ix_tasks_search", "tasks", ["search"], postgresql_using="gin")
+    op.create_index("ix_tasks_user_title", "tasks", ["user_id", sa.text("lower(title)")])
+    if _is_postgres():  # SQLite searches with LIKE '%word%', which no B-tree index can serve
+        op.create_index("ix_tasks_search", "tasks", ["search"], postgresql_using="gin")
 
     op.create_table(
         "task_tags",
@@ -72,7 +74,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_task_tags_user_tag", table_name="task_tags")
     op.drop_table("task_tags")
-    for index in ("ix_tasks_search", "ix_tasks_remind_at", "ix_tasks_user_priority", "ix_tasks_user_due"):
+    if _is_postgres():
+        op.drop_index("ix_tasks_search", table_name="tasks")
+    for index in ("ix_tasks_user_title", "ix_tasks_remind_at", "ix_tasks_user_priority", "ix_tasks_user_due"):
         op.drop_index(index, table_name="tasks")
     with _tasks_batch(recreate="auto") as tasks:
         for column in ("search", "recurrence", "remind_lead", "remind_at", "due_at", "tags", "priority"):

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import orjson
 
+from server import protocol
 from server.db.outbox import PendingEvent
-from server.realtime import protocol
 
 DELTA_INTERVAL = 0.04
 """Coalescing window: at most ~25 `delta` frames a second per turn."""

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Protocol
 
 import orjson
 
 from server.assistant.providers.base import ChatMessage, ToolCallRequest
-from server.db.messages import StoredMessage
+
+
+class StoredMessage(Protocol):
+    """What history needs of a persisted message: a `HistoryRow`, a result row or an ORM object fit."""
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def content(self) -> str: ...
+
+    @property
+    def status(self) -> str | None: ...
+
+    @property
+    def tool_call(self) -> dict[str, Any] | None: ...
 
 
 def to_chat_messages(rows: Sequence[StoredMessage]) -> list[ChatMessage]:

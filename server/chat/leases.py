@@ -23,14 +23,13 @@ from datetime import datetime
 
 import structlog
 
-from server import metrics
+from server import metrics, protocol
 from server.chat.turns import TurnRegistry
 from server.chat.writer import TurnWriter
 from server.db.engine import is_refused
 from server.db.models import utcnow
 from server.db.turnstore.base import Finished, FinishItem, OrphanTurn, TurnStore
 from server.logs import Throttled
-from server.realtime import protocol
 from server.realtime.envelope import Envelope
 from server.realtime.hub import Hub
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from server import metrics
+from server import metrics, protocol
 from server.abuse import Limits
 from server.chat.admission import Admission
 from server.chat.batching import AGAIN, Again
@@ -37,7 +37,6 @@ from server.db.conversations import title_from
 from server.db.models import utcnow
 from server.db.turnstore.base import Accepted, AcceptItem, AcceptStatus, TurnStore
 from server.errors import BusyError, NotFoundError, RateLimitedError
-from server.realtime import protocol
 from server.realtime.envelope import Envelope
 from server.realtime.hub import Hub
 

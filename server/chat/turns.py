@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 import structlog
 
-from server import metrics
+from server import metrics, protocol
 from server.assistant.agent import Agent
 from server.assistant.output import clean_text
 from server.assistant.providers.base import ChatMessage, ProviderError, ToolCallRequest, TurnContext
@@ -31,11 +31,10 @@ from server.chat.history import to_chat_messages
 from server.chat.writer import TurnWriter
 from server.clock import SYSTEM_CLOCK, Clock
 from server.db.engine import Sessionmaker, is_refused, is_unavailable
-from server.db.models import Message, utcnow
+from server.db.models import utcnow
 from server.db.outbox import Outbox, PendingEvent, transaction
-from server.db.turnstore.base import Finished, FinishItem, HistoryRow
+from server.db.turnstore.base import Finished, FinishItem, HistoryRow, ToolItem, TurnStore
 from server.logs import throttled
-from server.realtime import protocol
 from server.realtime.envelope import Envelope
 from server.realtime.hub import Hub
 
@@ -48,7 +47,7 @@ CHECKPOINT_AFTER = 1.0
 SAVE_FAILED_REASON = "The reply could not be saved"
 
 ToolRunner = Callable[[Outbox, int, ToolCallRequest], Awaitable[Any]]
-"""Executes one tool for a user inside the given transaction; returns the result."""
+"""Executes one tool for a user inside the given transaction (its changes and their events); returns the result."""
 
 
 @dataclass(eq=False, slots=True)
@@ -81,6 +80,10 @@ class Turn:
         return "".join(self.reply)
 
 
+class TurnEndedElsewhereError(Exception):
+    """The turn is no longer registered (its conversation was deleted, or another worker ended it): it stops."""
+
+
 @dataclass(slots=True)
 class _Finish:
     turn: Turn
@@ -97,6 +100,7 @@ class TurnRegistry:
         self,
         *,
         writer: TurnWriter,
+        store: TurnStore,
         db: Sessionmaker,
         hub: Hub,
         agent: Agent,
@@ -106,6 +110,7 @@ class TurnRegistry:
         on_done: Callable[[Turn], None] = lambda _turn: None,
     ) -> None:
         self._writer = writer
+        self._store = store
         self._db = db
         self._hub = hub
         self._agent = agent
@@ -216,6 +221,8 @@ class TurnRegistry:
                     if current is not None and current.cancelling():
                         raise  # the registry itself is being torn down
                     turn.status = "cancelled"
+                except TurnEndedElsewhereError:
+                    turn.status = "cancelled"  # its end is already written: `_finish` writes nothing
                 except TimeoutError:
                     turn.status, turn.reason = "failed", "The reply took too long"
                 except ProviderError as exc:
@@ -252,23 +259,37 @@ class TurnRegistry:
             deltas.push(text)
 
     async def _execute_tool(self, turn: Turn, call: ToolCallRequest) -> Any:
+        """`tool.call`, the tool's own transaction (its changes and their `task.*` events), then `tool.result`
+        with the `tool` message: three commits, in that seq order, each published as soon as it commits."""
+        called = await self._store.record_tool(
+            ToolItem(
+                user_id=turn.user_id,
+                turn_id=turn.turn_id,
+                kind="tool.call",
+                created_at=utcnow(),
+                frame=protocol.tool_call_text(turn.turn_id, turn.conversation_id, call.id, call.name, call.arguments),
+            )
+        )
+        if called is None:
+            raise TurnEndedElsewhereError(turn.turn_id)  # run nothing for a turn that is over
+        self._hub.publish(turn.user_id, [Envelope(called.text, called.seq)])
         async with transaction(self._db, self._hub.publish_pending) as outbox:
-            await outbox.emit(
-                turn.user_id, protocol.tool_call(turn.turn_id, turn.conversation_id, call.id, call.name, call.arguments)
-            )
             result = await self._run_tool(outbox, turn.user_id, call)
-            record = {"id": call.id, "name": call.name, "arguments": call.arguments, "result": result}
-            outbox.session.add(
-                Message(
-                    conversation_id=turn.conversation_id,
-                    user_id=turn.user_id,
-                    role="tool",
-                    content=orjson.dumps(result).decode(),
-                    turn_id=turn.turn_id,
-                    tool_call=record,
-                )
+        result_json = orjson.dumps(result).decode()
+        stored = await self._store.record_tool(
+            ToolItem(
+                user_id=turn.user_id,
+                turn_id=turn.turn_id,
+                kind="tool.result",
+                created_at=utcnow(),
+                frame=protocol.tool_result_text(turn.turn_id, turn.conversation_id, call.id, result_json),
+                content=result_json,
+                tool_call={"id": call.id, "name": call.name, "arguments": call.arguments, "result": result},
             )
-            await outbox.emit(turn.user_id, protocol.tool_result(turn.turn_id, turn.conversation_id, call.id, result))
+        )
+        if stored is None:
+            raise TurnEndedElsewhereError(turn.turn_id)
+        self._hub.publish(turn.user_id, [Envelope(stored.text, stored.seq)])
         turn.tool_calls.append({"name": call.name, "arguments": call.arguments, "result": result})
         return result
 

@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, case, delete as sql_delete, func, insert as sq
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server import protocol
 from server.db.models import Conversation, Message, Turn, User
 from server.db.outbox import Outbox
 from server.errors import NotFoundError
@@ -95,22 +96,17 @@ async def delete(outbox: Outbox, user_id: int, conversation_id: int) -> list[str
             )
         )
     for turn_id in ended:
+        seq = await outbox.reserve(user_id)
         outbox.record(
             user_id,
-            {
-                "type": "turn.end",
-                "seq": await outbox.reserve(user_id),
-                "turn_id": turn_id,
-                "conversation_id": conversation_id,
-                "status": "cancelled",
-                "message_id": None,
-                "reason": "The conversation was deleted",
-            },
+            protocol.turn_end(
+                turn_id, conversation_id, "cancelled", None, seq=seq, reason="The conversation was deleted"
+            ),
         )
     seq = await outbox.reserve(user_id)
     await outbox.session.delete(conversation)  # messages go with it (ON DELETE CASCADE)
     await outbox.session.flush()
-    outbox.record(user_id, {"type": "conversation.deleted", "conversation_id": conversation_id, "seq": seq})
+    outbox.record(user_id, protocol.conversation_deleted(seq, conversation_id))
     return ended
 
 

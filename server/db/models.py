@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
@@ -167,7 +168,11 @@ TASK_SEARCH = Column(
     "search", TSVECTOR().with_variant(Text(), "sqlite"), Computed(_SearchDocument(), persisted=True), nullable=True
 )
 TASKS.append_column(TASK_SEARCH)
-Index("ix_tasks_search", TASK_SEARCH, postgresql_using="gin")
+# A GIN index serves `@@` on PostgreSQL. SQLite has none: its search is `LIKE '%word%'`, which no
+# B-tree can serve, so an index there would only cost writes.
+Index("ix_tasks_search", TASK_SEARCH, postgresql_using="gin").ddl_if(dialect="postgresql")
+# Sorting by title is case-insensitive (`lower(title)`): the index holds the expression itself.
+Index("ix_tasks_user_title", TASKS.c.user_id, func.lower(TASKS.c.title))
 
 
 class TaskTag(SQLModel, table=True):

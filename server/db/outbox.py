@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import orjson
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server import protocol
 from server.db import events
 from server.db.engine import Sessionmaker
 from server.db.models import utcnow
@@ -42,10 +43,10 @@ class Outbox:
         """The first of `count` seqs; for rows that must know their seq before insert."""
         return await events.reserve_seqs(self.session, user_id, count)
 
-    def record(self, user_id: int, frame: Mapping[str, Any]) -> PendingEvent:
+    def record(self, user_id: int, frame: protocol.Event) -> PendingEvent:
         """Log `frame`, whose `seq` came from `reserve`, and queue it for publishing."""
-        seq = frame.get("seq")
-        assert isinstance(seq, int), "record() needs a frame with a reserved seq"
+        seq = frame["seq"]
+        assert seq > 0, "record() needs a frame with a reserved seq"
         event = PendingEvent(orjson.dumps(frame).decode(), seq)
         self._rows.append(
             {"user_id": user_id, "seq": seq, "type": frame["type"], "frame": event.text, "created_at": utcnow()}
@@ -70,12 +71,6 @@ class Outbox:
         pending, self.pending = self.pending, {}
         if pending:
             await publisher(pending)
-
-    async def emit(self, user_id: int, frame: Mapping[str, Any]) -> int:
-        """Log `frame` with the user's next seq and queue it; returns the seq."""
-        seq = await self.reserve(user_id)
-        self.record(user_id, {**frame, "seq": seq})
-        return seq
 
 
 @asynccontextmanager

@@ -15,17 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server import protocol
 from server.db import events
 from server.db.models import Task, User, utcnow
 from server.db.outbox import Outbox
-from server.schemas import TaskPublic
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +98,7 @@ async def claim(outbox: Outbox, *, now: datetime, max_users: int, max_reminders:
         task.updated_at = changed_at
         seq = seqs[task.user_id]
         seqs[task.user_id] = seq + 1
-        outbox.record(task.user_id, reminder_frame(seq, task, remind_at))
+        outbox.record(task.user_id, protocol.reminder(seq, protocol.task_body(task), remind_at))
     await session.flush()
     # More may be due than this batch: other batches of candidates, or beyond the candidates looked at.
     full = len(candidates) > len(locked) or len(tasks) == max_reminders
@@ -119,9 +118,3 @@ def _batches(candidates: Sequence[tuple[int, int]], *, max_users: int, max_remin
         reminders += int(count)
     if batch:
         yield batch
-
-
-def reminder_frame(seq: int, task: Task, remind_at: datetime) -> dict[str, Any]:
-    """The `reminder` event (server/realtime/protocol.py `Reminder`): the task as it is now, and when it was due."""
-    due = remind_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return {"type": "reminder", "seq": seq, "task": TaskPublic.frame(task), "remind_at": due}

@@ -19,12 +19,11 @@ from sqlalchemy import and_, false, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server import recurrence
+from server import protocol, recurrence
 from server.db import tags as task_tags, users
 from server.db.models import PRIORITIES, TAGS_MAX, TASK_SEARCH, Task, utcnow
 from server.db.outbox import Outbox
 from server.errors import InvalidInputError, NotFoundError
-from server.schemas import TaskPublic
 
 Status = Literal["all", "pending", "completed"]
 SortKey = Literal["created", "due", "priority", "title"]
@@ -172,7 +171,7 @@ async def create(
     outbox.session.add(task)
     await outbox.session.flush()
     await task_tags.replace(outbox.session, task, tags)
-    outbox.record(user_id, {"type": "task.created", "task": TaskPublic.frame(task), "seq": seq})
+    outbox.record(user_id, protocol.task_event("task.created", seq, protocol.task_body(task)))
     return task
 
 
@@ -223,15 +222,17 @@ async def update(
         task.updated_at = utcnow()
     await session.flush()
     if changed - ({"remind_at"} if dismissed else set()):
-        await outbox.emit(user_id, {"type": "task.updated", "task": TaskPublic.frame(task)})
+        outbox.record(
+            user_id, protocol.task_event("task.updated", await outbox.reserve(user_id), protocol.task_body(task))
+        )
     if dismissed:
-        await outbox.emit(user_id, {"type": "reminder.dismissed", "task": TaskPublic.frame(task)})
+        outbox.record(user_id, protocol.reminder_dismissed(await outbox.reserve(user_id), protocol.task_body(task)))
     if following is not None:
         seq = await outbox.reserve(user_id)
         session.add(following)
         await session.flush()
         await task_tags.replace(session, following, task.tags)
-        outbox.record(user_id, {"type": "task.created", "task": TaskPublic.frame(following), "seq": seq})
+        outbox.record(user_id, protocol.task_event("task.created", seq, protocol.task_body(following)))
     return Updated(task, following)
 
 
@@ -239,10 +240,10 @@ async def delete(outbox: Outbox, user_id: int, task_id: int) -> Task:
     await users.lock(outbox.session, user_id)
     task = await get(outbox.session, user_id, task_id, fresh=True)
     seq = await outbox.reserve(user_id)
-    frame = TaskPublic.frame(task)
+    frame = protocol.task_event("task.deleted", seq, protocol.task_body(task))
     await outbox.session.delete(task)
     await outbox.session.flush()
-    outbox.record(user_id, {"type": "task.deleted", "task": frame, "seq": seq})
+    outbox.record(user_id, frame)
     return task
 
 

@@ -26,12 +26,11 @@ from typing import Any, Protocol
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from server import metrics
+from server import metrics, protocol
 from server.auth.tokens import TokenClaims
 from server.db.engine import outage_of
 from server.errors import AppError, AuthError, BadJsonError, CloseCode, RateLimitedError, UnavailableError
 from server.logs import throttled
-from server.realtime import protocol
 from server.realtime.envelope import Envelope
 from server.realtime.hub import Hub
 from server.ws.ratelimit import TokenBucket

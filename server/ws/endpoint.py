@@ -12,13 +12,12 @@ from urllib.parse import urlsplit
 import structlog
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from server import metrics
+from server import metrics, protocol
 from server.auth.bearer import bearer_token
 from server.auth.tokens import TokenClaims
 from server.db.engine import is_unavailable
 from server.errors import AppError, CloseCode
 from server.logs import throttled
-from server.realtime import protocol
 from server.runtime import Runtime
 from server.settings import Settings
 from server.ws.connection import Connection

@@ -18,8 +18,7 @@ from typing import Protocol
 
 import orjson
 
-from server import metrics
-from server.realtime import protocol
+from server import metrics, protocol
 
 GAP_WAIT = 0.15
 """How long a live event waits for its missing predecessors before they are read from the log."""

@@ -17,13 +17,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from server import protocol
 from server.chat.writer import TurnWriter
 from server.db import migrate
 from server.db.engine import is_refused
-from server.db.turnstore.base import AcceptItem, AcceptStatus, Finished, FinishItem, TurnStore
+from server.db.turnstore.base import AcceptItem, AcceptStatus, Finished, FinishItem, ToolItem, TurnStore
 from server.db.turnstore.postgres import PostgresTurnStore
 from server.db.turnstore.sql import SqlTurnStore
-from server.realtime import protocol
 from tests.support import services
 
 WORKER = "worker-a"
@@ -173,6 +173,94 @@ async def test_accept_then_finish_writes_the_turn_and_its_events(stores: Stores)
     assert await scalar(stores.engine, "SELECT last_seq FROM users WHERE id = :u", u=user) == 4
 
 
+def tool_items(user_id: int, conversation_id: int, turn_id: str, result: object) -> tuple[ToolItem, ToolItem]:
+    """A call's `tool.call` and `tool.result` items, as the running turn makes them."""
+    now = datetime.now(UTC)
+    arguments = {"title": 'Buy "milk"'}
+    result_json = orjson.dumps(result).decode()
+    call = ToolItem(
+        user_id=user_id,
+        turn_id=turn_id,
+        kind="tool.call",
+        created_at=now,
+        frame=protocol.tool_call_text(turn_id, conversation_id, "call_1", "add_task", arguments),
+    )
+    done = ToolItem(
+        user_id=user_id,
+        turn_id=turn_id,
+        kind="tool.result",
+        created_at=now,
+        frame=protocol.tool_result_text(turn_id, conversation_id, "call_1", result_json),
+        content=result_json,
+        tool_call={"id": "call_1", "name": "add_task", "arguments": arguments, "result": result},
+    )
+    return call, done
+
+
+async def test_a_tool_call_and_its_result_take_the_next_seqs_and_the_result_is_a_tool_message(stores: Stores) -> None:
+    user = await new_user(stores.engine)
+    [accepted] = await stores.store.accept([accept_item(user, None)], worker_id=WORKER, max_concurrent=3)
+    assert accepted.conversation_id is not None and accepted.turn_id is not None
+    result = {"task_id": 9, "status": "created", "title": 'Buy "milk"'}
+    call, done = tool_items(user, accepted.conversation_id, accepted.turn_id, result)
+
+    called = await stores.store.record_tool(call)
+    assert called is not None and called.seq == 3
+    assert orjson.loads(called.text) == {
+        "type": "tool.call",
+        "seq": 3,
+        "turn_id": accepted.turn_id,
+        "conversation_id": accepted.conversation_id,
+        "call_id": "call_1",
+        "name": "add_task",
+        "arguments": {"title": 'Buy "milk"'},
+    }
+    stored = await stores.store.record_tool(done)
+    assert stored is not None and stored.seq == 4
+    assert orjson.loads(stored.text) == {
+        "type": "tool.result",
+        "seq": 4,
+        "turn_id": accepted.turn_id,
+        "conversation_id": accepted.conversation_id,
+        "call_id": "call_1",
+        "result": result,
+    }
+    # The log holds the very text that was returned for publishing, with its type.
+    assert (await logged(stores.engine, user))[2:] == [(3, "tool.call", called.text), (4, "tool.result", stored.text)]
+    assert await scalar(stores.engine, "SELECT last_seq FROM users WHERE id = :u", u=user) == 4
+    # Only the result is a message: in the history the model sees, and in the turn's reply over REST.
+    [row] = (await stores.store.history(accepted.conversation_id, limit=30))[1:]
+    assert (row.role, orjson.loads(row.content)) == ("tool", result)
+    assert row.tool_call == {"id": "call_1", "name": "add_task", "arguments": {"title": 'Buy "milk"'}, "result": result}
+    [finished] = await stores.store.finish([finish_item(user, accepted.conversation_id, accepted.turn_id)])
+    assert finished.ended and finished.seq == 5
+    assert await stores.store.turn_reply(accepted.turn_id) == (
+        "done",
+        "reply",
+        [{"name": "add_task", "arguments": {"title": 'Buy "milk"'}, "result": result}],
+    )
+
+
+async def test_a_tool_of_a_turn_that_is_over_writes_nothing(stores: Stores) -> None:
+    user = await new_user(stores.engine)
+    [accepted] = await stores.store.accept([accept_item(user, None)], worker_id=WORKER, max_concurrent=3)
+    assert accepted.conversation_id is not None and accepted.turn_id is not None
+    await stores.store.finish([finish_item(user, accepted.conversation_id, accepted.turn_id)])
+    call, done = tool_items(user, accepted.conversation_id, accepted.turn_id, {"ok": True})
+    assert await stores.store.record_tool(call) is None
+    assert await stores.store.record_tool(done) is None
+    stranger = await new_user(stores.engine)  # nor may anyone else record into a turn of theirs
+    [other] = await stores.store.accept([accept_item(user, None)], worker_id=WORKER, max_concurrent=3)
+    assert other.conversation_id is not None and other.turn_id is not None
+    call, _ = tool_items(stranger, other.conversation_id, other.turn_id, {"ok": True})
+    assert await stores.store.record_tool(call) is None
+    assert [seq for seq, _, _ in await logged(stores.engine, user)] == [1, 2, 3, 4, 5, 6]
+    assert await logged(stores.engine, stranger) == []
+    assert (
+        await scalar(stores.engine, "SELECT count(*) FROM messages WHERE role = 'tool' AND user_id = :u", u=user) == 0
+    )
+
+
 async def test_a_running_turn_makes_its_conversation_busy_and_nothing_is_written(stores: Stores) -> None:
     user = await new_user(stores.engine)
     [first] = await stores.store.accept([accept_item(user, None)], worker_id=WORKER, max_concurrent=3)
@@ -303,6 +391,8 @@ async def test_concurrent_writers_of_one_user_keep_seqs_gap_free(stores: Stores)
         async def drive(store: TurnStore, conversation_id: int, turn_id: str) -> int:
             accepted_turns = 0
             for _ in range(rounds):
+                for item in tool_items(user, conversation_id, turn_id, {"ok": True}):
+                    assert await store.record_tool(item) is not None
                 [done] = await store.finish([finish_item(user, conversation_id, turn_id)])
                 assert done.ended
                 while True:
@@ -326,7 +416,8 @@ async def test_concurrent_writers_of_one_user_keep_seqs_gap_free(stores: Stores)
     assert list(counts) == [rounds, rounds]
     seqs = [seq for seq, _, _ in await logged(stores.engine, user)]
     assert seqs == list(range(1, len(seqs) + 1))  # gap-free and duplicate-free
-    assert len(seqs) == 2 * (2 + 4 * rounds + 2)  # per conversation: first accept, the rounds, last finish
+    # Per conversation: the first accept; each round's tool call, result, finish and accept; the last finish.
+    assert len(seqs) == 2 * (2 + 6 * rounds + 2)
     assert await scalar(stores.engine, "SELECT running_turns FROM users WHERE id = :u", u=user) == 0
 
 

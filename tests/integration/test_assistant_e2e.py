@@ -207,3 +207,30 @@ async def test_rest_retry_with_the_same_key_is_one_turn(http: httpx.AsyncClient,
     second = (await http.post(owner.url("/chat"), json=request, headers=owner.headers)).json()
     assert first == second
     assert await tasks_of(http, owner) == {"Renew passport": False}
+
+
+async def test_a_tool_call_goes_out_as_the_protocol_reference_shows_it(
+    assistant_server: LiveServer, owner: AppUser
+) -> None:
+    """tool.call, the task's event, tool.result: consecutive seqs, and a reconnect replays the very same frames."""
+    async with await WSClient.open(assistant_server.ws_url, owner.token) as ws:
+        await ws.chat("Add a task to buy groceries")
+        ack = await ws.receive("ack")
+        await ws.until("turn.end", turn_id=ack["turn_id"])
+        live = [frame for frame in ws.log if "seq" in frame and frame["type"] != "ack"]
+    assert [(frame["type"], frame["seq"] - ack["seq"]) for frame in live] == [
+        ("message", 0),
+        ("turn.start", 1),
+        ("tool.call", 2),
+        ("task.created", 3),
+        ("tool.result", 4),
+        ("message", 5),
+        ("turn.end", 6),
+    ]
+    call, created, result = live[2:5]
+    assert call["call_id"] == result["call_id"] and call["name"] == "add_task"
+    assert call["turn_id"] == result["turn_id"] == ack["turn_id"]
+    assert result["result"] == {"task_id": created["task"]["id"], "status": "created", "title": "Buy groceries"}
+    async with await WSClient.open(assistant_server.ws_url, owner.token, via="frame", after_seq=ack["seq"] - 1) as ws:
+        replayed = [await ws.next() for _ in live]
+    assert replayed == live

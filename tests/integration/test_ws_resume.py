@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import delete
 from sqlmodel import col
 
+from server import protocol
 from server.db.models import Event
 from server.db.outbox import transaction
 from tests.support.live import LiveServer
@@ -111,7 +112,7 @@ async def test_a_gap_in_live_events_is_filled_from_the_log(
     async with await WSClient.open(server.ws_url, user.token) as ws:
         # An event that is committed but never published: as if its publisher died after commit.
         async with transaction(runtime.db, None) as outbox:
-            await outbox.emit(user.id, {"type": "conversation.deleted", "conversation_id": 424242})
+            outbox.record(user.id, protocol.conversation_deleted(await outbox.reserve(user.id), 424242))
         await client.post(user.url("/tasks"), json={"title": "after the gap"}, headers=user.headers)
         first = await ws.next()
         second = await ws.next()
@@ -123,11 +124,11 @@ async def test_broker_reconnect_replays_what_sockets_missed(server: LiveServer, 
     runtime = server.runtime
     async with await WSClient.open(server.ws_url, user.token) as ws:
         async with transaction(runtime.db, None) as outbox:
-            await outbox.emit(user.id, {"type": "turn.start", "turn_id": "lost-while-away", "conversation_id": 1})
+            outbox.record(user.id, protocol.conversation_deleted(await outbox.reserve(user.id), 4242))
         await ws.expect_nothing()
         runtime.hub.on_reconnected()  # what the broker calls once it is back
-        event = await ws.receive("turn.start")
-    assert event["turn_id"] == "lost-while-away" and event["seq"] == 1
+        event = await ws.receive("conversation.deleted")
+    assert event["conversation_id"] == 4242 and event["seq"] == 1
 
 
 async def test_resume_never_resends_what_this_socket_already_got(

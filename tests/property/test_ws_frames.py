@@ -20,7 +20,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings, strategies as st
 from websockets.sync.client import ClientConnection, connect
 
-from server.realtime.protocol import CLIENT_TYPES
+from server.protocol import CLIENT_TYPES
 from tests.support.live import LiveServer
 from tests.support.timing import TIMEOUT
 from tests.support.users import AppUser

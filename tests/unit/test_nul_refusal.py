@@ -16,9 +16,9 @@ import pytest
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, EmailStr, Field
 
+from server import protocol
 from server.app import create_app
 from server.fields import NoNul
-from server.realtime import protocol
 from tests.support.settings import make_settings
 
 EXEMPT = {

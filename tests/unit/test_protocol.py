@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+from server import protocol
 from server.errors import AppError, ErrorCode, RateLimitedError
-from server.realtime import protocol
 from server.realtime.envelope import Envelope, decode_batch, encode_batch
 
 MAX = 128 * 1024
@@ -131,11 +132,31 @@ def test_a_rate_limited_error_says_when_to_retry() -> None:
     assert "retry_after" not in protocol.error_from(AppError("x"))
 
 
+def _documented_server_frames(reference: str) -> list[str]:
+    """The types named by the first cells of the table rows under "Server → client" (`a` / `b` rows too)."""
+    section = reference.split("\n## Server → client\n", 1)[1].split("\n## ", 1)[0]
+    kinds: list[str] = []
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            first = line.split(" | ", 1)[0].removeprefix("| ")
+            names = first.split(" / ")
+            assert all(re.fullmatch(r"`[a-z_.]+`", name) for name in names), f"not a type cell: {first!r}"
+            kinds.extend(name.strip("`") for name in names)
+    return kinds
+
+
 def test_the_protocol_reference_names_every_frame() -> None:
-    """docs/protocol.md documents each frame type the server sends and the client may send."""
+    """docs/protocol.md has a row for each frame type the server sends (and none it does not), and names
+    each type the client may send."""
     reference = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
-    missing = [kind for kind in (*protocol.SERVER_TYPES, *protocol.CLIENT_TYPES) if f"`{kind}`" not in reference]
-    assert missing == []
+    documented = _documented_server_frames(reference)
+    assert sorted(documented) == sorted(protocol.SERVER_TYPES)
+    assert [kind for kind in protocol.CLIENT_TYPES if f"`{kind}`" not in reference] == []
+
+
+def test_a_frame_named_only_in_prose_is_not_documented() -> None:
+    reference = "\n## Server → client\n\n| type | fields |\n|---|---|\n| `ack` / `pong` | x |\nthe `hello` frame\n"
+    assert _documented_server_frames(reference) == ["ack", "pong"]
 
 
 def test_server_types_match_the_frame_union() -> None:
@@ -171,3 +192,32 @@ def test_a_worker_delivers_its_own_batch_once() -> None:
         hub.on_message(hub.channel(7), encode_batch(hub.origin, [delta], published=published))
     hub.on_message(hub.channel(7), encode_batch("another-worker", [delta]))  # another worker's: delivered
     assert [e.text for e in received] == [delta.text, delta.text]
+
+
+def test_the_task_in_frames_is_the_task_as_rest_returns_it() -> None:
+    """`TaskBody` names exactly `TaskPublic`'s fields, and `task_body` gives them in their JSON form."""
+    import typing
+    from datetime import UTC, datetime
+
+    from server.db.models import Task
+    from server.schemas import TaskPublic
+
+    assert set(typing.get_type_hints(protocol.TaskBody)) == set(TaskPublic.model_fields)
+    moment = datetime(2026, 12, 3, 17, 0, tzinfo=UTC)
+    task = Task(id=7, user_id=1, title="Buy milk", created_at=moment, updated_at=moment, priority=2, due_at=moment)
+    body = protocol.task_body(task)
+    assert body == {
+        "id": 7,
+        "title": "Buy milk",
+        "description": None,
+        "completed": False,
+        "created_at": "2026-12-03T17:00:00Z",
+        "updated_at": "2026-12-03T17:00:00Z",
+        "priority": "high",
+        "tags": [],
+        "due_at": "2026-12-03T17:00:00Z",
+        "remind_at": None,
+        "recurrence": None,
+    }
+    assert protocol.task_event("task.updated", 5, body) == {"type": "task.updated", "seq": 5, "task": body}
+    assert protocol.reminder(6, body, moment)["remind_at"] == "2026-12-03T17:00:00Z"

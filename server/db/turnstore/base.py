@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from server.db.frametext import FrameText
 from server.db.outbox import PendingEvent
+from server.frametext import FrameText
 
 
 class AcceptStatus(StrEnum):
@@ -100,6 +100,23 @@ class Finished:
     """The reply's `message` and `turn.end`, committed, for publishing."""
 
 
+@dataclass(slots=True)
+class ToolItem:
+    """A tool call of a running turn (`tool.call`, before the tool runs) or its result (`tool.result`, with
+    the `tool` message that keeps it in the conversation's history)."""
+
+    user_id: int
+    turn_id: str
+    kind: Literal["tool.call", "tool.result"]
+    created_at: datetime
+    frame: FrameText
+    """holes: seq"""
+    content: str | None = None
+    """The result's message text (the result as JSON); None: no message (a call)."""
+    tool_call: dict[str, Any] | None = None
+    """The result's message record: {"id", "name", "arguments", "result"}."""
+
+
 @dataclass(frozen=True, slots=True)
 class OrphanTurn:
     """A running turn whose worker's lease ran out."""
@@ -126,6 +143,11 @@ class TurnStore(Protocol):
 
     async def finish(self, items: Sequence[FinishItem]) -> list[Finished]:
         """`commit` with finishes only."""
+
+    async def record_tool(self, item: ToolItem) -> PendingEvent | None:
+        """In one transaction (one statement on PostgreSQL), under the user's row lock: log the event with the
+        user's next seq and, for a result, store its `tool` message. None when the turn is no longer
+        registered (ended elsewhere, its conversation deleted): nothing is written."""
 
     async def history(self, conversation_id: int, *, limit: int, before_id: int | None = None) -> list[HistoryRow]:
         """The newest `limit` messages (before `before_id`), oldest first."""

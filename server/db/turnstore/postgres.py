@@ -31,6 +31,7 @@ from server.db.turnstore.base import (
     FinishItem,
     HistoryRow,
     OrphanTurn,
+    ToolItem,
     reply_of,
 )
 
@@ -165,6 +166,29 @@ LEFT JOIN dupe d ON d.ord = c.ord
 UNION ALL
 SELECT 'f', r.ord, NULL, NULL, f.message_id, f.base + 1, NULL, f.message_frame, f.second_frame, NULL, NULL
 FROM f_req r LEFT JOIN f_framed f ON f.ord = r.ord
+"""
+
+# A tool call or result of a running turn: as `_COMMIT`, lock the user's row, take the next seq, write, and
+# compare the locked `last_seq` with the one the statement saw (`fresh`): if another writer of the user
+# committed while this one waited for the lock (a conversation deleted, say), nothing is written: run it again.
+_TOOL = """
+WITH seen AS MATERIALIZED (SELECT last_seq FROM users WHERE id = $1),
+locked AS MATERIALIZED (SELECT id, last_seq FROM users WHERE id = $1 FOR UPDATE),
+go AS MATERIALIZED (
+    SELECT l.id AS user_id, l.last_seq + 1 AS seq, t.conversation_id
+    FROM locked l JOIN seen s ON s.last_seq = l.last_seq
+    JOIN turns t ON t.turn_id = $2 AND t.user_id = l.id
+),
+msg AS (
+    INSERT INTO messages (conversation_id, user_id, role, content, turn_id, tool_call, seq, created_at)
+    SELECT conversation_id, user_id, 'tool', $6, $2, $7::text::json, seq, $4 FROM go WHERE $6::text IS NOT NULL
+),
+ev AS (
+    INSERT INTO events (user_id, seq, type, frame, created_at) SELECT user_id, seq, $3, $5 || seq || $8, $4 FROM go
+),
+bumped AS (UPDATE users u SET last_seq = go.seq FROM go WHERE u.id = go.user_id)
+SELECT (SELECT seq FROM go) AS seq,
+       (SELECT last_seq FROM locked) IS NOT DISTINCT FROM (SELECT last_seq FROM seen) AS fresh
 """
 
 _HISTORY = """
@@ -359,6 +383,19 @@ class PostgresTurnStore:
             else:
                 accepted[row["ord"]] = Accepted(status=status)
         return accepted, finished
+
+    async def record_tool(self, item: ToolItem) -> PendingEvent | None:
+        prefix, suffix = item.frame.parts
+        record = orjson.dumps(item.tool_call).decode() if item.tool_call is not None else None
+        while True:
+            row = await self._pool.fetchrow(
+                _TOOL, item.user_id, item.turn_id, item.kind, item.created_at, prefix, item.content, record, suffix
+            )
+            assert row is not None
+            if row["fresh"]:
+                break
+        seq = row["seq"]
+        return None if seq is None else PendingEvent(f"{prefix}{seq}{suffix}", seq)
 
     async def history(self, conversation_id: int, *, limit: int, before_id: int | None = None) -> list[HistoryRow]:
         rows = await self._pool.fetch(_HISTORY, conversation_id, limit, before_id)

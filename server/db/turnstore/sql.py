@@ -15,7 +15,6 @@ from sqlalchemy import CursorResult, case, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col
 
-from server.db.frametext import Hole
 from server.db.models import Conversation, Event, Message, Turn, User, Worker
 from server.db.outbox import PendingEvent
 from server.db.turnstore.base import (
@@ -26,8 +25,10 @@ from server.db.turnstore.base import (
     FinishItem,
     HistoryRow,
     OrphanTurn,
+    ToolItem,
     reply_of,
 )
+from server.frametext import Hole
 
 _HISTORY = select(
     col(Message.id), col(Message.role), col(Message.content), col(Message.status), col(Message.tool_call)
@@ -225,6 +226,37 @@ class SqlTurnStore:
             seq=seq,
             events=[PendingEvent(message_frame, seq), PendingEvent(end_frame, seq + 1)],
         )
+
+    async def record_tool(self, item: ToolItem) -> PendingEvent | None:
+        async with self._engine.begin() as connection:
+            last_seq = await connection.scalar(
+                select(col(User.last_seq)).where(col(User.id) == item.user_id).with_for_update()
+            )
+            conversation_id = await connection.scalar(
+                select(col(Turn.conversation_id)).where(
+                    col(Turn.turn_id) == item.turn_id, col(Turn.user_id) == item.user_id
+                )
+            )
+            if last_seq is None or conversation_id is None:
+                return None
+            seq = last_seq + 1
+            if item.content is not None:
+                await connection.execute(
+                    insert(Message).values(
+                        conversation_id=conversation_id,
+                        user_id=item.user_id,
+                        role="tool",
+                        content=item.content,
+                        turn_id=item.turn_id,
+                        tool_call=item.tool_call,
+                        seq=seq,
+                        created_at=item.created_at,
+                    )
+                )
+            frame = item.frame.fill({Hole.SEQ: seq})
+            await self._log(connection, item.user_id, item.created_at, (seq, item.kind, frame))
+            await connection.execute(update(User).where(col(User.id) == item.user_id).values(last_seq=seq))
+        return PendingEvent(frame, seq)
 
     async def history(self, conversation_id: int, *, limit: int, before_id: int | None = None) -> list[HistoryRow]:
         async with self._engine.connect() as connection:

@@ -2,21 +2,23 @@
 
 Frames are JSON text frames with a `type`. Client frames are validated into a union
 discriminated on `type`; server frames are built by the functions below, so their shapes
-live in one place. docs/protocol.md is the reference and changes with this module.
+live in one place, whichever layer writes them (storage logs its events, the socket edge
+answers, the turn streams). A leaf: types and builders, no I/O, nothing of the layers above.
+docs/protocol.md is the reference and changes with this module.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, NotRequired, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict, cast
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from server.db.frametext import FrameText, Hole
 from server.errors import AppError, BadJsonError, InvalidInputError, PayloadTooLargeError, UnknownTypeError
 from server.fields import DbId, SafeText, Seq
-from server.schemas import MAX_MESSAGE_CHARS, ClientMsgId, SnoozeMinutes, TurnId
+from server.frametext import FrameText, Hole
+from server.schemas import MAX_MESSAGE_CHARS, ClientMsgId, SnoozeMinutes, TaskPublic, TurnId
 
 PROTOCOL_VERSION = 1
 
@@ -243,12 +245,32 @@ class TurnEnd(TypedDict):
     reason: NotRequired[str]
 
 
-class TaskEvent(TypedDict):
-    """`task.created`, `task.updated`, `task.deleted`: the task as REST returns it (`TaskPublic`)."""
+class TaskBody(TypedDict):
+    """A task as frames carry it: as REST returns it (`TaskPublic` in its JSON form, times ISO 8601 UTC)."""
 
-    type: Literal["task.created", "task.updated", "task.deleted"]
+    id: int
+    title: str
+    description: str | None
+    completed: bool
+    created_at: str
+    updated_at: str
+    priority: Literal["low", "normal", "high"]
+    tags: list[str]
+    due_at: str | None
+    remind_at: str | None
+    """The pending reminder; null once it fired or was dismissed."""
+    recurrence: str | None
+
+
+TaskEventType = Literal["task.created", "task.updated", "task.deleted"]
+
+
+class TaskEvent(TypedDict):
+    """`task.created`, `task.updated`, `task.deleted`: the task as REST returns it."""
+
+    type: TaskEventType
     seq: int
-    task: dict[str, Any]
+    task: TaskBody
 
 
 class Reminder(TypedDict):
@@ -256,7 +278,7 @@ class Reminder(TypedDict):
 
     type: Literal["reminder"]
     seq: int
-    task: dict[str, Any]
+    task: TaskBody
     """The task as it is once the reminder fired (its `remind_at` is null again)."""
     remind_at: str
     """When the reminder was due (ISO 8601, UTC)."""
@@ -267,7 +289,7 @@ class ReminderDismissed(TypedDict):
 
     type: Literal["reminder.dismissed"]
     seq: int
-    task: dict[str, Any]
+    task: TaskBody
 
 
 class ConversationDeleted(TypedDict):
@@ -275,6 +297,19 @@ class ConversationDeleted(TypedDict):
     seq: int
     conversation_id: int
 
+
+Event = (
+    MessageEvent
+    | TurnStart
+    | ToolCall
+    | ToolResult
+    | TurnEnd
+    | TaskEvent
+    | Reminder
+    | ReminderDismissed
+    | ConversationDeleted
+)
+"""The persisted frames: each has a `seq` and a row in the user's event log."""
 
 ServerFrame = (
     Hello
@@ -378,41 +413,29 @@ def delta(turn_id: str, conversation_id: int, offset: int, text: str) -> Delta:
     return {"type": "delta", "turn_id": turn_id, "conversation_id": conversation_id, "offset": offset, "text": text}
 
 
-def tool_call(turn_id: str, conversation_id: int, call_id: str, name: str, arguments: dict[str, Any]) -> ToolCall:
-    """Built before its seq is known (the outbox gives it one); `seq` 0 until then."""
-    return {
-        "type": "tool.call",
-        "seq": 0,
-        "turn_id": turn_id,
-        "conversation_id": conversation_id,
-        "call_id": call_id,
-        "name": name,
-        "arguments": arguments,
-    }
+def task_body(task: object) -> TaskBody:
+    """`task` (a `Task` row, or anything `TaskPublic` reads) as frames carry it."""
+    return cast(TaskBody, TaskPublic.model_validate(task).model_dump(mode="json"))
 
 
-def tool_result(turn_id: str, conversation_id: int, call_id: str, result: Any) -> ToolResult:
-    return {
-        "type": "tool.result",
-        "seq": 0,
-        "turn_id": turn_id,
-        "conversation_id": conversation_id,
-        "call_id": call_id,
-        "result": result,
-    }
-
-
-def task_event(
-    kind: Literal["task.created", "task.updated", "task.deleted"], seq: int, task: dict[str, Any]
-) -> TaskEvent:
+def task_event(kind: TaskEventType, seq: int, task: TaskBody) -> TaskEvent:
     return {"type": kind, "seq": seq, "task": task}
+
+
+def reminder(seq: int, task: TaskBody, remind_at: datetime) -> Reminder:
+    """`task` as it is once the reminder fired; `remind_at`: when it was due."""
+    return {"type": "reminder", "seq": seq, "task": task, "remind_at": iso_utc(remind_at)}
+
+
+def reminder_dismissed(seq: int, task: TaskBody) -> ReminderDismissed:
+    return {"type": "reminder.dismissed", "seq": seq, "task": task}
 
 
 def conversation_deleted(seq: int, conversation_id: int) -> ConversationDeleted:
     return {"type": "conversation.deleted", "seq": seq, "conversation_id": conversation_id}
 
 
-# --- frames written with the database's numbers (see server/db/frametext.py) -----------------
+# --- frames written with the database's numbers (see server/frametext.py) -----------------
 
 
 def iso_utc(moment: datetime) -> str:
@@ -465,6 +488,28 @@ def turn_end_text(turn_id: str, conversation_id: int, status: TurnStatus, *, rea
     return FrameText(
         parts=('{"type":"turn.end","seq":', f',{orjson.dumps(head).decode()[1:-1]},"message_id":', tail),
         holes=(Hole.SEQ, Hole.MESSAGE_ID),
+    )
+
+
+def tool_call_text(turn_id: str, conversation_id: int, call_id: str, name: str, arguments: dict[str, Any]) -> FrameText:
+    """`tool.call` (`ToolCall`), its seq filled in by the writing statement."""
+    rest = {"turn_id": turn_id, "conversation_id": conversation_id, "call_id": call_id, "name": name}
+    return FrameText(
+        parts=(
+            '{"type":"tool.call","seq":',
+            f',{orjson.dumps(rest).decode()[1:-1]},"arguments":{orjson.dumps(arguments).decode()}}}',
+        ),
+        holes=(Hole.SEQ,),
+    )
+
+
+def tool_result_text(turn_id: str, conversation_id: int, call_id: str, result_json: str) -> FrameText:
+    """`tool.result` (`ToolResult`), its seq filled in by the writing statement; `result_json` is the
+    result's JSON text, made once for the frame and the `tool` message alike."""
+    rest = {"turn_id": turn_id, "conversation_id": conversation_id, "call_id": call_id}
+    return FrameText(
+        parts=('{"type":"tool.result","seq":', f',{orjson.dumps(rest).decode()[1:-1]},"result":{result_json}}}'),
+        holes=(Hole.SEQ,),
     )
 
 
