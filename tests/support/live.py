@@ -122,6 +122,7 @@ class ServerProcess(_OnLoopback):
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: `stop` can sweep its worker processes too
         )
         log.close()
 
@@ -144,5 +145,8 @@ class ServerProcess(_OnLoopback):
         if self.process.poll() is None:
             self.process.send_signal(sig)
         code = await asyncio.to_thread(self.process.wait, TIMEOUT * 3)
+        # A supervisor that was SIGKILLed (here or by a test) leaves its `--workers` children behind.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process = None
         return code
