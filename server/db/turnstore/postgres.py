@@ -52,17 +52,23 @@ f_req AS MATERIALIZED (
     ) WITH ORDINALITY AS r(user_id, turn_id, content, status, created_at, m4, e1, e2, ord)
 ),
 -- Every user of the batch locked at once, in id order: one lock order for every writer.
+-- Lookups are written so that this prepared statement's generic plan, which cannot know how many
+-- rows the arrays hold, still probes indexes (`= ANY(array)`, LATERAL ... LIMIT 1) instead of
+-- hash-joining over a sequential scan of messages (7,000 rows read per turn at 500 turns/s).
 locked AS MATERIALIZED (
     SELECT u.id, u.last_seq, u.running_turns, u.timezone FROM users u
-    WHERE u.id IN (SELECT user_id FROM a_req UNION SELECT user_id FROM f_req) ORDER BY u.id FOR UPDATE
+    WHERE u.id = ANY($1::int[] || $10::int[]) ORDER BY u.id FOR UPDATE
 ),
 seen AS MATERIALIZED (
-    SELECT u.id, u.last_seq FROM users u WHERE u.id IN (SELECT user_id FROM a_req)
+    SELECT u.id, u.last_seq FROM users u WHERE u.id = ANY($1::int[])
 ),
 -- Accepting messages.
 dupe AS MATERIALIZED (
     SELECT r.ord, m.id, m.seq, m.conversation_id, m.turn_id
-    FROM a_req r JOIN messages m ON m.user_id = r.user_id AND m.client_msg_id = r.client_msg_id
+    FROM a_req r CROSS JOIN LATERAL (
+        SELECT id, seq, conversation_id, turn_id FROM messages
+        WHERE user_id = r.user_id AND client_msg_id = r.client_msg_id LIMIT 1
+    ) m
 ),
 cand AS MATERIALIZED (
     SELECT r.*, l.id IS NOT NULL AS user_exists, l.last_seq AS base, l.timezone,
@@ -79,8 +85,8 @@ go AS MATERIALIZED (
            CASE WHEN c.conversation_id IS NULL THEN nextval('{conversations_seq}'::regclass)::int END AS new_id
     FROM cand c
     WHERE c.user_exists AND c.fresh AND c.under_limit AND NOT c.duplicate
-      AND (c.conversation_id IS NULL OR EXISTS (
-          SELECT 1 FROM conversations v WHERE v.id = c.conversation_id AND v.user_id = c.user_id))
+      AND (c.conversation_id IS NULL OR coalesce((
+          SELECT true FROM conversations v WHERE v.id = c.conversation_id AND v.user_id = c.user_id LIMIT 1), false))
 ),
 new_conv AS (
     INSERT INTO conversations (id, user_id, title, created_at, updated_at)
@@ -103,7 +109,7 @@ a_ok AS MATERIALIZED (
 -- Finishing turns: a turn that is no longer registered (ended elsewhere) writes nothing.
 ended AS (
     DELETE FROM turns t USING f_req r, locked l
-    WHERE t.turn_id = r.turn_id AND l.id = r.user_id AND t.user_id = r.user_id
+    WHERE t.turn_id = ANY($11::text[]) AND t.turn_id = r.turn_id AND l.id = r.user_id AND t.user_id = r.user_id
     RETURNING t.turn_id, t.conversation_id
 ),
 f_ok AS MATERIALIZED (
@@ -139,7 +145,7 @@ ev AS (
 bumped AS (
     UPDATE users u SET last_seq = u.last_seq + 2, running_turns = greatest(u.running_turns + d.delta, 0)
     FROM (SELECT user_id, 1 AS delta FROM a_ok UNION ALL SELECT user_id, -1 FROM f_framed) d
-    WHERE u.id = d.user_id
+    WHERE u.id = ANY($1::int[] || $10::int[]) AND u.id = d.user_id
 )
 SELECT 'a' AS part, c.ord,
        CASE WHEN c.duplicate THEN 'duplicate'
