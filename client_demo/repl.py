@@ -115,13 +115,14 @@ class Repl:
             url=ws_url(login.server),
             token=login.token,
             view=self.view,
-            reauthenticate=self._reauthenticate,
+            reauthenticate=lambda reason: self._reauthenticate(reason, stale=self.session.token),
             credentials=self.credentials,
         )
         self.quit = asyncio.Event()
         self._turn: Turn | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._reader: LineReader | None = None
+        self._relogin = asyncio.Lock()
         self._commands: dict[str, Callable[[], Awaitable[None]]] = {
             "/tasks": self._show_tasks,
             "/due": self._show_due,
@@ -205,8 +206,19 @@ class Repl:
 
     # --- an expired session -------------------------------------------------------------------
 
-    async def _reauthenticate(self, reason: str) -> str | None:
-        """The session is gone (its refresh was refused): prompt for the password (the email is known)."""
+    async def _reauthenticate(self, reason: str, *, stale: str) -> str | None:
+        """The session of token `stale` is gone (its refresh was refused): prompt for the password.
+
+        The socket and a REST call can both find the session gone at once (a call sent with the old
+        token is answered while the password prompt holds the loop): one prompt at a time, and a caller
+        whose token was replaced meanwhile gets the new one without a second prompt.
+        """
+        async with self._relogin:
+            if self.login.token != stale:
+                return self.login.token
+            return await self._prompt_for_password(reason)
+
+    async def _prompt_for_password(self, reason: str) -> str | None:
         assert self._reader is not None
         prompt = self.terminal.drop_prompt()
         why = f" ({reason})" if reason else ""
@@ -241,10 +253,11 @@ class Repl:
 
     async def _rest(self, call: Callable[[], Awaitable[T]]) -> T:
         """A REST call (the token is refreshed as needed); when the session is gone, log in again and retry once."""
+        stale = self.login.token
         try:
             return await call()
         except SessionExpiredError:
-            if await self._reauthenticate("") is None:
+            if await self._reauthenticate("", stale=stale) is None:
                 raise
             return await call()
 
