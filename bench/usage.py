@@ -29,6 +29,17 @@ PG_COUNTERS = (
     "tup_returned",
     "tup_fetched",
 )
+# Per table (pg_stat_user_tables of the bench database): where PostgreSQL's reads and writes go.
+PG_TABLE_COUNTERS = (
+    "seq_scan",
+    "seq_tup_read",
+    "idx_scan",
+    "idx_tup_fetch",
+    "n_tup_ins",
+    "n_tup_upd",
+    "n_tup_hot_upd",
+    "n_tup_del",
+)
 PG_SETTINGS = ("fsync", "synchronous_commit", "wal_sync_method", "shared_buffers", "max_connections")
 
 
@@ -43,6 +54,7 @@ class Snapshot:
     redis_calls: dict[str, int]
     pg_sizes: dict[str, int]
     """`wal`: the WAL position (bytes; the whole server's); `database`: the bench database's size on disk."""
+    pg_tables: dict[str, dict[str, int]]
 
 
 async def _pg_query(dsn: str, database: str | None) -> tuple[list[int], list[int], dict[str, int], dict[str, int]]:
@@ -63,6 +75,20 @@ async def _pg_query(dsn: str, database: str | None) -> tuple[list[int], list[int
         if database is not None:
             sizes["database"] = int(await connection.fetchval("SELECT pg_database_size($1)", database))
         return backends, shared, counters, sizes
+    finally:
+        await connection.close()
+
+
+async def _pg_tables(database_dsn: str | None) -> dict[str, dict[str, int]]:
+    if database_dsn is None:
+        return {}
+    connection = await asyncpg.connect(database_dsn, timeout=10)
+    try:
+        rows = await connection.fetch(
+            # Column names from the constant above.
+            f"SELECT relname, {', '.join(PG_TABLE_COUNTERS)} FROM pg_stat_user_tables"  # noqa: S608
+        )
+        return {row["relname"]: {name: int(row[name] or 0) for name in PG_TABLE_COUNTERS} for row in rows}
     finally:
         await connection.close()
 
@@ -96,6 +122,7 @@ async def snapshot(deployed: Deployment) -> Snapshot:
         pg_counters=counters,
         redis_calls=await _redis_calls(deployed.redis_url),
         pg_sizes=sizes,
+        pg_tables=await _pg_tables(deployed.database_dsn()),
     )
 
 
@@ -134,6 +161,19 @@ def diff(before: Snapshot, after: Snapshot, *, turns: int, seconds: float) -> di
             name: round((after.pg_sizes[name] - before.pg_sizes.get(name, 0)) / per)
             for name in after.pg_sizes
             if name in before.pg_sizes
+        },
+        # Table statistics reach pg_stat_user_tables when a backend reports them (about every second):
+        # close to exact over a run of many seconds, not per turn of a short one.
+        "postgresql_tables_per_turn": {
+            table: changed
+            for table, counters in sorted(after.pg_tables.items())
+            if (
+                changed := {
+                    name: round((value - before.pg_tables.get(table, {}).get(name, 0)) / per, 3)
+                    for name, value in counters.items()
+                    if value != before.pg_tables.get(table, {}).get(name, 0)
+                }
+            )
         },
         "redis_calls_per_turn": {
             name: round((calls - before.redis_calls.get(name, 0)) / per, 3)

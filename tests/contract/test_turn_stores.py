@@ -339,6 +339,35 @@ async def test_a_batch_of_users_in_one_call(stores: Stores) -> None:
         assert orjson.loads(result.events[0].text)["message"]["content"] == f"bye {user}"
 
 
+async def test_one_round_accepts_for_one_user_and_finishes_for_another(stores: Stores) -> None:
+    """A round holding both kinds of write (one statement on PostgreSQL), and the same user in neither twice."""
+    starter, finisher = await new_user(stores.engine), await new_user(stores.engine)
+    [running] = await stores.store.accept([accept_item(finisher, None, "first")], worker_id=WORKER, max_concurrent=3)
+    assert running.conversation_id is not None and running.turn_id is not None
+    accepted, finished = await stores.store.commit(
+        [accept_item(starter, None, "hello there")],
+        [finish_item(finisher, running.conversation_id, running.turn_id, "the reply")],
+        worker_id=WORKER,
+        max_concurrent=3,
+    )
+    assert [a.status for a in accepted] == [AcceptStatus.ACCEPTED]
+    assert [(a.seq, [e.seq for e in a.events]) for a in accepted] == [(1, [1, 2])]
+    assert [(f.ended, f.user_id, f.seq) for f in finished] == [(True, finisher, 3)]
+    assert [kind for _, kind, _ in await logged(stores.engine, starter)] == ["message", "turn.start"]
+    kinds = [kind for _, kind, _ in await logged(stores.engine, finisher)]
+    assert kinds == ["message", "turn.start", "message", "turn.end"]
+    assert await replies(stores.engine, finisher) == [("the reply", "done")]
+    # The finished turn freed its conversation; the new one holds its own.
+    [again] = await stores.store.accept(
+        [accept_item(finisher, running.conversation_id, "next")], worker_id=WORKER, max_concurrent=3
+    )
+    assert again.status is AcceptStatus.ACCEPTED
+    [busy] = await stores.store.accept(
+        [accept_item(starter, accepted[0].conversation_id, "too soon")], worker_id=WORKER, max_concurrent=3
+    )
+    assert busy.status is AcceptStatus.BUSY
+
+
 async def test_history_is_the_conversation_before_the_new_message(stores: Stores) -> None:
     user = await new_user(stores.engine)
     [first] = await stores.store.accept([accept_item(user, None, "one")], worker_id=WORKER, max_concurrent=3)

@@ -1,17 +1,8 @@
-"""The turn's hot path on PostgreSQL: asyncpg directly, one prepared statement per batch, no ORM on the way.
+"""The turn's hot path on PostgreSQL: asyncpg directly, one prepared statement per round, no ORM on the way.
 
-Accepting a batch of messages is ONE data-modifying statement (it is its own transaction):
-lock the users' rows, in id order; take each message's seqs; register its turn (the unique key
-on `turns.conversation_id` answers "busy"); create or touch the conversation; insert the message
-and its two events (their JSON spliced with the new numbers); bump the users' seqs; and return
-what the ack and the reply need, the conversation's history included. Finishing a batch of turns
-is one more such statement. Nothing else of a turn touches the database unless it calls tools.
-
-One subtlety: a statement reads the database as of its start (READ COMMITTED), but it may wait
-for a user's row lock while another transaction of that user commits. Every writer bumps the
-user's `last_seq`, so comparing the locked row's `last_seq` with the one the statement saw tells
-whether anything of the user changed meanwhile; such an item is left untouched and comes back
-as `retry`, to run again on fresh data (rare: two writers of one user at the same instant).
+Accepting a round of messages and finishing a round of replies is ONE data-modifying statement
+(its own transaction; `commit_sql` builds it and says what it does). Nothing else of a turn
+touches the database unless it calls tools.
 """
 
 from __future__ import annotations
@@ -23,6 +14,7 @@ import asyncpg
 import orjson
 
 from server.db.outbox import PendingEvent
+from server.db.turnstore import commit_sql
 from server.db.turnstore.base import (
     Accepted,
     AcceptItem,
@@ -35,148 +27,10 @@ from server.db.turnstore.base import (
     reply_of,
 )
 
-_COMMIT = """
-WITH a_req AS MATERIALIZED (
-    SELECT r.ord - 1 AS ord, r.user_id, r.conversation_id, r.title, r.client_msg_id, r.turn_id, r.content,
-           r.created_at, $18::text AS m0, $19::text AS m1, $20::text AS m2, $21::text AS m3, r.m4,
-           $22::text AS s0, r.s1, $23::text AS s2
-    FROM unnest(
-        $1::int[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::text[], $9::text[]
-    ) WITH ORDINALITY AS r(user_id, conversation_id, title, client_msg_id, turn_id, content, created_at, m4, s1, ord)
-),
-f_req AS MATERIALIZED (
-    SELECT r.ord - 1 AS ord, r.user_id, r.turn_id, r.content, r.status, r.created_at,
-           $18::text AS m0, $19::text AS m1, $20::text AS m2, $21::text AS m3, r.m4, $24::text AS e0, r.e1, r.e2
-    FROM unnest(
-        $10::int[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::text[], $16::text[], $17::text[]
-    ) WITH ORDINALITY AS r(user_id, turn_id, content, status, created_at, m4, e1, e2, ord)
-),
--- Every user of the batch locked at once, in id order: one lock order for every writer.
--- Lookups are written so that this prepared statement's generic plan, which cannot know how many
--- rows the arrays hold, still probes indexes (`= ANY(array)`, LATERAL ... LIMIT 1) instead of
--- hash-joining over a sequential scan of messages (7,000 rows read per turn at 500 turns/s).
-locked AS MATERIALIZED (
-    SELECT u.id, u.last_seq, u.running_turns, u.timezone FROM users u
-    WHERE u.id = ANY($1::int[] || $10::int[]) ORDER BY u.id FOR UPDATE
-),
-seen AS MATERIALIZED (
-    SELECT u.id, u.last_seq FROM users u WHERE u.id = ANY($1::int[])
-),
--- Accepting messages.
-dupe AS MATERIALIZED (
-    SELECT r.ord, m.id, m.seq, m.conversation_id, m.turn_id
-    FROM a_req r CROSS JOIN LATERAL (
-        SELECT id, seq, conversation_id, turn_id FROM messages
-        WHERE user_id = r.user_id AND client_msg_id = r.client_msg_id LIMIT 1
-    ) m
-),
-cand AS MATERIALIZED (
-    SELECT r.*, l.id IS NOT NULL AS user_exists, l.last_seq AS base, l.timezone,
-           l.last_seq IS NOT DISTINCT FROM s.last_seq AS fresh,
-           coalesce(l.running_turns < $25, false) AS under_limit,
-           d.ord IS NOT NULL AS duplicate
-    FROM a_req r
-    LEFT JOIN locked l ON l.id = r.user_id
-    LEFT JOIN seen s ON s.id = r.user_id
-    LEFT JOIN dupe d ON d.ord = r.ord
-),
-go AS MATERIALIZED (
-    SELECT c.*, nextval('{messages_seq}'::regclass)::int AS message_id,
-           CASE WHEN c.conversation_id IS NULL THEN nextval('{conversations_seq}'::regclass)::int END AS new_id
-    FROM cand c
-    WHERE c.user_exists AND c.fresh AND c.under_limit AND NOT c.duplicate
-      AND (c.conversation_id IS NULL OR coalesce((
-          SELECT true FROM conversations v WHERE v.id = c.conversation_id AND v.user_id = c.user_id LIMIT 1), false))
-),
-new_conv AS (
-    INSERT INTO conversations (id, user_id, title, created_at, updated_at)
-    SELECT new_id, user_id, title, created_at, created_at FROM go WHERE new_id IS NOT NULL
-),
-started AS (
-    INSERT INTO turns (turn_id, user_id, conversation_id, client_msg_id, message_id, seq, worker_id, started_at)
-    SELECT turn_id, user_id, coalesce(conversation_id, new_id), client_msg_id, message_id, base + 1, $26, created_at
-    FROM go
-    ON CONFLICT (conversation_id) DO NOTHING
-    RETURNING turn_id, conversation_id
-),
-a_ok AS MATERIALIZED (
-    SELECT g.*, s.conversation_id AS cid,
-           g.m0 || (g.base + 1) || g.m1 || s.conversation_id || g.m2 || g.message_id
-               || g.m3 || s.conversation_id || g.m4 AS message_frame,
-           g.s0 || (g.base + 2) || g.s1 || s.conversation_id || g.s2 AS second_frame
-    FROM go g JOIN started s USING (turn_id)
-),
--- Finishing turns: a turn that is no longer registered (ended elsewhere) writes nothing.
-ended AS (
-    DELETE FROM turns t USING f_req r, locked l
-    WHERE t.turn_id = ANY($11::text[]) AND t.turn_id = r.turn_id AND l.id = r.user_id AND t.user_id = r.user_id
-    RETURNING t.turn_id, t.conversation_id
-),
-f_ok AS MATERIALIZED (
-    SELECT f.*, e.conversation_id AS cid, l.last_seq AS base,
-           nextval('{messages_seq}'::regclass)::int AS message_id
-    FROM f_req f JOIN ended e USING (turn_id) JOIN locked l ON l.id = f.user_id
-),
-f_framed AS MATERIALIZED (
-    SELECT o.*,
-           o.m0 || (o.base + 1) || o.m1 || o.cid || o.m2 || o.message_id || o.m3 || o.cid || o.m4 AS message_frame,
-           o.e0 || (o.base + 2) || o.e1 || o.message_id || o.e2 AS second_frame
-    FROM f_ok o
-),
--- Both: the messages, the conversations' activity, the events, the users' seqs.
-msg AS (
-    INSERT INTO messages (id, conversation_id, user_id, role, content, client_msg_id, status, turn_id, seq, created_at)
-    SELECT message_id, cid, user_id, 'user', content, client_msg_id, NULL, turn_id, base + 1, created_at FROM a_ok
-    UNION ALL
-    SELECT message_id, cid, user_id, 'assistant', content, NULL, status, turn_id, base + 1, created_at FROM f_framed
-),
-touched AS (
-    UPDATE conversations v SET updated_at = t.created_at
-    FROM (SELECT cid, created_at FROM a_ok WHERE new_id IS NULL UNION ALL SELECT cid, created_at FROM f_framed) t
-    WHERE v.id = t.cid
-),
-ev AS (
-    INSERT INTO events (user_id, seq, type, frame, created_at)
-    SELECT user_id, base + 1, 'message', message_frame, created_at FROM a_ok
-    UNION ALL SELECT user_id, base + 2, 'turn.start', second_frame, created_at FROM a_ok
-    UNION ALL SELECT user_id, base + 1, 'message', message_frame, created_at FROM f_framed
-    UNION ALL SELECT user_id, base + 2, 'turn.end', second_frame, created_at FROM f_framed
-),
-bumped AS (
-    UPDATE users u SET last_seq = u.last_seq + 2, running_turns = greatest(u.running_turns + d.delta, 0)
-    FROM (SELECT user_id, 1 AS delta FROM a_ok UNION ALL SELECT user_id, -1 FROM f_framed) d
-    WHERE u.id = ANY($1::int[] || $10::int[]) AND u.id = d.user_id
-)
-SELECT 'a' AS part, c.ord,
-       CASE WHEN c.duplicate THEN 'duplicate'
-            WHEN NOT c.user_exists THEN 'not_found'
-            WHEN NOT c.fresh THEN 'retry'
-            WHEN NOT c.under_limit THEN 'limited'
-            WHEN o.ord IS NOT NULL THEN 'accepted'
-            WHEN g.ord IS NOT NULL THEN 'busy'
-            ELSE 'not_found' END AS status,
-       coalesce(o.cid, d.conversation_id) AS conversation_id,
-       coalesce(o.message_id, d.id) AS message_id,
-       coalesce(o.base + 1, d.seq) AS seq,
-       d.turn_id AS original_turn_id,
-       o.message_frame, o.second_frame, o.timezone,
-       CASE WHEN o.ord IS NOT NULL AND o.new_id IS NULL THEN (
-           SELECT coalesce(json_agg(json_build_array(h.role, h.content, h.status, h.tool_call) ORDER BY h.id), '[]')
-           FROM (SELECT id, role, content, status, tool_call FROM messages
-                 WHERE conversation_id = o.cid ORDER BY id DESC LIMIT $27) h
-       )::text END AS history
-FROM cand c
-LEFT JOIN go g ON g.ord = c.ord
-LEFT JOIN a_ok o ON o.ord = c.ord
-LEFT JOIN dupe d ON d.ord = c.ord
-UNION ALL
-SELECT 'f', r.ord, NULL, NULL, f.message_id, f.base + 1, NULL, f.message_frame, f.second_frame, NULL, NULL
-FROM f_req r LEFT JOIN f_framed f ON f.ord = r.ord
-"""
-
-# A tool call or result of a running turn: as `_COMMIT`, lock the user's row, take the next seq, write, and
-# compare the locked `last_seq` with the one the statement saw (`fresh`): if another writer of the user
-# committed while this one waited for the lock (a conversation deleted, say), nothing is written: run it again.
+# A tool call or result of a running turn: as the round's statement (`commit_sql`), lock the user's row,
+# take the next seq, write, and compare the locked `last_seq` with the one the statement saw (`fresh`):
+# if another writer of the user committed while this one waited for the lock (a conversation deleted,
+# say), nothing is written: run it again.
 _TOOL = """
 WITH seen AS MATERIALIZED (SELECT last_seq FROM users WHERE id = $1),
 locked AS MATERIALIZED (SELECT id, last_seq FROM users WHERE id = $1 FOR UPDATE),
@@ -244,10 +98,10 @@ def asyncpg_dsn(database_url: str) -> str:
 
 
 class PostgresTurnStore:
-    def __init__(self, pool: asyncpg.Pool, *, history_limit: int, commit_sql: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, history_limit: int, statements: _RoundStatements) -> None:
         self._pool = pool
         self._history_limit = history_limit
-        self._commit = commit_sql
+        self._statements = statements
 
     @classmethod
     async def open(
@@ -261,6 +115,12 @@ class PostgresTurnStore:
             # Sent at connect, which PgBouncer refuses ("unsupported startup parameter"); without
             # prepared statements every statement is planned anyway.
             server_settings["plan_cache_mode"] = "force_generic_plan"
+            # Each statement of this pool is written to probe indexes, and its plan, made once per
+            # connection, outlives the table sizes it was made for: planned while a table fits a
+            # page (a new deployment), a sequential scan stayed as the table grew (and, between
+            # two vacuums, filled with the dead rows of the turns' updates). A statement with no
+            # usable index still runs; this only makes a scan the last resort.
+            server_settings["enable_seqscan"] = "off"
         pool = await asyncpg.create_pool(
             asyncpg_dsn(database_url),
             min_size=1,
@@ -278,8 +138,13 @@ class PostgresTurnStore:
         except BaseException:
             await pool.close()
             raise
-        sql = _COMMIT.replace("{messages_seq}", messages_seq).replace("{conversations_seq}", conversations_seq)
-        return cls(pool, history_limit=history_limit, commit_sql=sql)
+        statements = {
+            (accepts, finishes): commit_sql.build(
+                accepts=accepts, finishes=finishes, messages_seq=messages_seq, conversations_seq=conversations_seq
+            )
+            for accepts, finishes in ((True, False), (False, True), (True, True))
+        }
+        return cls(pool, history_limit=history_limit, statements=statements)
 
     async def close(self) -> None:
         await self._pool.close()
@@ -299,57 +164,51 @@ class PostgresTurnStore:
     async def commit(
         self, accepts: Sequence[AcceptItem], finishes: Sequence[FinishItem], *, worker_id: str, max_concurrent: int
     ) -> tuple[list[Accepted], list[Finished]]:
-        a_args: list[list[Any]] = [[] for _ in range(9)]
-        for item in accepts:
-            row = (
-                item.user_id,
-                item.conversation_id,
-                item.title,
-                item.client_msg_id,
-                item.turn_id,
-                item.content,
-                item.created_at,
-                item.message_frame.parts[4],
-                item.start_frame.parts[1],
-            )
-            for column, value in zip(a_args, row, strict=True):
-                column.append(value)
-        f_args: list[list[Any]] = [[] for _ in range(8)]
-        for finish in finishes:
-            f_row = (
-                finish.user_id,
-                finish.turn_id,
-                finish.content,
-                finish.status,
-                finish.created_at,
-                finish.message_frame.parts[4],
-                finish.end_frame.parts[1],
-                finish.end_frame.parts[2],
-            )
-            for f_column, f_value in zip(f_args, f_row, strict=True):
-                f_column.append(f_value)
+        if not accepts and not finishes:
+            return [], []
+        values: dict[str, Any] = {}
+        if accepts:
+            values |= {
+                "a_user": [item.user_id for item in accepts],
+                "a_conversation": [item.conversation_id for item in accepts],
+                "a_title": [item.title for item in accepts],
+                "a_client_msg_id": [item.client_msg_id for item in accepts],
+                "a_turn": [item.turn_id for item in accepts],
+                "a_content": [item.content for item in accepts],
+                "a_created": [item.created_at for item in accepts],
+                "a_m4": [item.message_frame.parts[4] for item in accepts],
+                "a_s1": [item.start_frame.parts[1] for item in accepts],
+                "s0": accepts[0].start_frame.parts[0],
+                "s2": accepts[0].start_frame.parts[2],
+                "max_concurrent": max_concurrent,
+                "worker": worker_id,
+                "history_limit": self._history_limit,
+            }
+        if finishes:
+            values |= {
+                "f_user": [finish.user_id for finish in finishes],
+                "f_turn": [finish.turn_id for finish in finishes],
+                "f_content": [finish.content for finish in finishes],
+                "f_status": [finish.status for finish in finishes],
+                "f_created": [finish.created_at for finish in finishes],
+                "f_m4": [finish.message_frame.parts[4] for finish in finishes],
+                "f_e1": [finish.end_frame.parts[1] for finish in finishes],
+                "f_e2": [finish.end_frame.parts[2] for finish in finishes],
+                "e0": finishes[0].end_frame.parts[0],
+            }
         # The parts that are the same for every frame of a kind go once, as scalars.
-        message = (
-            (accepts[0].message_frame if accepts else finishes[0].message_frame).parts
-            if accepts or finishes
-            else ("",) * 5
+        message = (accepts[0].message_frame if accepts else finishes[0].message_frame).parts
+        values |= {"m0": message[0], "m1": message[1], "m2": message[2], "m3": message[3]}
+        assert all(
+            a.message_frame.parts[:4] == message[:4] and a.start_frame.parts[::2] == accepts[0].start_frame.parts[::2]
+            for a in accepts
         )
-        start = accepts[0].start_frame.parts if accepts else ("", "", "")
-        end = finishes[0].end_frame.parts if finishes else ("", "", "")
-        assert all(a.message_frame.parts[:4] == message[:4] and a.start_frame.parts[::2] == start[::2] for a in accepts)
-        assert all(f.message_frame.parts[:4] == message[:4] and f.end_frame.parts[0] == end[0] for f in finishes)
-        rows = await self._pool.fetch(
-            self._commit,
-            *a_args,
-            *f_args,
-            *message[:4],
-            start[0],
-            start[2],
-            end[0],
-            max_concurrent,
-            worker_id,
-            self._history_limit,
+        assert all(
+            f.message_frame.parts[:4] == message[:4] and f.end_frame.parts[0] == finishes[0].end_frame.parts[0]
+            for f in finishes
         )
+        statement = self._statements[bool(accepts), bool(finishes)]
+        rows = await self._pool.fetch(statement.sql, *(values[name] for name in statement.parameters))
         accepted: list[Accepted] = [Accepted(status=AcceptStatus.NOT_FOUND) for _ in accepts]
         finished: list[Finished] = [Finished(ended=False) for _ in finishes]
         for row in rows:
@@ -437,6 +296,10 @@ class PostgresTurnStore:
 
     async def forget_dead_workers(self, *, lease_seconds: float) -> None:
         await self._pool.execute(_FORGET, lease_seconds)
+
+
+_RoundStatements = dict[tuple[bool, bool], commit_sql.Statement]
+"""The round's statement by (has accepts, has finishes)."""
 
 
 def _json(value: Any) -> Any:
