@@ -3,8 +3,12 @@
 Accepting a message and finishing a reply each lock the user's row and commit (a WAL flush).
 Run as separate statements, one user's accept and another's finish queue behind each other's
 locks and flushes; here every write submitted during one event-loop round goes into ONE
-statement (`TurnStore.commit`), with at most one write per user in it, and at most two rounds in
-flight, which never share a user. What must follow a commit (the ack, starting the turn,
+statement (`TurnStore.commit`), with at most one write per user in it, and one round in flight:
+what arrives while a round runs waits for the next one, so rounds grow with the load, and
+PostgreSQL runs one of this worker's rounds at a time. With two in flight the rounds stayed at
+one write each and the two contended: 1.07 ms of PostgreSQL CPU per turn at 500 turns/s against
+0.95, and a ceiling of 675 turns/s against 1,000 (`bench/README.md`). At low load nothing is in
+flight and a round starts at once. What must follow a commit (the ack, starting the turn,
 publishing) runs in the round, through each write's `after` callback, never in the caller.
 A round the database refuses is written again in halves, down to one write per statement, so a
 write it cannot store fails alone; a database that cannot be reached fails the whole round (each write's
@@ -38,7 +42,7 @@ class _Finish:
 
 
 class TurnWriter:
-    def __init__(self, store: TurnStore, *, worker_id: str, max_concurrent_turns: int, max_in_flight: int = 2) -> None:
+    def __init__(self, store: TurnStore, *, worker_id: str, max_concurrent_turns: int, max_in_flight: int = 1) -> None:
         self._store = store
         self._worker_id = worker_id
         self._max_concurrent = max_concurrent_turns
