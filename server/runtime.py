@@ -114,6 +114,7 @@ async def open_store(settings: Settings, engine: AsyncEngine) -> TurnStore:
             pool_size=settings.turn_pool_size,
             history_limit=settings.history_messages,
             prepared_statements=settings.db_prepared_statements,
+            statement_timeout=settings.turn_statement_timeout,
         )
     return SqlTurnStore(engine, history_limit=settings.history_messages)
 

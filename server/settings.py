@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     """A worker not heard from for this long is taken for dead: its turns end as `interrupted`."""
     turn_pool_size: int = Field(8, ge=1)
     """Connections of the turn's hot path (asyncpg, PostgreSQL only), per worker, beside the DB pool."""
+    turn_statement_timeout: float = Field(10.0, gt=0)
+    """PostgreSQL cancels a turn statement running longer (a row lock held elsewhere): one worker's
+    writes go one round at a time, so a stuck round must not hold the others forever."""
     db_prepared_statements: bool = True
     """Server-side prepared statements. Off behind a PgBouncer in transaction mode (without its
     prepared-statement support), where a statement may land on another server connection."""

@@ -8,8 +8,10 @@ what arrives while a round runs waits for the next one, so rounds grow with the 
 PostgreSQL runs one of this worker's rounds at a time. With two in flight the rounds stayed at
 one write each and the two contended: 1.07 ms of PostgreSQL CPU per turn at 500 turns/s against
 0.95, and a ceiling of 675 turns/s against 1,000 (`bench/README.md`). At low load nothing is in
-flight and a round starts at once. What must follow a commit (the ack, starting the turn,
-publishing) runs in the round, through each write's `after` callback, never in the caller.
+flight and a round starts at once; a round stuck on a lock held elsewhere is cancelled by
+PostgreSQL after TURN_STATEMENT_TIMEOUT, so it cannot hold the others for long. What must follow
+a commit (the ack, starting the turn, publishing) runs in the round, through each write's `after`
+callback, never in the caller.
 A round the database refuses is written again in halves, down to one write per statement, so a
 write it cannot store fails alone; a database that cannot be reached fails the whole round (each write's
 caller retries it).

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
 
+import asyncpg
 import orjson
 import pytest
 from sqlalchemy import text
@@ -20,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from server import protocol
 from server.chat.writer import TurnWriter
 from server.db import migrate
-from server.db.engine import is_refused
-from server.db.turnstore.base import AcceptItem, AcceptStatus, Finished, FinishItem, ToolItem, TurnStore
-from server.db.turnstore.postgres import PostgresTurnStore
+from server.db.engine import is_refused, is_unavailable
+from server.db.turnstore.base import Accepted, AcceptItem, AcceptStatus, Finished, FinishItem, ToolItem, TurnStore
+from server.db.turnstore.postgres import PostgresTurnStore, asyncpg_dsn
 from server.db.turnstore.sql import SqlTurnStore
 from tests.support import services
 
@@ -530,3 +531,38 @@ async def test_a_refused_checkpoint_leaves_the_lease_renewable(stores: Stores) -
     assert isinstance(before, datetime) and isinstance(after, datetime) and after > before
     partial = await scalar(stores.engine, "SELECT partial_reply FROM turns WHERE turn_id = :t", t=turn.turn_id)
     assert partial == "fine so far"
+
+
+@pytest.mark.parametrize("stores", ["asyncpg-postgres"], indirect=True)
+async def test_a_round_stuck_on_a_row_lock_is_cancelled_and_the_next_round_goes_on(stores: Stores) -> None:
+    """One round in flight per worker: a round waiting on a lock held elsewhere is bounded by the
+    statement timeout, ends as "unavailable" (the client retries), and the writes queued behind it run."""
+    stuck_user, other_user = await new_user(stores.engine), await new_user(stores.engine)
+    store = await PostgresTurnStore.open(stores.url, pool_size=2, history_limit=30, statement_timeout=0.5)
+    writer = TurnWriter(store, worker_id=WORKER, max_concurrent_turns=3)
+    holder = await asyncpg.connect(asyncpg_dsn(stores.url))
+    try:
+        async with holder.transaction():
+            await holder.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", stuck_user)
+            stuck = writer.accept(accept_item(stuck_user, None), lambda result: result)
+            await until_a_turn_statement_waits_on_a_lock(holder)
+            queued = writer.accept(accept_item(other_user, None), lambda result: result)
+            with pytest.raises(asyncpg.QueryCanceledError) as cancelled:
+                async with asyncio.timeout(10):  # without the statement timeout: TimeoutError here
+                    await stuck
+            assert is_unavailable(cancelled.value)
+            result = await queued
+        assert cast(Accepted, result).status is AcceptStatus.ACCEPTED
+    finally:
+        await holder.close()
+        await store.close()
+    assert await logged(stores.engine, stuck_user) == []
+
+
+async def until_a_turn_statement_waits_on_a_lock(connection: asyncpg.Connection) -> None:
+    async with asyncio.timeout(10):
+        while not await connection.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE application_name = 'todochat-turns' AND wait_event_type = 'Lock'"
+        ):
+            await asyncio.sleep(0.01)

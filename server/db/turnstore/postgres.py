@@ -105,11 +105,21 @@ class PostgresTurnStore:
 
     @classmethod
     async def open(
-        cls, database_url: str, *, pool_size: int, history_limit: int, prepared_statements: bool = True
+        cls,
+        database_url: str,
+        *,
+        pool_size: int,
+        history_limit: int,
+        prepared_statements: bool = True,
+        statement_timeout: float = 10.0,
     ) -> PostgresTurnStore:
         """A pool of its own for the hot path. `prepared_statements=False` for a PgBouncer in
         transaction mode, where a prepared statement may land on another server connection: every
-        statement is then the unnamed one (see `server.db.engine.unnamed_statements`)."""
+        statement is then the unnamed one (see `server.db.engine.unnamed_statements`).
+
+        `statement_timeout` (seconds): PostgreSQL cancels a statement that runs longer, before it
+        commits (SQLSTATE 57014: the caller sees the database as unavailable and retries). Not on
+        PgBouncer's connections, which refuse it as a startup parameter."""
         server_settings = {"application_name": "todochat-turns"}
         if prepared_statements:
             # Sent at connect, which PgBouncer refuses ("unsupported startup parameter"); without
@@ -121,6 +131,7 @@ class PostgresTurnStore:
             # two vacuums, filled with the dead rows of the turns' updates). A statement with no
             # usable index still runs; this only makes a scan the last resort.
             server_settings["enable_seqscan"] = "off"
+            server_settings["statement_timeout"] = str(max(1, round(statement_timeout * 1000)))
         pool = await asyncpg.create_pool(
             asyncpg_dsn(database_url),
             min_size=1,
