@@ -7,7 +7,8 @@ touches the database unless it calls tools.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from operator import attrgetter
 from typing import Any
 
 import asyncpg
@@ -25,6 +26,32 @@ from server.db.turnstore.base import (
     OrphanTurn,
     ToolItem,
     reply_of,
+)
+
+_RoundStatements = dict[tuple[bool, bool], commit_sql.Statement]
+"""The round's statement by (has accepts, has finishes)."""
+
+# The round's arrays, one per column, named as the statement's parameters (`commit_sql`).
+_ACCEPT_COLUMNS: tuple[tuple[str, Callable[[AcceptItem], Any]], ...] = (
+    ("a_user", attrgetter("user_id")),
+    ("a_conversation", attrgetter("conversation_id")),
+    ("a_title", attrgetter("title")),
+    ("a_client_msg_id", attrgetter("client_msg_id")),
+    ("a_turn", attrgetter("turn_id")),
+    ("a_content", attrgetter("content")),
+    ("a_created", attrgetter("created_at")),
+    ("a_m4", lambda item: item.message_frame.parts[4]),
+    ("a_s1", lambda item: item.start_frame.parts[1]),
+)
+_FINISH_COLUMNS: tuple[tuple[str, Callable[[FinishItem], Any]], ...] = (
+    ("f_user", attrgetter("user_id")),
+    ("f_turn", attrgetter("turn_id")),
+    ("f_content", attrgetter("content")),
+    ("f_status", attrgetter("status")),
+    ("f_created", attrgetter("created_at")),
+    ("f_m4", lambda item: item.message_frame.parts[4]),
+    ("f_e1", lambda item: item.end_frame.parts[1]),
+    ("f_e2", lambda item: item.end_frame.parts[2]),
 )
 
 # A tool call or result of a running turn: as the round's statement (`commit_sql`), lock the user's row,
@@ -179,34 +206,18 @@ class PostgresTurnStore:
             return [], []
         values: dict[str, Any] = {}
         if accepts:
+            start = accepts[0].start_frame.parts
+            values |= {name: [column(item) for item in accepts] for name, column in _ACCEPT_COLUMNS}
             values |= {
-                "a_user": [item.user_id for item in accepts],
-                "a_conversation": [item.conversation_id for item in accepts],
-                "a_title": [item.title for item in accepts],
-                "a_client_msg_id": [item.client_msg_id for item in accepts],
-                "a_turn": [item.turn_id for item in accepts],
-                "a_content": [item.content for item in accepts],
-                "a_created": [item.created_at for item in accepts],
-                "a_m4": [item.message_frame.parts[4] for item in accepts],
-                "a_s1": [item.start_frame.parts[1] for item in accepts],
-                "s0": accepts[0].start_frame.parts[0],
-                "s2": accepts[0].start_frame.parts[2],
+                "s0": start[0],
+                "s2": start[2],
                 "max_concurrent": max_concurrent,
                 "worker": worker_id,
                 "history_limit": self._history_limit,
             }
         if finishes:
-            values |= {
-                "f_user": [finish.user_id for finish in finishes],
-                "f_turn": [finish.turn_id for finish in finishes],
-                "f_content": [finish.content for finish in finishes],
-                "f_status": [finish.status for finish in finishes],
-                "f_created": [finish.created_at for finish in finishes],
-                "f_m4": [finish.message_frame.parts[4] for finish in finishes],
-                "f_e1": [finish.end_frame.parts[1] for finish in finishes],
-                "f_e2": [finish.end_frame.parts[2] for finish in finishes],
-                "e0": finishes[0].end_frame.parts[0],
-            }
+            values |= {name: [column(item) for item in finishes] for name, column in _FINISH_COLUMNS}
+            values["e0"] = finishes[0].end_frame.parts[0]
         # The parts that are the same for every frame of a kind go once, as scalars.
         message = (accepts[0].message_frame if accepts else finishes[0].message_frame).parts
         values |= {"m0": message[0], "m1": message[1], "m2": message[2], "m3": message[3]}
@@ -307,10 +318,6 @@ class PostgresTurnStore:
 
     async def forget_dead_workers(self, *, lease_seconds: float) -> None:
         await self._pool.execute(_FORGET, lease_seconds)
-
-
-_RoundStatements = dict[tuple[bool, bool], commit_sql.Statement]
-"""The round's statement by (has accepts, has finishes)."""
 
 
 def _json(value: Any) -> Any:
